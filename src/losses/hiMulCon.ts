@@ -120,7 +120,7 @@ export function hiMulConLossDetails(
 
   return tidyObject(() => {
     const batch = flattenFeatures(fn, 'features', features, { numSamples: matrix.rows });
-    if (options.checkFinite ?? true) checkFinite(fn, 'features', batch.flat);
+    if (options.checkFinite ?? true) checkFinite(fn, 'features', features);
     const flat = (options.normalize ?? true) ? l2NormalizeRows(batch.flat) : batch.flat;
     const scale = temperature / baseTemperature;
     const raw =

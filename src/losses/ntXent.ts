@@ -33,7 +33,7 @@ export function ntXentLoss(features: tf.Tensor, options: NtXentOptions = {}): tf
   return tf.tidy(() => {
     const hint = features instanceof tf.Tensor && features.rank === 2 ? { numViews: 2 } : {};
     const batch = flattenFeatures(fn, 'features', features, hint);
-    if (options.checkFinite ?? true) checkFinite(fn, 'features', batch.flat);
+    if (options.checkFinite ?? true) checkFinite(fn, 'features', features);
     const flat = (options.normalize ?? true) ? l2NormalizeRows(batch.flat) : batch.flat;
     const contrast = buildContrast(flat, batch.numSamples, batch.numViews, batch.numViews, temperature);
     return meanOverCounted(

@@ -82,7 +82,7 @@ export function supConLossDetails(
   return tidyObject(() => {
     const numSamples = positives.kind === 'groups' ? positives.grouping.ids.length : positives.diag.length;
     const batch = flattenFeatures(fn, 'features', features, { numSamples });
-    if (options.checkFinite ?? true) checkFinite(fn, 'features', batch.flat);
+    if (options.checkFinite ?? true) checkFinite(fn, 'features', features);
     const flat = (options.normalize ?? true) ? l2NormalizeRows(batch.flat) : batch.flat;
     const anchorViews = contrastMode === 'all' ? batch.numViews : 1;
     const contrast = buildContrast(flat, batch.numSamples, batch.numViews, anchorViews, temperature);
