@@ -19,7 +19,6 @@ import { forEachBackend } from '../helpers/backends.js';
 const N = 24;
 const V = 2;
 const D = 16;
-const L = 3;
 
 function inputs(seed: number) {
   const rng = new Rng(seed);
