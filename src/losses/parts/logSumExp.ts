@@ -29,5 +29,5 @@ const lse = unaryCustomGrad((x: tf.Tensor, save: tf.GradSaveFunc) => forward(x, 
 const lseExcludingSelf = unaryCustomGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
   const [a, m] = x.shape;
   const self = tf.cast(tf.eye(a, m), 'bool');
-  return forward(tf.where(self, tf.scalar(Number.NEGATIVE_INFINITY), x), save);
+  return forward(tf.where(self, tf.fill([a, m], Number.NEGATIVE_INFINITY), x), save);
 });
