@@ -1,0 +1,209 @@
+import { ContrastiveError } from '../errors.js';
+
+/** One command-line option, described once: `--help` and validation both come from this. */
+export interface OptionSpec {
+  /** camelCase option name; the flag is its kebab-case form (`baseTemperature` ↔ `--base-temperature`). */
+  name: string;
+  type: 'string' | 'number' | 'integer' | 'boolean' | 'list';
+  /** Allowed values (for `string` and `list`). */
+  choices?: readonly string[];
+  default?: string | number | boolean | readonly string[];
+  doc: string;
+}
+
+/** A positional argument. */
+export interface PositionalSpec {
+  name: string;
+  doc: string;
+  /** Takes every remaining argument. */
+  variadic?: boolean;
+  optional?: boolean;
+}
+
+/** A CLI command: its spec and the function it runs with the parsed arguments. */
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  positionals?: readonly PositionalSpec[];
+  options: readonly OptionSpec[];
+  run(parsed: ParsedArgs): Promise<void>;
+}
+
+export type OptionValue = string | number | boolean | string[];
+
+export interface ParsedArgs {
+  positionals: string[];
+  options: Record<string, OptionValue>;
+  /** Names of the options given on the command line (not defaulted). */
+  given: Set<string>;
+}
+
+export const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** Parses `argv` against a command spec; unknown flags and bad values are errors naming them. */
+export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArgs {
+  const byFlag = new Map(spec.options.map((o) => [kebab(o.name), o]));
+  const options: Record<string, OptionValue> = {};
+  const given = new Set<string>();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i];
+    if (!token.startsWith('--') || token === '--') {
+      positionals.push(token);
+      continue;
+    }
+    let [flag, inline] = token.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    let negated = false;
+    if (!byFlag.has(flag) && flag.startsWith('no-') && byFlag.get(flag.slice(3))?.type === 'boolean') {
+      flag = flag.slice(3);
+      negated = true;
+    }
+    const option = byFlag.get(flag);
+    if (!option) {
+      const hint = closest(flag, [...byFlag.keys()]);
+      throw new ContrastiveError(
+        `contrastive ${spec.name}: unknown option --${flag}${hint ? ` (did you mean --${hint}?)` : ''}; see --help.`,
+      );
+    }
+    let raw: string;
+    if (option.type === 'boolean') {
+      raw = negated ? 'false' : (inline ?? 'true');
+    } else if (inline !== undefined) {
+      raw = inline;
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) {
+        throw new ContrastiveError(
+          `contrastive ${spec.name}: option --${flag} needs a value (${option.doc}).`,
+        );
+      }
+      raw = next;
+      i++;
+    }
+    options[option.name] = convertOption(`contrastive ${spec.name}`, option, raw);
+    given.add(option.name);
+  }
+  for (const option of spec.options) {
+    if (!(option.name in options) && option.default !== undefined) {
+      options[option.name] = Array.isArray(option.default)
+        ? [...option.default]
+        : (option.default as OptionValue);
+    }
+  }
+  checkPositionals(spec, positionals);
+  return { positionals, options, given };
+}
+
+/** Converts and validates one raw value (from a flag or a config file) by its spec. */
+export function convertOption(where: string, option: OptionSpec, raw: unknown): OptionValue {
+  const flag = `--${kebab(option.name)}`;
+  const fail = (expected: string): never => {
+    throw new ContrastiveError(`${where}: ${flag} must be ${expected}, but got ${JSON.stringify(raw)}.`);
+  };
+  switch (option.type) {
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      return fail('true or false');
+    case 'number':
+    case 'integer': {
+      const value =
+        typeof raw === 'number'
+          ? raw
+          : typeof raw === 'string' && raw.trim() !== ''
+            ? Number(raw)
+            : Number.NaN;
+      if (!Number.isFinite(value)) return fail('a number');
+      if (option.type === 'integer' && !Number.isInteger(value)) return fail('an integer');
+      return value;
+    }
+    case 'string': {
+      if (typeof raw !== 'string') return fail('a string');
+      if (option.choices && !option.choices.includes(raw)) return fail(`one of ${option.choices.join(', ')}`);
+      return raw;
+    }
+    case 'list': {
+      const items = Array.isArray(raw)
+        ? raw.map(String)
+        : typeof raw === 'string'
+          ? raw.split(',').filter(Boolean)
+          : fail('a comma-separated list');
+      for (const item of items) {
+        if (option.choices && !option.choices.includes(item)) fail(`a list of ${option.choices.join(', ')}`);
+      }
+      return items;
+    }
+  }
+}
+
+function checkPositionals(spec: CommandSpec, positionals: string[]): void {
+  const specs = spec.positionals ?? [];
+  const required = specs.filter((p) => !p.optional && !p.variadic).length;
+  const variadic = specs.some((p) => p.variadic);
+  if (positionals.length < required) {
+    throw new ContrastiveError(
+      `contrastive ${spec.name}: missing <${specs[positionals.length].name}> (${specs[positionals.length].doc}).`,
+    );
+  }
+  if (!variadic && positionals.length > specs.length) {
+    throw new ContrastiveError(
+      `contrastive ${spec.name}: unexpected argument ${JSON.stringify(positionals[specs.length])}.`,
+    );
+  }
+}
+
+/** The `--help` text of a command, generated from its spec. */
+export function commandHelp(spec: CommandSpec): string {
+  const usage = [
+    `contrastive ${spec.name}`,
+    ...(spec.positionals ?? []).map((p) =>
+      p.optional || p.variadic ? `[${p.name}${p.variadic ? '...' : ''}]` : `<${p.name}>`,
+    ),
+    '[options]',
+  ].join(' ');
+  const lines = [`Usage: ${usage}`, '', spec.summary, ''];
+  for (const p of spec.positionals ?? []) lines.push(`  ${p.name.padEnd(26)} ${p.doc}`);
+  if (spec.positionals?.length) lines.push('');
+  lines.push('Options:');
+  for (const o of spec.options) {
+    const value = o.type === 'boolean' ? '' : o.choices ? ` <${o.choices.join('|')}>` : ` <${o.type}>`;
+    const flag = `--${kebab(o.name)}${value}`;
+    const def =
+      o.default === undefined
+        ? ''
+        : ` (default: ${Array.isArray(o.default) ? o.default.join(',') : String(o.default)})`;
+    lines.push(`  ${flag.padEnd(26)} ${o.doc}${def}`);
+  }
+  return lines.join('\n');
+}
+
+/** The known name closest to `name` by edit distance, if it is close enough to be a typo. */
+function closest(name: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const candidate of known) {
+    const d = editDistance(name, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j] + 1,
+        current[j - 1] + 1,
+        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}

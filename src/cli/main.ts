@@ -1,0 +1,53 @@
+import { ContrastiveError } from '../errors.js';
+import { type CommandSpec, commandHelp, parseArgs } from './args.js';
+import { doctorCommand } from './commands/doctor.js';
+
+const COMMANDS: readonly CommandSpec[] = [doctorCommand];
+
+function mainHelp(): string {
+  return [
+    'Usage: contrastive <command> [options]',
+    '',
+    'Contrastive representation learning that uses all the labels: SimCLR, SupCon, HiMulCon/HiConE/HiMulConE, MoCo, SANE.',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
+    '',
+    "Run `contrastive <command> --help` for a command's options.",
+  ].join('\n');
+}
+
+/** Runs the CLI with `argv` (without `node` and the script). Resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(mainHelp());
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    const { readFile } = await import('node:fs/promises');
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    console.log(pkg.version);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(`contrastive: unknown command ${JSON.stringify(name)}.\n\n${mainHelp()}`);
+    return 1;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(commandHelp(command));
+    return 0;
+  }
+  try {
+    await command.run(parseArgs(command, rest));
+    return 0;
+  } catch (error) {
+    // expected errors print as their message alone; anything else is a bug and shows its stack
+    if (error instanceof ContrastiveError) console.error(`error: ${error.message}`);
+    else console.error(error);
+    return 1;
+  }
+}
