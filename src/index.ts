@@ -4,6 +4,7 @@
  */
 export { BACKEND_PREFERENCE, type BackendName, useBackend } from './engine/backend.js';
 export { ContrastiveError } from './errors.js';
+export * from './eval/index.js';
 export {
   type HiMulConDetails,
   type HiMulConLevel,
