@@ -1,0 +1,146 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { check } from '../errors.js';
+import { type LabelsLike, readLabelMatrix } from '../losses/parts/labels.js';
+import { Rng } from '../random.js';
+import { type HierarchyConsistency, hierarchyConsistency } from './consistency.js';
+import { knnClassify } from './knn.js';
+import { type LinearProbeOptions, linearProbe } from './linearProbe.js';
+import { nearestNeighbors } from './neighbors.js';
+import { pca2d } from './projection.js';
+import { type LevelRetrieval, retrievalMetrics } from './retrieval.js';
+import { type MistakeSeverity, mistakeSeverity } from './severity.js';
+
+/** Embeddings of one split with their `[N, L]` label rows (coarsest first). */
+export interface EmbeddedSplit {
+  embeddings: tf.Tensor2D;
+  labels: LabelsLike;
+}
+
+/** Options of {@link evaluateEmbeddings}. */
+export interface EvaluateOptions {
+  /** kNN neighbours and temperature (InstDisc protocol). Defaults 200 and 0.07. */
+  knnK?: number;
+  knnTemperature?: number;
+  /** Linear-probe settings, or `false` to skip it (it is the slowest metric). */
+  linearProbe?: LinearProbeOptions | false;
+  /** Anchors for the hierarchy-consistency count. Default 2000. */
+  consistencyAnchors?: number;
+  /** Fine-class label rows held out of training: their test samples form the unseen-class queries. */
+  heldOutClasses?: readonly (readonly number[])[];
+  /** Test points in the 2-D map (a seeded subset). Default 2000; 0 skips it. */
+  projectionPoints?: number;
+  seed?: number;
+}
+
+/** Everything `contrastive eval` writes to `eval.json`. */
+export interface EvaluationSummary {
+  numTrain: number;
+  numTest: number;
+  numLevels: number;
+  /** Weighted kNN on test embeddings against train embeddings; accuracy of the predicted path per level. */
+  knn: { k: number; temperature: number; accuracyByLevel: number[] };
+  /** Linear probe on the finest level (absent when skipped). */
+  linearProbe?: { trainAccuracy: number; testAccuracy: number };
+  /** Leave-one-out retrieval within the test split, per level. */
+  retrieval: LevelRetrieval[];
+  /** Mistake severity of kNN predictions and of each test item's nearest test neighbour. */
+  severity: { knn: MistakeSeverity; nearestNeighbor: MistakeSeverity };
+  consistency?: HierarchyConsistency;
+  /** Retrieval for queries of held-out fine classes (within the whole test split). */
+  unseen?: { numQueries: number; retrieval: LevelRetrieval[] };
+  /** 2-D PCA map of a subset of the test embeddings: `points` is `[n, 2]` row-major. */
+  projection?: { indices: number[]; points: number[] };
+}
+
+/**
+ * Evaluates frozen embeddings the way the papers do: kNN and linear-probe accuracy, retrieval at
+ * every hierarchy level, mistake severity, hierarchy consistency, unseen fine classes, and a 2-D
+ * map for the report.
+ */
+export function evaluateEmbeddings(
+  train: EmbeddedSplit,
+  test: EmbeddedSplit,
+  options: EvaluateOptions = {},
+): EvaluationSummary {
+  const fn = 'evaluateEmbeddings';
+  const testLabels = readLabelMatrix(fn, 'test labels', test.labels);
+  const trainLabels = readLabelMatrix(fn, 'train labels', train.labels);
+  check(
+    testLabels.cols === trainLabels.cols,
+    () =>
+      `${fn}: train and test labels must have the same levels, but got ${trainLabels.cols} and ${testLabels.cols}.`,
+  );
+  const numLevels = testLabels.cols;
+  const k = options.knnK ?? 200;
+  const temperature = options.knnTemperature ?? 0.07;
+  const testRows = rows(testLabels);
+  const trainRows = rows(trainLabels);
+  const knn = knnClassify(test.embeddings, testRows, train.embeddings, trainRows, { k, temperature });
+  const nn = nearestNeighbors(test.embeddings, test.embeddings, 1, { excludeSelf: true });
+  const summary: EvaluationSummary = {
+    numTrain: trainLabels.rows,
+    numTest: testLabels.rows,
+    numLevels,
+    knn: { k, temperature, accuracyByLevel: knn.accuracyByLevel },
+    retrieval: retrievalMetrics(test.embeddings, testRows),
+    severity: {
+      knn: mistakeSeverity(rows(knn.predicted), testRows),
+      nearestNeighbor: mistakeSeverity(
+        Array.from(nn.indices, (j) => testRows[j]),
+        testRows,
+      ),
+    },
+  };
+  if (options.linearProbe !== false) {
+    const probe = linearProbe(train.embeddings, trainRows, test.embeddings, testRows, {
+      seed: options.seed,
+      ...(options.linearProbe ?? {}),
+    });
+    summary.linearProbe = { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy };
+  }
+  if (numLevels >= 2) {
+    summary.consistency = hierarchyConsistency(test.embeddings, testRows, {
+      maxAnchors: options.consistencyAnchors,
+      seed: options.seed,
+    });
+  }
+  if (options.heldOutClasses && options.heldOutClasses.length > 0) {
+    const held = new Set(options.heldOutClasses.map((r) => r.join('/')));
+    const queryIndices = testRows.map((r, i) => (held.has(r.join('/')) ? i : -1)).filter((i) => i >= 0);
+    summary.unseen = {
+      numQueries: queryIndices.length,
+      retrieval: queryIndices.length > 0 ? retrievalMetrics(test.embeddings, testRows, { queryIndices }) : [],
+    };
+  }
+  const points = options.projectionPoints ?? 2000;
+  if (points > 0) {
+    const n = testLabels.rows;
+    const indices =
+      n > points
+        ? Array.from(new Rng(options.seed ?? 0).permutation(n).subarray(0, points)).sort((a, b) => a - b)
+        : Array.from({ length: n }, (_, i) => i);
+    const subset = gatherRows(test.embeddings, indices);
+    summary.projection = {
+      indices,
+      points: Array.from(pca2d(subset, options.seed ?? 0), (v) => Number(v.toFixed(5))),
+    };
+    subset.dispose();
+  }
+  return summary;
+}
+
+function rows(m: { values: Int32Array; rows: number; cols: number }): number[][] {
+  return Array.from({ length: m.rows }, (_, i) =>
+    Array.from(m.values.subarray(i * m.cols, (i + 1) * m.cols)),
+  );
+}
+
+function gatherRows(x: tf.Tensor2D, indices: number[]): tf.Tensor2D {
+  const [, d] = x.shape;
+  const data = x.dataSync();
+  const out = new Float32Array(indices.length * d);
+  indices.forEach((i, r) => {
+    out.set(data.subarray(i * d, (i + 1) * d), r * d);
+  });
+  return tf.tensor2d(out, [indices.length, d]);
+}
