@@ -48,8 +48,8 @@ export interface EvaluationSummary {
   consistency?: HierarchyConsistency;
   /** Retrieval for queries of held-out fine classes (within the whole test split). */
   unseen?: { numQueries: number; retrieval: LevelRetrieval[] };
-  /** 2-D PCA map of a subset of the test embeddings: `points` is `[n, 2]` row-major. */
-  projection?: { indices: number[]; points: number[] };
+  /** 2-D PCA map of a subset of the test embeddings: `points` is `[n, 2]` row-major, `labels` their rows. */
+  projection?: { indices: number[]; points: number[]; labels: number[][] };
 }
 
 /**
@@ -123,6 +123,7 @@ export function evaluateEmbeddings(
     summary.projection = {
       indices,
       points: Array.from(pca2d(subset, options.seed ?? 0), (v) => Number(v.toFixed(5))),
+      labels: indices.map((i) => testRows[i]),
     };
     subset.dispose();
   }
