@@ -71,6 +71,7 @@ export function renderReport(runs: readonly ReportRun[], options: { title?: stri
     `<h1>${escapeXml(title)}</h1>`,
     `<p class="meta">Generated ${new Date().toISOString()} by tfjs-contrastive.</p>`,
     '<h2>Metrics</h2>',
+    '<p class="meta">Accuracies, mAP@R and consistency violations in %. Mistake severity: mean height of the lowest common ancestor of wrong kNN predictions (1 = a sibling class).</p>',
     metricsTable(runs),
     ...runs.filter((r) => r.evaluation).map(retrievalTable),
     '<h2>Charts</h2>',
