@@ -1,8 +1,10 @@
 import { ContrastiveError } from '../errors.js';
 import { type CommandSpec, commandHelp, parseArgs } from './args.js';
+import { compareCommand } from './commands/compare.js';
 import { doctorCommand } from './commands/doctor.js';
+import { reportCommand } from './commands/report.js';
 
-const COMMANDS: readonly CommandSpec[] = [doctorCommand];
+const COMMANDS: readonly CommandSpec[] = [compareCommand, reportCommand, doctorCommand];
 
 function mainHelp(): string {
   return [
