@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { ContrastiveError } from '../errors.js';
+import { patchWasmKernels } from './wasmKernels.js';
 
 /**
  * Backends the library knows, fastest first: `tensorflow` is `@tensorflow/tfjs-node` when the user
@@ -45,6 +46,7 @@ async function tryBackend(name: BackendName): Promise<string | null> {
     }
   }
   if (tf.findBackendFactory(name) === null) return 'not registered';
+  if (name === 'wasm') patchWasmKernels();
   try {
     if (!(await tf.setBackend(name))) return 'failed to initialise';
     await tf.ready();
