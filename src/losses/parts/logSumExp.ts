@@ -13,13 +13,15 @@ export function rowLogSumExp(logits: tf.Tensor2D, excludeSelf = false): tf.Tenso
 
 function forward(x: tf.Tensor, save: tf.GradSaveFunc) {
   const max = tf.max(x, 1, true);
-  const lseColumn = tf.add(max, tf.log(tf.sum(tf.exp(tf.sub(x, max)), 1, true)));
-  save([x, lseColumn]);
+  // e = exp(x - max) serves both the value and the gradient softmax = e / Σe
+  const e = tf.exp(tf.sub(x, max));
+  const total = tf.sum(e, 1, true);
+  save([e, total]);
   return {
-    value: tf.reshape(lseColumn, [x.shape[0]]),
+    value: tf.reshape(tf.add(max, tf.log(total)), [x.shape[0]]),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [xs, l] = saved;
-      return tf.mul(tf.reshape(dy, [xs.shape[0], 1]), tf.exp(tf.sub(xs, l)));
+      const [es, t] = saved;
+      return tf.mul(es, tf.div(tf.reshape(dy, [es.shape[0], 1]), t));
     },
   };
 }
