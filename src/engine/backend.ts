@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import './gradients.js';
 import { ContrastiveError } from '../errors.js';
 import { patchWasmKernels } from './wasmKernels.js';
 

@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers all of them (into
-// the global registry shared by every copy of tfjs-core). The losses are differentiated, so load it.
-import '@tensorflow/tfjs-layers';
+import '../../engine/gradients.js';
 
 /**
  * `tf.tidy` for a function returning a plain object of tensors and numbers: every intermediate is
