@@ -1,0 +1,1 @@
+export { type FromPathsOptions, LabelTree, type LabelTreeJSON, type NestedTree } from './labelTree.js';
