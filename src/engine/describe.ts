@@ -31,6 +31,12 @@ export async function describeEngine(): Promise<EngineReport> {
   return { chosen, backends, lines };
 }
 
+/** One line about the active backend, for the start of every run. */
+export function activeEngineLine(): string {
+  const name = tf.getBackend() as BackendName;
+  return `${name}: ${describeBackend(name)}; tfjs-core ${tf.version_core}, node ${process.version}`;
+}
+
 function describeBackend(name: BackendName): string {
   if (name === 'wasm') {
     const flags = tf.env();
