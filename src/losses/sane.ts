@@ -18,6 +18,11 @@ export interface RefineLabelsOptions {
   beta?: number;
   /** L2-normalise keys and queue (default true). With `false`, `cos` is a plain dot product. */
   normalize?: boolean;
+  /**
+   * `[s, D]` embeddings of the key views to compare with the key set, when they differ from the
+   * keys: the online encoder's (no gradient), SANE's `refineWith: 'online'`. Default: the keys.
+   */
+  refineFrom?: tf.Tensor;
 }
 
 /** {@link refineLabels}'s result; every tensor is `[s, s+b]` over the key set `B̄ = [keys; queue]`. */
@@ -46,11 +51,18 @@ export function refineLabels(
   const fn = 'refineLabels';
   const { temperature, tauPrime, alpha, beta } = resolveRefinery(fn, options);
   checkQueryKeyQueue(fn, keys, keys, queue);
+  if (options.refineFrom !== undefined) checkQueryKeyQueue(fn, options.refineFrom, keys, null);
   return tidyObject(() => {
     const keySet = buildKeySet(keys, queue, options.normalize ?? true);
     const s = keys.shape[0];
     const n = keySet.shape[0];
-    const k = tf.slice(keySet, [0, 0], [s, keySet.shape[1]]);
+    const k = options.refineFrom
+      ? stopGradient(
+          ((options.normalize ?? true)
+            ? l2NormalizeRows(options.refineFrom)
+            : options.refineFrom) as tf.Tensor2D,
+        )
+      : tf.slice(keySet, [0, 0], [s, keySet.shape[1]]);
     const logits = tf.div(tf.matMul(k, keySet, false, true), temperature * tauPrime) as tf.Tensor2D;
     const p = tf.exp(tf.sub(logits, tf.reshape(rowLogSumExp(logits), [s, 1])));
     const self = tf.cast(tf.eye(s, n), 'bool');

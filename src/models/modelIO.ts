@@ -1,0 +1,65 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { ContrastiveError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+
+/**
+ * Saves a layers model to `dir/model.json` + `dir/weights.bin`: the standard tfjs layout, so
+ * `tf.loadLayersModel('file://dir/model.json')` (tfjs-node) or a browser `fetch` of the folder
+ * loads it. Works in plain Node without tfjs-node; each file is written atomically.
+ */
+export async function saveLayersModel(model: tfl.LayersModel, dir: string): Promise<void> {
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = artifacts.weightData as ArrayBuffer;
+      const modelJson = {
+        modelTopology: artifacts.modelTopology,
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
+        convertedBy: null,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+      };
+      await writeFileAtomic(join(dir, 'weights.bin'), new Uint8Array(weightData));
+      await writeFileAtomic(join(dir, 'model.json'), JSON.stringify(modelJson));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+}
+
+/** Loads a model saved by {@link saveLayersModel} (or any single-shard tfjs layers model folder). */
+export async function loadLayersModelFromDir(dir: string): Promise<tfl.LayersModel> {
+  const jsonPath = join(dir, 'model.json');
+  let json: {
+    modelTopology: object;
+    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  };
+  try {
+    json = JSON.parse(await readFile(jsonPath, 'utf8'));
+  } catch (error) {
+    throw new ContrastiveError(
+      `loadLayersModelFromDir: cannot read ${jsonPath}: ${(error as Error).message}`,
+    );
+  }
+  const buffers: Uint8Array[] = [];
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  for (const group of json.weightsManifest) {
+    for (const p of group.paths) buffers.push(await readFile(join(dir, p)));
+    specs.push(...group.weights);
+  }
+  const total = buffers.reduce((s, b) => s + b.length, 0);
+  const weightData = new Uint8Array(total);
+  let offset = 0;
+  for (const b of buffers) {
+    weightData.set(b, offset);
+    offset += b.length;
+  }
+  return tfl.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: specs,
+      weightData: weightData.buffer,
+    }),
+  );
+}
