@@ -3,8 +3,9 @@ import { type CommandSpec, commandHelp, parseArgs } from './args.js';
 import { compareCommand } from './commands/compare.js';
 import { doctorCommand } from './commands/doctor.js';
 import { reportCommand } from './commands/report.js';
+import { trainCommand } from './commands/train.js';
 
-const COMMANDS: readonly CommandSpec[] = [compareCommand, reportCommand, doctorCommand];
+const COMMANDS: readonly CommandSpec[] = [trainCommand, compareCommand, reportCommand, doctorCommand];
 
 function mainHelp(): string {
   return [

@@ -1,0 +1,269 @@
+import { readFile } from 'node:fs/promises';
+import { convertOption, kebab, type OptionSpec, type OptionValue } from '../cli/args.js';
+import { ContrastiveError } from '../errors.js';
+
+/** Training methods: the supervised/self-supervised view trainer, the momentum trainer, and a classifier baseline. */
+export const METHODS = ['ce', 'simclr', 'supcon', 'himulcon', 'hicone', 'himulcone', 'moco', 'sane'] as const;
+export type Method = (typeof METHODS)[number];
+
+/**
+ * Every training option, described once: the `train` command's flags and `--help`, the JSON
+ * config file's keys and their validation all come from this table.
+ */
+export const TRAIN_OPTIONS = [
+  { name: 'method', type: 'string', choices: METHODS, default: 'himulcone', doc: 'training method' },
+  {
+    name: 'data',
+    type: 'string',
+    default: 'fashion-mnist',
+    doc: "'fashion-mnist', or a CSV/JSONL/.npy table or image folder",
+  },
+  {
+    name: 'dataDir',
+    type: 'string',
+    doc: 'folder of the Fashion-MNIST IDX files (default: env, Debian, embedded subset)',
+  },
+  { name: 'out', type: 'string', doc: 'run folder (required)' },
+  { name: 'epochs', type: 'integer', default: 20, doc: 'passes over the training set' },
+  { name: 'batchSize', type: 'integer', default: 256, doc: 'samples per step (each with `views` views)' },
+  { name: 'views', type: 'integer', default: 2, doc: 'augmented views per sample (view trainer)' },
+  {
+    name: 'encoder',
+    type: 'string',
+    choices: ['auto', 'conv', 'mlp'],
+    default: 'auto',
+    doc: 'backbone: conv for images, mlp for tables',
+  },
+  {
+    name: 'embeddingDim',
+    type: 'integer',
+    default: 128,
+    doc: 'backbone output size (the embedding evaluated)',
+  },
+  {
+    name: 'projectionDim',
+    type: 'integer',
+    default: 128,
+    doc: 'projection head output size (the space the loss sees)',
+  },
+  {
+    name: 'optimizer',
+    type: 'string',
+    choices: ['sgd', 'adam', 'adamw'],
+    default: 'adamw',
+    doc: 'optimiser',
+  },
+  { name: 'learningRate', type: 'number', default: 0.001, doc: 'peak learning rate' },
+  {
+    name: 'weightDecay',
+    type: 'number',
+    default: 0.0001,
+    doc: 'weight decay (decoupled for adamw, L2 for sgd)',
+  },
+  { name: 'momentum', type: 'number', default: 0.9, doc: 'SGD momentum' },
+  { name: 'nesterov', type: 'boolean', default: false, doc: 'Nesterov momentum for SGD' },
+  { name: 'warmupEpochs', type: 'number', default: 1, doc: 'linear learning-rate warm-up' },
+  {
+    name: 'schedule',
+    type: 'string',
+    choices: ['cosine', 'constant'],
+    default: 'cosine',
+    doc: 'learning-rate schedule after warm-up',
+  },
+  { name: 'gradClip', type: 'number', default: 0, doc: 'clip the global gradient norm (0: off)' },
+  { name: 'temperature', type: 'number', default: 0.1, doc: 'loss temperature τ' },
+  { name: 'baseTemperature', type: 'number', doc: 'SupCon τ_base (default: = temperature, scale 1)' },
+  {
+    name: 'levelWeights',
+    type: 'string',
+    choices: ['pow2', 'exp'],
+    default: 'pow2',
+    doc: 'λ per level: 2^(1/l) or e^(1/l)',
+  },
+  {
+    name: 'hierarchyMode',
+    type: 'string',
+    choices: ['paper', 'reference'],
+    default: 'paper',
+    doc: 'HiMulCon form',
+  },
+  { name: 'queueSize', type: 'integer', default: 4096, doc: 'MoCo/SANE queue length K' },
+  { name: 'keyMomentum', type: 'number', default: 0.99, doc: 'EMA momentum of the key encoder' },
+  { name: 'refinery', type: 'boolean', default: true, doc: 'SANE: self-labeling refinery (off = ablation)' },
+  { name: 'mixup', type: 'boolean', default: true, doc: 'SANE: momentum mixup (off = ablation)' },
+  { name: 'alpha', type: 'number', default: 0.5, doc: 'SANE: final α_t (weight of p)' },
+  { name: 'beta', type: 'number', default: 0.3, doc: 'SANE: final β_t (weight of q)' },
+  {
+    name: 'rampEpochs',
+    type: 'number',
+    default: 2,
+    doc: 'SANE: α_t, β_t rise linearly from 0 over these epochs',
+  },
+  { name: 'tauPrime', type: 'number', default: 0.5, doc: "SANE: refinery sharpening τ'" },
+  { name: 'mixupBeta', type: 'number', default: 1, doc: 'SANE: θ ~ Beta(a, a)' },
+  {
+    name: 'refineWith',
+    type: 'string',
+    choices: ['key', 'online'],
+    default: 'key',
+    doc: 'SANE: embed the refinery views with the key or the online encoder',
+  },
+  {
+    name: 'sampler',
+    type: 'string',
+    choices: ['random', 'balanced', 'hierarchical'],
+    default: 'random',
+    doc: 'batch sampler',
+  },
+  {
+    name: 'holdoutClasses',
+    type: 'list',
+    default: [],
+    doc: 'fine classes left out of training (unseen-class protocol)',
+  },
+  { name: 'trainLimit', type: 'integer', default: 0, doc: 'use only this many training samples (0: all)' },
+  { name: 'testLimit', type: 'integer', default: 0, doc: 'use only this many test samples (0: all)' },
+  { name: 'evalEvery', type: 'integer', default: 1, doc: 'quick kNN evaluation every N epochs (0: off)' },
+  { name: 'logEvery', type: 'integer', default: 20, doc: 'log a metrics line every N steps' },
+  { name: 'seed', type: 'integer', default: 0, doc: 'random seed: same seed, same backend, same run' },
+  {
+    name: 'backend',
+    type: 'string',
+    choices: ['auto', 'tensorflow', 'wasm', 'cpu'],
+    default: 'auto',
+    doc: 'tfjs backend',
+  },
+  {
+    name: 'resume',
+    type: 'boolean',
+    default: false,
+    doc: 'continue the run in --out from its last checkpoint',
+  },
+  { name: 'config', type: 'string', doc: 'JSON file of options (flags given on the command line win)' },
+] as const satisfies readonly OptionSpec[];
+
+type Spec = (typeof TRAIN_OPTIONS)[number];
+type ValueOf<S extends Spec> = S extends { choices: readonly (infer C)[] }
+  ? S['type'] extends 'list'
+    ? C[]
+    : C
+  : S['type'] extends 'number' | 'integer'
+    ? number
+    : S['type'] extends 'boolean'
+      ? boolean
+      : S['type'] extends 'list'
+        ? string[]
+        : string;
+
+/** The resolved options of a training run (what `config.json` in the run folder holds). */
+export type TrainConfig = {
+  [S in Spec as S extends { default: unknown } ? S['name'] : never]: ValueOf<S>;
+} & {
+  [S in Spec as S extends { default: unknown } ? never : S['name']]?: ValueOf<S>;
+};
+
+/**
+ * Resolves a training configuration: defaults, then the JSON `config` file, then the options
+ * given explicitly (`given`). Unknown keys and bad values are errors naming the key.
+ */
+export async function resolveTrainConfig(
+  options: Record<string, OptionValue>,
+  given: ReadonlySet<string> = new Set(Object.keys(options)),
+): Promise<TrainConfig> {
+  const merged: Record<string, OptionValue> = {};
+  for (const spec of TRAIN_OPTIONS as readonly OptionSpec[]) {
+    if ('default' in spec && spec.default !== undefined) {
+      merged[spec.name] = Array.isArray(spec.default) ? [...spec.default] : (spec.default as OptionValue);
+    }
+  }
+  const configPath = options.config as string | undefined;
+  if (configPath) Object.assign(merged, await readConfigFile(configPath));
+  for (const name of given) merged[name] = options[name];
+  for (const name of Object.keys(options)) if (!(name in merged)) merged[name] = options[name];
+  const config = merged as unknown as TrainConfig;
+  if (!config.out)
+    throw new ContrastiveError(
+      'train: --out is required: the run folder to write (e.g. --out runs/fm-hmce).',
+    );
+  checkRanges(config);
+  return config;
+}
+
+/** Reads and validates a JSON config file: keys are option names (camelCase or kebab-case). */
+export async function readConfigFile(path: string): Promise<Record<string, OptionValue>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new ContrastiveError(`train: cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ContrastiveError(`train: config file ${path} must hold a JSON object of options.`);
+  }
+  const byName = new Map<string, OptionSpec>();
+  for (const spec of TRAIN_OPTIONS as readonly OptionSpec[]) {
+    byName.set(spec.name, spec);
+    byName.set(kebab(spec.name), spec);
+  }
+  const out: Record<string, OptionValue> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const spec = byName.get(key);
+    if (!spec || spec.name === 'config') {
+      throw new ContrastiveError(
+        `train: config file ${path}: unknown key "${key}". Known keys: ${TRAIN_OPTIONS.map((o) => o.name).join(', ')}.`,
+      );
+    }
+    out[spec.name] = convertOption(`train: config file ${path}`, spec, value);
+  }
+  return out;
+}
+
+function checkRanges(c: TrainConfig): void {
+  const positive: (keyof TrainConfig)[] = [
+    'epochs',
+    'batchSize',
+    'learningRate',
+    'temperature',
+    'embeddingDim',
+    'projectionDim',
+    'queueSize',
+    'tauPrime',
+    'mixupBeta',
+    'logEvery',
+  ];
+  for (const key of positive) {
+    const v = c[key] as number;
+    if (!(v > 0)) throw new ContrastiveError(`train: --${kebab(key)} must be > 0, but got ${v}.`);
+  }
+  const nonNegative: (keyof TrainConfig)[] = [
+    'weightDecay',
+    'momentum',
+    'warmupEpochs',
+    'gradClip',
+    'rampEpochs',
+    'trainLimit',
+    'testLimit',
+    'evalEvery',
+    'alpha',
+    'beta',
+  ];
+  for (const key of nonNegative) {
+    const v = c[key] as number;
+    if (!(v >= 0)) throw new ContrastiveError(`train: --${kebab(key)} must be >= 0, but got ${v}.`);
+  }
+  if (
+    c.views < 1 ||
+    (c.views < 2 && ['simclr', 'supcon', 'himulcon', 'hicone', 'himulcone'].includes(c.method))
+  ) {
+    throw new ContrastiveError(`train: --views must be >= 2 for method ${c.method}, but got ${c.views}.`);
+  }
+  if (c.keyMomentum < 0 || c.keyMomentum >= 1) {
+    throw new ContrastiveError(`train: --key-momentum must be in [0, 1), but got ${c.keyMomentum}.`);
+  }
+  if (c.alpha + c.beta > 1) {
+    throw new ContrastiveError(`train: --alpha + --beta must be <= 1, but got ${c.alpha} + ${c.beta}.`);
+  }
+  if (c.baseTemperature !== undefined && !(c.baseTemperature > 0)) {
+    throw new ContrastiveError(`train: --base-temperature must be > 0, but got ${c.baseTemperature}.`);
+  }
+}
