@@ -32,9 +32,9 @@ class ClassPools {
     const members = new Map<number, number[]>();
     for (let i = 0; i < classIds.length; i++) {
       const c = classIds[i];
-      let list = members.get(c);
-      if (!list) members.set(c, (list = []));
-      list.push(i);
+      const list = members.get(c);
+      if (list) list.push(i);
+      else members.set(c, [i]);
     }
     this.classes = [...members.keys()].sort((a, b) => a - b);
     this.pools = this.classes.map((c) => Int32Array.from(members.get(c)!));

@@ -90,7 +90,9 @@ export class Optimizer {
   private sgd(grads: tf.Tensor[], lr: number): void {
     const momentum = this.options.momentum ?? 0.9;
     if (momentum === 0) {
-      grads.forEach((g, i) => this.variables[i].assign(tf.sub(this.variables[i], tf.mul(g, lr))));
+      grads.forEach((g, i) => {
+        this.variables[i].assign(tf.sub(this.variables[i], tf.mul(g, lr)));
+      });
       return;
     }
     const slots = this.ensureSlots(1);

@@ -68,7 +68,7 @@ describe('contrastive bin', () => {
   it('prints help and exits 0', () => {
     const r = run('--help');
     assert.equal(r.status, 0);
-    assert.match(r.stdout, /Commands:[\s\S]*\n  doctor +Explain/);
+    assert.match(r.stdout, /Commands:[\s\S]*\n {2}doctor +Explain/);
   });
 
   it('an unknown command or option exits 1 with a one-line error, no stack', () => {
