@@ -33,10 +33,14 @@ export class ContrastiveModel {
     return this.parts.flatMap((m) => m.trainableWeights.map((w) => w.read() as tf.Variable));
   }
 
-  /** All weights (trainable and batch-norm statistics) by a stable name, for checkpoints. */
+  /**
+   * All weights (trainable and batch-norm statistics) by a stable name, for checkpoints: part and
+   * position, since tfjs-layers numbers layer names globally (`dense_Dense17`), differently in every
+   * process and for every model built.
+   */
   namedWeights(): { name: string; variable: tf.Variable }[] {
     return this.parts.flatMap((m, p) =>
-      m.weights.map((w, i) => ({ name: `${p}/${i}/${w.originalName}`, variable: w.read() as tf.Variable })),
+      m.weights.map((w, i) => ({ name: `${p}/${i}`, variable: w.read() as tf.Variable })),
     );
   }
 

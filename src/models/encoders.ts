@@ -4,6 +4,8 @@ import { check } from '../errors.js';
 /** Options of {@link mlpEncoder}. */
 export interface MlpEncoderOptions {
   inputDim: number;
+  /** Shape of one input when it is not a flat vector (e.g. `[28, 28, 1]`): a flatten layer comes first. */
+  inputShape?: readonly number[];
   /** Hidden layer widths. Default `[512]`. */
   hiddenDims?: readonly number[];
   /** Output (embedding) size. Default 128. */
@@ -17,8 +19,9 @@ export function mlpEncoder(options: MlpEncoderOptions): tfl.LayersModel {
   const hidden = options.hiddenDims ?? [512];
   const seeds = seedStream(options.seed ?? 0);
   check(options.inputDim > 0, () => `mlpEncoder: inputDim must be > 0, but got ${options.inputDim}.`);
-  const input = tfl.input({ shape: [options.inputDim] });
-  let x = input as tfl.SymbolicTensor;
+  const shape = options.inputShape ?? [options.inputDim];
+  const input = tfl.input({ shape: [...shape] });
+  let x = (shape.length > 1 ? tfl.layers.flatten().apply(input) : input) as tfl.SymbolicTensor;
   for (const units of hidden) {
     x = tfl.layers
       .dense({ units, useBias: false, kernelInitializer: tfl.initializers.heNormal({ seed: seeds() }) })

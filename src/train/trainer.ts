@@ -114,6 +114,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   let epochSamplerState = new Rng(config.seed).state();
   let augmentRng = new Rng(config.seed + 1);
   let mixRng = new Rng(config.seed + 2);
+  let epochLoss = 0;
+  let epochSteps = 0;
   if (isMomentum) queue!.fillRandom(new Rng(config.seed + 3));
 
   if (config.resume) {
@@ -129,7 +131,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       const queueData = checkpoint.tensors.find((t) => t.name === 'queue')!.data;
       queue = MomentumQueue.fromState({ ...meta.queue, data: queueData });
     }
-    ({ epoch, stepInEpoch, step } = meta);
+    ({ epoch, stepInEpoch, step, epochLoss, epochSteps } = meta);
     epochSamplerState = meta.epochSamplerState;
     augmentRng = new Rng(meta.augmentRngState);
     mixRng = new Rng(meta.mixRngState);
@@ -164,6 +166,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       augmentRngState: augmentRng.state(),
       mixRngState: mixRng.state(),
       optimizerIterations: optimizerState.iterations,
+      epochLoss,
+      epochSteps,
       config: config as unknown as Record<string, unknown>,
     };
     if (queue) {
@@ -182,8 +186,6 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   let windowLevels: number[] | null = null;
   let windowSteps = 0;
   let windowStart = performance.now();
-  let epochLoss = 0;
-  let epochSteps = 0;
   let lastKnn: number | undefined;
   let interrupted = false;
   const inputSize = data.inputShape.reduce((a, b) => a * b, 1);
@@ -329,6 +331,9 @@ interface CheckpointMeta {
   augmentRngState: number[];
   mixRngState: number[];
   optimizerIterations: number;
+  /** Running sums of the current epoch, so a resumed epoch reports the same mean loss. */
+  epochLoss: number;
+  epochSteps: number;
   queue?: { size: number; dim: number; filled: number; position: number };
   config: Record<string, unknown>;
 }
@@ -361,7 +366,8 @@ async function prepareRunFolder(runDir: string, resume: boolean): Promise<void> 
   }
 }
 
-function buildModel(config: TrainConfig, data: TrainingData): ContrastiveModel {
+/** The model a run of `config` trains on `data` (deterministic in `config.seed`). */
+export function buildModel(config: TrainConfig, data: TrainingData): ContrastiveModel {
   const encoder = config.encoder === 'auto' ? (data.kind === 'image' ? 'conv' : 'mlp') : config.encoder;
   const backbone =
     encoder === 'conv'
@@ -372,6 +378,7 @@ function buildModel(config: TrainConfig, data: TrainingData): ContrastiveModel {
         })
       : mlpEncoder({
           inputDim: data.inputShape.reduce((a, b) => a * b, 1),
+          inputShape: data.inputShape,
           embeddingDim: config.embeddingDim,
           seed: config.seed,
         });
@@ -549,7 +556,7 @@ function scalarValue(t: tf.Scalar): number {
 }
 
 /** kNN accuracy (finest level, k = 20) of backbone embeddings, test against train, on at most 5,000 / 1,000 samples. */
-function quickKnn(model: ContrastiveModel, data: TrainingData): number {
+export function quickKnn(model: ContrastiveModel, data: TrainingData): number {
   const depth = data.tree.depth;
   const take = (split: TrainingData['train'], limit: number) => {
     const n = Math.min(split.size, limit);
