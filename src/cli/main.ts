@@ -2,10 +2,19 @@ import { ContrastiveError } from '../errors.js';
 import { type CommandSpec, commandHelp, parseArgs } from './args.js';
 import { compareCommand } from './commands/compare.js';
 import { doctorCommand } from './commands/doctor.js';
+import { embedCommand } from './commands/embed.js';
+import { evalCommand } from './commands/evaluate.js';
 import { reportCommand } from './commands/report.js';
 import { trainCommand } from './commands/train.js';
 
-const COMMANDS: readonly CommandSpec[] = [trainCommand, compareCommand, reportCommand, doctorCommand];
+const COMMANDS: readonly CommandSpec[] = [
+  trainCommand,
+  evalCommand,
+  embedCommand,
+  compareCommand,
+  reportCommand,
+  doctorCommand,
+];
 
 function mainHelp(): string {
   return [

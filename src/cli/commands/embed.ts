@@ -1,0 +1,57 @@
+import type { CommandSpec } from '../args.js';
+
+/** `contrastive embed runs/x --out emb.npy`: backbone embeddings of a split, with their labels. */
+export const embedCommand: CommandSpec = {
+  name: 'embed',
+  summary: 'Write the embeddings of a split as .npy (or JSONL), with the label paths alongside.',
+  positionals: [{ name: 'run', doc: 'run folder' }],
+  options: [
+    {
+      name: 'out',
+      type: 'string',
+      doc: 'output file: .npy (labels go to <out>.labels.txt) or .jsonl (required)',
+    },
+    { name: 'split', type: 'string', choices: ['train', 'test'], default: 'test', doc: 'which split' },
+    { name: 'dataDir', type: 'string', doc: "data folder (default: the run's)" },
+    {
+      name: 'backend',
+      type: 'string',
+      choices: ['auto', 'tensorflow', 'wasm', 'cpu'],
+      default: 'auto',
+      doc: 'tfjs backend',
+    },
+  ],
+  async run({ positionals, options }) {
+    const { ContrastiveError } = await import('../../errors.js');
+    const out = options.out as string | undefined;
+    if (!out) throw new ContrastiveError('contrastive embed: --out is required (a .npy or .jsonl file).');
+    const { useBackend } = await import('../../engine/backend.js');
+    const { embedSplit, loadRunModel } = await import('../../eval/evaluateRun.js');
+    const { writeNpy } = await import('../../io/npy.js');
+    const { writeFileAtomic } = await import('../../io/atomic.js');
+    await useBackend(options.backend as 'auto');
+    const { model, data } = await loadRunModel(positionals[0], {
+      dataDir: options.dataDir as string | undefined,
+    });
+    const split = options.split === 'train' ? data.train : data.test;
+    const embeddings = embedSplit(model, split, data.inputShape);
+    const depth = data.tree.depth;
+    const paths = Array.from({ length: split.size }, (_, i) =>
+      data.tree.path(depth - 1, split.labels[i * depth + depth - 1]).join('/'),
+    );
+    const values = embeddings.dataSync() as Float32Array;
+    const dim = embeddings.shape[1];
+    if (out.endsWith('.jsonl')) {
+      const lines = paths.map((label, i) =>
+        JSON.stringify({ label, embedding: Array.from(values.subarray(i * dim, (i + 1) * dim)) }),
+      );
+      await writeFileAtomic(out, `${lines.join('\n')}\n`);
+    } else {
+      await writeNpy(out, { shape: [split.size, dim], data: values });
+      await writeFileAtomic(`${out}.labels.txt`, `${paths.join('\n')}\n`);
+    }
+    embeddings.dispose();
+    model.dispose();
+    console.log(`wrote ${split.size} embeddings of dimension ${dim} to ${out}`);
+  },
+};
