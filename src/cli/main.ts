@@ -5,6 +5,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { embedCommand } from './commands/embed.js';
 import { evalCommand } from './commands/evaluate.js';
 import { reportCommand } from './commands/report.js';
+import { studyCommand } from './commands/study.js';
 import { trainCommand } from './commands/train.js';
 
 const COMMANDS: readonly CommandSpec[] = [
@@ -13,6 +14,7 @@ const COMMANDS: readonly CommandSpec[] = [
   embedCommand,
   compareCommand,
   reportCommand,
+  studyCommand,
   doctorCommand,
 ];
 
