@@ -1,6 +1,8 @@
 import { loadFashionMnist } from '../data/fashionMnist.js';
+import { type FeatureTable, readFeatureTable } from '../data/featureTable.js';
 import { ContrastiveError } from '../errors.js';
-import type { LabelTree } from '../hierarchy/labelTree.js';
+import { LabelTree } from '../hierarchy/labelTree.js';
+import { Rng } from '../random.js';
 
 /** Inputs and label rows of one split, row-major. */
 export interface TrainingSplit {
@@ -28,6 +30,11 @@ export interface TrainingData {
 /** Options that decide the data of a run (a subset of the training config). */
 export interface TrainingDataOptions {
   data: string;
+  testData?: string;
+  testFraction?: number;
+  labelColumn?: string;
+  labelsPath?: string;
+  seed?: number;
   dataDir?: string;
   trainLimit?: number;
   testLimit?: number;
@@ -36,11 +43,7 @@ export interface TrainingDataOptions {
 
 /** Loads the dataset named by `options.data`, applies the size limits and holds out fine classes. */
 export async function loadTrainingData(options: TrainingDataOptions): Promise<TrainingData> {
-  if (options.data !== 'fashion-mnist') {
-    throw new ContrastiveError(
-      `train: --data ${JSON.stringify(options.data)} is not supported yet; use 'fashion-mnist'.`,
-    );
-  }
+  if (options.data !== 'fashion-mnist') return loadTableData(options);
   const limit = (n: number | undefined) => (n && n > 0 ? n : undefined);
   const [train, test] = await Promise.all([
     loadFashionMnist({ split: 'train', dataDir: options.dataDir, limit: limit(options.trainLimit) }),
@@ -91,4 +94,93 @@ function dropClasses(split: TrainingSplit, heldOut: number[][], inputSize: numbe
     labels.set(split.labels.subarray(i * depth, (i + 1) * depth), r * depth);
   });
   return { inputs, labels, size: keep.length };
+}
+
+/** A CSV / JSONL / .npy feature table (label paths per row), split into train and test. */
+async function loadTableData(options: TrainingDataOptions): Promise<TrainingData> {
+  const read = (path: string) =>
+    readFeatureTable(path, {
+      labelColumn: options.labelColumn,
+      labelsPath: path === options.data ? options.labelsPath : undefined,
+    });
+  const table = await read(options.data);
+  const test = options.testData ? await read(options.testData) : null;
+  if (test && test.dim !== table.dim) {
+    throw new ContrastiveError(
+      `train: --test-data has ${test.dim} features per row but --data has ${table.dim}.`,
+    );
+  }
+  const tree = LabelTree.fromPaths([...table.paths, ...(test?.paths ?? [])], { pad: 'repeat-leaf' });
+  const encode = (t: FeatureTable): TrainingSplit => ({
+    inputs: t.features,
+    labels: tree.encode(padded(t.paths, tree.depth)),
+    size: t.numRows,
+  });
+  let trainSplit: TrainingSplit;
+  let testSplit: TrainingSplit;
+  if (test) {
+    trainSplit = encode(table);
+    testSplit = encode(test);
+  } else {
+    const all = encode(table);
+    const fraction = options.testFraction ?? 0.2;
+    if (!(fraction > 0 && fraction < 1))
+      throw new ContrastiveError(`train: --test-fraction must be in (0, 1), but got ${fraction}.`);
+    const isTest = stratifiedTestMask(all.labels, tree.depth, fraction, new Rng(options.seed ?? 0));
+    [trainSplit, testSplit] = [false, true].map((want) =>
+      subset(all, table.dim, tree.depth, (i) => isTest[i] === Number(want)),
+    );
+  }
+  const heldOut = resolveHeldOut(tree, options.holdoutClasses ?? []);
+  return {
+    kind: 'table',
+    inputShape: [table.dim],
+    train: dropClasses(trainSplit, heldOut, table.dim),
+    test: testSplit,
+    tree,
+    source: `${options.data}${options.testData ? ` + ${options.testData}` : ` (${Math.round(100 * (options.testFraction ?? 0.2))}% held out for testing)`}`,
+    heldOut,
+  };
+}
+
+function padded(paths: string[][], depth: number): string[][] {
+  return paths.map((p) =>
+    p.length < depth ? [...p, ...new Array(depth - p.length).fill(p[p.length - 1])] : p,
+  );
+}
+
+/** 1 for test rows: `fraction` of each finest class (at least one row stays in training). */
+function stratifiedTestMask(labels: Int32Array, depth: number, fraction: number, rng: Rng): Uint8Array {
+  const n = labels.length / depth;
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const c = labels[i * depth + depth - 1];
+    const list = byClass.get(c);
+    if (list) list.push(i);
+    else byClass.set(c, [i]);
+  }
+  const mask = new Uint8Array(n);
+  for (const c of [...byClass.keys()].sort((a, b) => a - b)) {
+    const rows = byClass.get(c)!;
+    const order = rng.permutation(rows.length);
+    const take = Math.min(rows.length - 1, Math.round(rows.length * fraction));
+    for (let k = 0; k < take; k++) mask[rows[order[k]]] = 1;
+  }
+  return mask;
+}
+
+function subset(
+  split: TrainingSplit,
+  dim: number,
+  depth: number,
+  keep: (i: number) => boolean,
+): TrainingSplit {
+  const rows = Array.from({ length: split.size }, (_, i) => i).filter(keep);
+  const inputs = new Float32Array(rows.length * dim);
+  const labels = new Int32Array(rows.length * depth);
+  rows.forEach((i, r) => {
+    inputs.set(split.inputs.subarray(i * dim, (i + 1) * dim), r * dim);
+    labels.set(split.labels.subarray(i * depth, (i + 1) * depth), r * depth);
+  });
+  return { inputs, labels, size: rows.length };
 }
