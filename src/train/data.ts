@@ -1,5 +1,7 @@
+import { stat } from 'node:fs/promises';
 import { loadFashionMnist } from '../data/fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from '../data/featureTable.js';
+import { readImageFolder } from '../data/imageFolder.js';
 import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
 import { Rng } from '../random.js';
@@ -34,6 +36,8 @@ export interface TrainingDataOptions {
   testFraction?: number;
   labelColumn?: string;
   labelsPath?: string;
+  imageSize?: number;
+  channels?: number;
   seed?: number;
   dataDir?: string;
   trainLimit?: number;
@@ -43,7 +47,14 @@ export interface TrainingDataOptions {
 
 /** Loads the dataset named by `options.data`, applies the size limits and holds out fine classes. */
 export async function loadTrainingData(options: TrainingDataOptions): Promise<TrainingData> {
-  if (options.data !== 'fashion-mnist') return loadTableData(options);
+  if (options.data !== 'fashion-mnist') {
+    const info = await stat(options.data).catch(() => null);
+    if (!info)
+      throw new ContrastiveError(
+        `train: --data ${options.data}: no such file or folder (or use 'fashion-mnist').`,
+      );
+    return info.isDirectory() ? loadImageFolderData(options) : loadTableData(options);
+  }
   const limit = (n: number | undefined) => (n && n > 0 ? n : undefined);
   const [train, test] = await Promise.all([
     loadFashionMnist({ split: 'train', dataDir: options.dataDir, limit: limit(options.trainLimit) }),
@@ -110,6 +121,48 @@ async function loadTableData(options: TrainingDataOptions): Promise<TrainingData
       `train: --test-data has ${test.dim} features per row but --data has ${table.dim}.`,
     );
   }
+  return splitLabelled(
+    table,
+    test,
+    [table.dim],
+    'table',
+    options,
+    `${options.data}${options.testData ? ` + ${options.testData}` : ''}`,
+  );
+}
+
+/** An image folder (the folder tree is the label tree), split stratified into train and test. */
+async function loadImageFolderData(options: TrainingDataOptions): Promise<TrainingData> {
+  const size = options.imageSize ?? 28;
+  const channels = options.channels === 3 ? 3 : 1;
+  const read = async (root: string): Promise<FeatureTable> => {
+    const folder = await readImageFolder(root, { size: [size, size], channels, pad: 'repeat-leaf' });
+    return {
+      features: folder.images,
+      numRows: folder.shape[0],
+      dim: size * size * channels,
+      paths: folder.paths,
+    };
+  };
+  const table = await read(options.data);
+  const test = options.testData ? await read(options.testData) : null;
+  return splitLabelled(table, test, [size, size, channels], 'image', options, `image folder ${options.data}`);
+}
+
+/** Builds the tree from every path, encodes, splits (or takes the given test set) and holds out classes. */
+function splitLabelled(
+  table: FeatureTable,
+  test: FeatureTable | null,
+  inputShape: number[],
+  kind: TrainingData['kind'],
+  options: TrainingDataOptions,
+  source: string,
+): TrainingData {
+  if (test && test.dim !== table.dim) {
+    throw new ContrastiveError(
+      `train: --test-data has ${test.dim} features per row but --data has ${table.dim}.`,
+    );
+  }
   const tree = LabelTree.fromPaths([...table.paths, ...(test?.paths ?? [])], { pad: 'repeat-leaf' });
   const encode = (t: FeatureTable): TrainingSplit => ({
     inputs: t.features,
@@ -133,12 +186,12 @@ async function loadTableData(options: TrainingDataOptions): Promise<TrainingData
   }
   const heldOut = resolveHeldOut(tree, options.holdoutClasses ?? []);
   return {
-    kind: 'table',
-    inputShape: [table.dim],
+    kind,
+    inputShape,
     train: dropClasses(trainSplit, heldOut, table.dim),
     test: testSplit,
     tree,
-    source: `${options.data}${options.testData ? ` + ${options.testData}` : ` (${Math.round(100 * (options.testFraction ?? 0.2))}% held out for testing)`}`,
+    source: `${source}${test ? '' : ` (${Math.round(100 * (options.testFraction ?? 0.2))}% held out for testing)`}`,
     heldOut,
   };
 }

@@ -472,12 +472,14 @@ function trainStep(a: StepArgs): { loss: number; levelLosses?: number[] } {
     }
     if (config.method === 'ce') {
       const view = augment(x);
-      const fine = tf.oneHot(
-        tf.tensor1d(
-          Int32Array.from(labels, (r) => r[depth - 1]),
-          'int32',
+      const fine = tf.tidy(() =>
+        tf.oneHot(
+          tf.tensor1d(
+            Int32Array.from(labels, (r) => r[depth - 1]),
+            'int32',
+          ),
+          data.tree.levelSizes[depth - 1],
         ),
-        data.tree.levelSizes[depth - 1],
       );
       const { loss } = a.optimizer.step(
         () =>

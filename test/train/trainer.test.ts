@@ -91,8 +91,15 @@ describe('trainer (embedded Fashion-MNIST subset, wasm)', () => {
         trainLimit: 256,
         evalEvery: 0,
       });
+      const tensorsBefore = tf.memory().numTensors;
       const result = await train(config, { progress: quietProgress() });
       assert.ok(Number.isFinite(result.finalLoss), `${name}: loss ${result.finalLoss}`);
+      // every step's tensors, the models, the optimiser slots and the queue are released
+      assert.equal(
+        tf.memory().numTensors,
+        tensorsBefore,
+        `${name} leaked ${tf.memory().numTensors - tensorsBefore} tensors`,
+      );
     }
   });
 
