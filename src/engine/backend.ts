@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import './gradients.js';
 import { ContrastiveError } from '../errors.js';
+import { registerNativeMatMul } from './native.js';
 import { patchWasmKernels } from './wasmKernels.js';
 
 /**
@@ -47,7 +48,10 @@ async function tryBackend(name: BackendName): Promise<string | null> {
     }
   }
   if (tf.findBackendFactory(name) === null) return 'not registered';
-  if (name === 'wasm') patchWasmKernels();
+  if (name === 'wasm') {
+    patchWasmKernels();
+    registerNativeMatMul();
+  }
   try {
     if (!(await tf.setBackend(name))) return 'failed to initialise';
     await tf.ready();

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKEND_PREFERENCE, type BackendName, useBackend } from './backend.js';
+import { nativeStatus } from './native.js';
 
 /** What {@link describeEngine} found. */
 export interface EngineReport {
@@ -42,7 +43,8 @@ function describeBackend(name: BackendName): string {
     const flags = tf.env();
     const simd = flags.getBool('WASM_HAS_SIMD_SUPPORT');
     const threads = flags.getBool('WASM_HAS_MULTITHREAD_SUPPORT');
-    return `WebAssembly${simd ? ' + SIMD' : ''}${threads ? ' + threads' : ', single-threaded'}`;
+    const native = nativeStatus();
+    return `WebAssembly${simd ? ' + SIMD' : ''}${threads ? ' + threads' : ', single-threaded'}; matrix products: ${native.available ? `native ${native.detail}` : `wasm (native engine: ${native.detail})`}`;
   }
   if (name === 'cpu') return 'plain JavaScript kernels (slowest; always available)';
   return 'TensorFlow C library through @tensorflow/tfjs-node';

@@ -1,0 +1,72 @@
+/** The native BLAS matrix products (when built) agree with cpu; without the addon everything falls back. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../../src/engine/backend.js';
+import { nativeStatus } from '../../src/engine/native.js';
+import { Rng } from '../../src/random.js';
+import { expectClose } from '../helpers/backends.js';
+import { REPO_ROOT } from '../helpers/fixtures.js';
+
+const rng = new Rng(9);
+const normal = (shape: number[]) =>
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()),
+    shape,
+  );
+
+describe('native BLAS engine', () => {
+  it('matmuls (batched, broadcast, transposed) and fused bias + ReLU match cpu', {
+    skip: nativeStatus().available ? false : nativeStatus().detail,
+  }, async () => {
+    const cases = [
+      { a: [3, 4, 5], b: [3, 5, 6], ta: false, tb: false },
+      { a: [3, 5, 4], b: [1, 6, 5], ta: true, tb: true },
+      { a: [1, 4, 5], b: [2, 5, 6], ta: false, tb: false },
+      { a: [7, 3], b: [7, 2], ta: true, tb: false },
+    ];
+    await useBackend('cpu');
+    for (const c of cases) {
+      const [a, b, bias] = [
+        normal(c.a),
+        normal(c.b),
+        normal([c.tb ? c.b[c.b.length - 2] : c.b[c.b.length - 1]]),
+      ];
+      const compute = () =>
+        tf.tidy(() => [
+          tf.matMul(a, b, c.ta, c.tb).dataSync(),
+          tf.fused.matMul({ a, b, transposeA: c.ta, transposeB: c.tb, bias, activation: 'relu' }).dataSync(),
+        ]);
+      await useBackend('cpu');
+      const expected = compute();
+      await useBackend('wasm');
+      const actual = compute();
+      expectClose(actual[0], expected[0], { rtol: 1e-5, atol: 1e-5 }, `matMul ${JSON.stringify(c)}`);
+      expectClose(actual[1], expected[1], { rtol: 1e-5, atol: 1e-5 }, `fused ${JSON.stringify(c)}`);
+      tf.dispose([a, b, bias]);
+    }
+  });
+
+  it('without the addon (CONTRASTIVE_NATIVE=0) the engine says why and the exact losses still pass on wasm', () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, CONTRASTIVE_NATIVE: '0', TEST_BACKENDS: 'wasm' };
+    delete env.NODE_TEST_CONTEXT; // the child is a test run of its own, reporting to its own stdout
+    const doctor = spawnSync(process.execPath, [resolve(REPO_ROOT, 'dist/src/cli/bin.js'), 'doctor'], {
+      env,
+      encoding: 'utf8',
+    });
+    assert.equal(doctor.status, 0, doctor.stderr);
+    assert.match(
+      doctor.stdout,
+      /ok\s+wasm .*matrix products: wasm \(native engine: disabled by CONTRASTIVE_NATIVE=0\)/,
+    );
+    const goldens = spawnSync(
+      process.execPath,
+      ['--test', resolve(REPO_ROOT, 'dist/test/losses/goldens.test.js')],
+      { env, encoding: 'utf8' },
+    );
+    assert.equal(goldens.status, 0, goldens.stdout.slice(-2000));
+    assert.match(goldens.stdout, /# fail 0/);
+  });
+});
