@@ -46,6 +46,8 @@ export interface TrainHooks {
   progress?: ProgressReporter;
   /** Stop (with a checkpoint, as on SIGINT) once this many steps are done in total. */
   stopAfterSteps?: number;
+  /** Called after each end-of-epoch checkpoint is written (tests use it to simulate a crash). */
+  onEpochEnd?: (epoch: number) => void;
 }
 
 const CHECKPOINT = 'checkpoint.bin';
@@ -151,7 +153,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const saveCheckpoint = async () => {
+  /** `atEpochEnd`: the checkpoint resumes at the start of the next epoch. */
+  const saveCheckpoint = async (atEpochEnd = false) => {
     const tensors: TensorRecord[] = [
       ...weightRecords(model, 'model'),
       ...(keyModel ? weightRecords(keyModel, 'key') : []),
@@ -159,8 +162,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     const optimizerState = optimizer.state();
     tensors.push(...optimizerState.slots);
     const meta: CheckpointMeta = {
-      epoch,
-      stepInEpoch,
+      epoch: atEpochEnd ? epoch + 1 : epoch,
+      stepInEpoch: atEpochEnd ? 0 : stepInEpoch,
       step,
       epochSamplerState,
       augmentRngState: augmentRng.state(),
@@ -296,7 +299,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       const finalLoss = record.loss;
       epochLoss = 0;
       epochSteps = 0;
-      await saveCheckpoint();
+      await saveCheckpoint(true);
+      hooks.onEpochEnd?.(epoch);
       if (epoch === config.epochs) {
         await saveLayersModel(model.backbone, join(runDir, 'model'));
         await saveLayersModel(model.head, join(runDir, 'head'));
