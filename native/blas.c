@@ -7,6 +7,8 @@
 #include <cblas.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define CHECK(env, call)                                                   \
   do {                                                                     \
@@ -105,6 +107,138 @@ static napi_value BiasRelu(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+/* A scratch buffer reused across calls: fresh pages cost ~10 us each to touch on this kind of VM. */
+static float *scratch = NULL;
+static size_t scratch_size = 0;
+
+static float *scratch_buffer(size_t floats) {
+  if (floats > scratch_size) {
+    free(scratch);
+    scratch = malloc(floats * sizeof(float));
+    scratch_size = scratch ? floats : 0;
+  }
+  return scratch;
+}
+
+typedef struct {
+  int64_t n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl;
+} conv_shape;
+
+static napi_value read_conv_shape(napi_env env, napi_value *argv, conv_shape *s) {
+  int64_t *fields[] = {&s->n, &s->h, &s->w, &s->cin, &s->oh, &s->ow, &s->cout, &s->kh, &s->kw, &s->sh, &s->sw, &s->pt, &s->pl};
+  for (int i = 0; i < 13; i++)
+    if (!get_int(env, argv[i], fields[i])) return NULL;
+  REQUIRE(env, s->n > 0 && s->h > 0 && s->w > 0 && s->cin > 0 && s->oh > 0 && s->ow > 0 && s->cout > 0 &&
+                   s->kh > 0 && s->kw > 0 && s->sh > 0 && s->sw > 0,
+          "conv: sizes must be > 0");
+  return argv[0];
+}
+
+/* cols[(n, oy, ox), (ky, kx, c)] = x[n, oy*sh + ky - pt, ox*sw + kx - pl, c] (0 outside) */
+static void im2col(const conv_shape *s, const float *x, float *cols) {
+  const int64_t row = s->kh * s->kw * s->cin;
+  for (int64_t n = 0; n < s->n; n++)
+    for (int64_t oy = 0; oy < s->oh; oy++)
+      for (int64_t ox = 0; ox < s->ow; ox++) {
+        float *dst = cols + ((n * s->oh + oy) * s->ow + ox) * row;
+        for (int64_t ky = 0; ky < s->kh; ky++) {
+          const int64_t y = oy * s->sh + ky - s->pt;
+          for (int64_t kx = 0; kx < s->kw; kx++, dst += s->cin) {
+            const int64_t xx = ox * s->sw + kx - s->pl;
+            if (y < 0 || y >= s->h || xx < 0 || xx >= s->w) memset(dst, 0, s->cin * sizeof(float));
+            else memcpy(dst, x + ((n * s->h + y) * s->w + xx) * s->cin, s->cin * sizeof(float));
+          }
+        }
+      }
+}
+
+/* dx[n, y, x, c] += cols[...]: the adjoint of im2col */
+static void col2im(const conv_shape *s, const float *cols, float *dx) {
+  const int64_t row = s->kh * s->kw * s->cin;
+  memset(dx, 0, s->n * s->h * s->w * s->cin * sizeof(float));
+  for (int64_t n = 0; n < s->n; n++)
+    for (int64_t oy = 0; oy < s->oh; oy++)
+      for (int64_t ox = 0; ox < s->ow; ox++) {
+        const float *src = cols + ((n * s->oh + oy) * s->ow + ox) * row;
+        for (int64_t ky = 0; ky < s->kh; ky++) {
+          const int64_t y = oy * s->sh + ky - s->pt;
+          for (int64_t kx = 0; kx < s->kw; kx++, src += s->cin) {
+            const int64_t xx = ox * s->sw + kx - s->pl;
+            if (y < 0 || y >= s->h || xx < 0 || xx >= s->w) continue;
+            float *d = dx + ((n * s->h + y) * s->w + xx) * s->cin;
+            for (int64_t c = 0; c < s->cin; c++) d[c] += src[c];
+          }
+        }
+      }
+}
+
+/*
+ * conv(shape13..., mode, x_or_dy, filter_or_x, out)
+ * mode 0 forward:        out[N,OH,OW,Cout] = im2col(x) · W[KH*KW*Cin, Cout]
+ * mode 1 filter grad:    out[KH,KW,Cin,Cout] = im2col(x)ᵀ · dy[N*OH*OW, Cout]   (args: x, dy)
+ * mode 2 input grad:     out[N,H,W,Cin] = col2im(dy · Wᵀ)                       (args: dy, W)
+ */
+static napi_value Conv(napi_env env, napi_callback_info info) {
+  size_t argc = 17;
+  napi_value argv[17];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(env, argc == 17, "conv: expected 17 arguments");
+  conv_shape s;
+  int64_t mode;
+  float *p, *q, *out;
+  size_t lp, lq, lo;
+  if (!read_conv_shape(env, argv, &s) || !get_int(env, argv[13], &mode)) return NULL;
+  if (!float32_view(env, argv[14], &p, &lp) || !float32_view(env, argv[15], &q, &lq) || !float32_view(env, argv[16], &out, &lo))
+    return NULL;
+  const int64_t rows = s.n * s.oh * s.ow, k = s.kh * s.kw * s.cin;
+  const size_t x_size = s.n * s.h * s.w * s.cin, y_size = rows * s.cout, w_size = k * s.cout;
+  float *cols = scratch_buffer(rows * k);
+  REQUIRE(env, cols != NULL, "conv: out of memory for the im2col buffer");
+  if (mode == 0) {
+    REQUIRE(env, lp >= x_size && lq >= w_size && lo >= y_size, "conv: a buffer is smaller than its shape");
+    im2col(&s, p, cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, s.cout, k, 1.0f, cols, k, q, s.cout, 0.0f, out, s.cout);
+  } else if (mode == 1) {
+    REQUIRE(env, lp >= x_size && lq >= y_size && lo >= w_size, "conv: a buffer is smaller than its shape");
+    im2col(&s, p, cols);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, s.cout, rows, 1.0f, cols, k, q, s.cout, 0.0f, out, s.cout);
+  } else if (mode == 2) {
+    REQUIRE(env, lp >= y_size && lq >= w_size && lo >= x_size, "conv: a buffer is smaller than its shape");
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, s.cout, 1.0f, p, s.cout, q, s.cout, 0.0f, cols, k);
+    col2im(&s, cols, out);
+  } else {
+    REQUIRE(env, 0, "conv: mode must be 0, 1 or 2");
+  }
+  return NULL;
+}
+
+/* colSum(x, rows, cols, out, scale): out[c] = scale * sum_r x[r, c] (Sum/Mean over all leading axes) */
+static napi_value ColSum(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(env, argc == 5, "colSum: expected 5 arguments");
+  float *x, *out;
+  size_t lx, lo;
+  int64_t rows, cols;
+  double scale;
+  if (!float32_view(env, argv[0], &x, &lx) || !get_int(env, argv[1], &rows) || !get_int(env, argv[2], &cols) ||
+      !float32_view(env, argv[3], &out, &lo))
+    return NULL;
+  CHECK(env, napi_get_value_double(env, argv[4], &scale));
+  REQUIRE(env, (size_t)(rows * cols) <= lx && (size_t)cols <= lo, "colSum: a buffer is smaller than its shape");
+  double *acc = calloc((size_t)cols, sizeof(double));
+  REQUIRE(env, acc != NULL, "colSum: out of memory");
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    for (int64_t c = 0; c < cols; c++) acc[c] += row[c];
+  }
+  for (int64_t c = 0; c < cols; c++) out[c] = (float)(acc[c] * scale);
+  free(acc);
+  return NULL;
+}
+
 static napi_value Config(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
@@ -123,6 +257,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"biasRelu", NULL, BiasRelu, NULL, NULL, NULL, napi_default, NULL},
+      {"conv", NULL, Conv, NULL, NULL, NULL, napi_default, NULL},
+      {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, Threads, NULL, NULL, NULL, napi_default, NULL},
   };

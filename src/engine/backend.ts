@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import './gradients.js';
 import { ContrastiveError } from '../errors.js';
-import { registerNativeMatMul } from './native.js';
+import { registerNativeConv, registerNativeMatMul, registerNativeReductions } from './native.js';
 import { patchWasmKernels } from './wasmKernels.js';
 
 /**
@@ -51,6 +51,8 @@ async function tryBackend(name: BackendName): Promise<string | null> {
   if (name === 'wasm') {
     patchWasmKernels();
     registerNativeMatMul();
+    registerNativeConv();
+    registerNativeReductions();
   }
   try {
     if (!(await tf.setBackend(name))) return 'failed to initialise';

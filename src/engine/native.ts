@@ -17,6 +17,10 @@ interface NativeBlas {
     out: Float32Array,
   ): void;
   biasRelu(out: Float32Array, rows: number, cols: number, bias: Float32Array | null, relu: boolean): void;
+  /** 13 shape numbers (n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, padTop, padLeft), a mode, two inputs, the output. */
+  conv(...args: [...number[], Float32Array, Float32Array, Float32Array]): void;
+  /** `out[c] = scale · Σ_r x[r, c]`, accumulated in float64. */
+  colSum(x: Float32Array, rows: number, cols: number, out: Float32Array, scale: number): void;
   config(): string;
   threads(): number;
 }
@@ -56,6 +60,7 @@ export function nativeStatus(): NativeStatus {
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
 interface WasmBackend {
+  disposeData(dataId: object): void;
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   wasm: { HEAPU8: Uint8Array };
@@ -137,5 +142,174 @@ export function registerNativeMatMul(): boolean {
     tf.registerKernel({ ...config!, kernelFunc: run(config!.kernelFunc) });
   }
   registered = true;
+  return true;
+}
+
+type ConvAttrs = {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  activation?: string;
+  filterShape?: [number, number, number, number];
+  inputShape?: [number, number, number, number];
+};
+
+let convRegistered = false;
+
+/**
+ * Routes the wasm backend's 2-D convolutions (forward, fused with bias and linear/ReLU, and both
+ * gradients) to im2col + OpenBLAS in the addon, in place on the wasm heap. NHWC without dilation
+ * only; anything else keeps the wasm kernel. Returns false when the addon is not available.
+ */
+export function registerNativeConv(): boolean {
+  const blas = loadNative();
+  if (!blas) return false;
+  if (convRegistered) return true;
+  const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const;
+  const original = Object.fromEntries(names.map((n) => [n, tf.getKernel(n, 'wasm')]));
+  if (names.some((n) => !original[n])) return false;
+  const supported = (attrs: ConvAttrs) => {
+    const d = attrs.dilations ?? 1;
+    return (
+      (attrs.dataFormat ?? 'NHWC') === 'NHWC' && (d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1))
+    );
+  };
+  const make =
+    (name: (typeof names)[number], fallback: KernelFunc): KernelFunc =>
+    (args) => {
+      const attrs = args.attrs as unknown as ConvAttrs;
+      const inputs = args.inputs as Record<string, tf.TensorInfo | undefined>;
+      const activation = attrs.activation ?? 'linear';
+      if (
+        !supported(attrs) ||
+        (name === 'FusedConv2D' &&
+          (inputs.preluActivationWeights || (activation !== 'linear' && activation !== 'relu')))
+      ) {
+        return fallback(args);
+      }
+      const backend = args.backend as unknown as WasmBackend;
+      let xShape: [number, number, number, number];
+      let filterShape: [number, number, number, number];
+      if (name === 'Conv2DBackpropFilter') {
+        xShape = inputs.x!.shape as typeof xShape;
+        filterShape = attrs.filterShape!;
+      } else if (name === 'Conv2DBackpropInput') {
+        xShape = attrs.inputShape!;
+        filterShape = inputs.filter!.shape as typeof filterShape;
+      } else {
+        xShape = inputs.x!.shape as typeof xShape;
+        filterShape = inputs.filter!.shape as typeof filterShape;
+      }
+      const info = tf.backend_util.computeConv2DInfo(
+        xShape,
+        filterShape,
+        attrs.strides,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+      const [n, h, w, cin] = xShape;
+      const [kh, kw, , cout] = filterShape;
+      const shape = [
+        n,
+        h,
+        w,
+        cin,
+        info.outHeight,
+        info.outWidth,
+        cout,
+        kh,
+        kw,
+        info.strideHeight,
+        info.strideWidth,
+        info.padInfo.top,
+        info.padInfo.left,
+      ];
+      const outShape =
+        name === 'Conv2DBackpropFilter'
+          ? filterShape
+          : name === 'Conv2DBackpropInput'
+            ? xShape
+            : [n, info.outHeight, info.outWidth, cout];
+      const out = backend.makeOutput(outShape, 'float32');
+      const heap = backend.wasm.HEAPU8.buffer;
+      const view = (t: tf.TensorInfo) =>
+        new Float32Array(
+          heap,
+          backend.dataIdMap.get(t.dataId).memoryOffset,
+          t.shape.reduce((a, b) => a * b, 1),
+        );
+      const result = view(out);
+      if (name === 'Conv2DBackpropFilter') blas.conv(...shape, 1, view(inputs.x!), view(inputs.dy!), result);
+      else if (name === 'Conv2DBackpropInput')
+        blas.conv(...shape, 2, view(inputs.dy!), view(inputs.filter!), result);
+      else {
+        blas.conv(...shape, 0, view(inputs.x!), view(inputs.filter!), result);
+        const bias = inputs.bias;
+        if (name === 'FusedConv2D' && (bias || activation === 'relu')) {
+          const biasSize = bias ? bias.shape.reduce((a, b) => a * b, 1) : 0;
+          if (bias && biasSize !== cout) {
+            backend.disposeData(out.dataId);
+            return fallback(args);
+          }
+          blas.biasRelu(
+            result,
+            n * info.outHeight * info.outWidth,
+            cout,
+            bias ? view(bias) : null,
+            activation === 'relu',
+          );
+        }
+      }
+      return out;
+    };
+  for (const name of names) {
+    const config = original[name]!;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...config, kernelFunc: make(name, config.kernelFunc) });
+  }
+  convRegistered = true;
+  return true;
+}
+
+let reduceRegistered = false;
+
+/**
+ * Sum and Mean over every axis but the last (what batch norm reduces, and its gradients) in the
+ * addon: the wasm kernels transpose the whole tensor first. Other reductions keep the wasm kernel.
+ */
+export function registerNativeReductions(): boolean {
+  const blas = loadNative();
+  if (!blas) return false;
+  if (reduceRegistered) return true;
+  for (const name of ['Sum', 'Mean'] as const) {
+    const config = tf.getKernel(name, 'wasm');
+    if (!config) return false;
+    const fallback = config.kernelFunc;
+    const kernelFunc: KernelFunc = (args) => {
+      const x = (args.inputs as { x: tf.TensorInfo }).x;
+      const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+      const rank = x.shape.length;
+      const axes = (Array.isArray(axis) ? axis : [axis])
+        .map((a) => (a < 0 ? a + rank : a))
+        .sort((a, b) => a - b);
+      const leading = rank >= 2 && axes.length === rank - 1 && axes.every((a, i) => a === i);
+      if (!leading || x.dtype !== 'float32') return fallback(args);
+      const cols = x.shape[rank - 1];
+      const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+      const backend = args.backend as unknown as WasmBackend;
+      const out = backend.makeOutput(keepDims ? [...new Array(rank - 1).fill(1), cols] : [cols], 'float32');
+      const heap = backend.wasm.HEAPU8.buffer;
+      const view = (t: tf.TensorInfo, size: number) =>
+        new Float32Array(heap, backend.dataIdMap.get(t.dataId).memoryOffset, size);
+      blas.colSum(view(x, rows * cols), rows, cols, view(out, cols), name === 'Mean' ? 1 / rows : 1);
+      return out;
+    };
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...config, kernelFunc });
+  }
+  reduceRegistered = true;
   return true;
 }

@@ -49,6 +49,43 @@ describe('native BLAS engine', () => {
     }
   });
 
+  it('convolutions (forward fused with bias + ReLU, both gradients) and leading-axis Sum/Mean match cpu', {
+    skip: nativeStatus().available ? false : nativeStatus().detail,
+  }, async () => {
+    await useBackend('cpu');
+    const [x, f, bias] = [normal([2, 9, 9, 3]), normal([3, 3, 3, 5]), normal([5])];
+    const compute = () =>
+      tf.tidy(() => {
+        const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(
+            tf.square(
+              tf.fused.conv2d({
+                x: a as tf.Tensor4D,
+                filter: b as tf.Tensor4D,
+                strides: 2,
+                pad: 'same',
+                bias,
+                activation: 'relu',
+              }),
+            ),
+          ),
+        )([x, f]);
+        return [
+          gx.dataSync(),
+          gf.dataSync(),
+          tf.sum(x, [0, 1, 2]).dataSync(),
+          tf.mean(x, [0, 1, 2], true).dataSync(),
+        ];
+      });
+    const expected = compute();
+    await useBackend('wasm');
+    const actual = compute();
+    ['input gradient', 'filter gradient', 'sum', 'mean'].forEach((label, i) => {
+      expectClose(actual[i], expected[i], { rtol: 1e-4, atol: 1e-4 }, label);
+    });
+    tf.dispose([x, f, bias]);
+  });
+
   it('without the addon (CONTRASTIVE_NATIVE=0) the engine says why and the exact losses still pass on wasm', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, CONTRASTIVE_NATIVE: '0', TEST_BACKENDS: 'wasm' };
     delete env.NODE_TEST_CONTEXT; // the child is a test run of its own, reporting to its own stdout
