@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { check, checkPositive } from '../errors.js';
+import { check, checkInRange } from '../errors.js';
 import type { TensorRecord } from './checkpoint.js';
 
 /** Options of {@link createOptimizer}. */
@@ -55,7 +55,7 @@ export class Optimizer {
 
   /** Computes `loss()` and its gradients, and updates the variables with learning rate `lr`. */
   step(loss: () => tf.Scalar, learningRate: number): StepResult {
-    checkPositive('Optimizer.step', 'learningRate', learningRate);
+    checkInRange('Optimizer.step', 'learningRate', learningRate, 0, Number.MAX_VALUE);
     const { value, grads } = tf.variableGrads(loss, this.variables);
     const o = this.options;
     const wd = o.weightDecay ?? 0;
