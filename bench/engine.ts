@@ -10,7 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { type BackendName, Rng, supConLoss, useBackend } from '../src/index.js';
+import { type BackendName, hiMulConLoss, Rng, supConLoss, useBackend } from '../src/index.js';
+import { ContrastiveModel } from '../src/models/contrastiveModel.js';
+import { projectionHead, smallConvEncoder } from '../src/models/encoders.js';
 import { Optimizer } from '../src/train/optimizers.js';
 
 const arg = (name: string, fallback: string) => {
@@ -18,6 +20,51 @@ const arg = (name: string, fallback: string) => {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 };
 const steps = Number(arg('steps', '10'));
+
+/**
+ * One W2 measurement: the small ResNet-style CNN on 128 images × 2 views + HiMulConE, median ms/step.
+ * (Issue 7's W2 uses 256 × 2; that exhausts the 4 GiB wasm32 heap, the limit of the wasm-heap design.)
+ */
+async function w2(backend: BackendName): Promise<number> {
+  await useBackend(backend);
+  const rng = new Rng(2);
+  const n = 128;
+  const x = tf.tensor4d(
+    Float32Array.from({ length: 2 * n * 784 }, () => rng.next()),
+    [2 * n, 28, 28, 1],
+  );
+  const labels = Array.from({ length: n }, () => {
+    const fine = rng.int(10);
+    return [fine % 2, fine % 6, fine];
+  });
+  const model = new ContrastiveModel(
+    smallConvEncoder({ inputShape: [28, 28, 1] }),
+    projectionHead({ inputDim: 128 }),
+  );
+  const optimizer = new Optimizer(model.trainableVariables, { kind: 'adam' });
+  const step = () => {
+    const { loss } = optimizer.step(() => {
+      const z = model.project(model.embed(x, true), true);
+      return hiMulConLoss(tf.transpose(tf.reshape(z, [2, n, -1]), [1, 0, 2]), labels, {
+        variant: 'hmce',
+        temperature: 0.1,
+      });
+    }, 1e-3);
+    loss.dataSync();
+    loss.dispose();
+  };
+  step();
+  const times: number[] = [];
+  for (let s = 0; s < Math.max(3, Math.floor(steps / 2)); s++) {
+    const t0 = performance.now();
+    step();
+    times.push(performance.now() - t0);
+  }
+  optimizer.dispose();
+  model.dispose();
+  x.dispose();
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
 
 /** One W1 measurement in this process: median ms/step. */
 async function w1(backend: BackendName): Promise<number> {
@@ -60,6 +107,40 @@ async function w1(backend: BackendName): Promise<number> {
   return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
 }
 
+const PYTORCH_W2 = `
+import time, torch, torch.nn as nn, torch.nn.functional as F
+torch.set_num_threads(2); torch.manual_seed(2)
+n=128; x=torch.rand(2*n,1,28,28); fine=torch.randint(0,10,(n,)); labels=torch.stack([fine%2,fine%6,fine],1)
+def block(cin,cout,s):
+    class B(nn.Module):
+        def __init__(s_):
+            super().__init__(); s_.c1=nn.Conv2d(cin,cout,3,s,1,bias=False); s_.b1=nn.BatchNorm2d(cout)
+            s_.c2=nn.Conv2d(cout,cout,3,1,1,bias=False); s_.b2=nn.BatchNorm2d(cout)
+            s_.sc=nn.Sequential(nn.Conv2d(cin,cout,1,s,bias=False),nn.BatchNorm2d(cout)) if (s!=1 or cin!=cout) else nn.Identity()
+        def forward(s_,x): return F.relu(s_.b2(s_.c2(F.relu(s_.b1(s_.c1(x)))))+s_.sc(x))
+    return B()
+net=nn.Sequential(nn.Conv2d(1,32,3,1,1,bias=False),nn.BatchNorm2d(32),nn.ReLU(),block(32,32,1),block(32,64,2),block(64,128,2),
+    nn.AdaptiveAvgPool2d(1),nn.Flatten(),nn.Linear(128,128),nn.ReLU(),nn.Linear(128,128))
+opt=torch.optim.Adam(net.parameters(),1e-3)
+def level_loss(f,mask,t=0.1):
+    m=mask.repeat(2,2); eye=torch.eye(2*n); m=m*(1-eye)
+    logits=(f@f.T/t).masked_fill(eye.bool(),-1e9); logp=logits-torch.logsumexp(logits,1,keepdim=True)
+    return -((m*logp).sum(1)/m.sum(1).clamp(min=1)).mean()
+def hmce(z):
+    f=F.normalize(z,dim=1); total=0; prev=None; L=3
+    for c in range(L-1,-1,-1):
+        mask=(labels[:,None,:c+1]==labels[None,:,:c+1]).all(-1).float()
+        l=level_loss(f,mask); l=l if prev is None else torch.max(l,prev); prev=l
+        total=total+2**(1/(L-c))*l
+    return total/L
+def step():
+    opt.zero_grad(); loss=hmce(net(x)); loss.backward(); opt.step()
+step(); ts=[]
+for _ in range(max(3, ${steps}//2)):
+    t=time.perf_counter(); step(); ts.append((time.perf_counter()-t)*1000)
+ts.sort(); print(ts[len(ts)//2])
+`;
+
 const PYTORCH_W1 = `
 import time, torch
 torch.set_num_threads(2); torch.manual_seed(1)
@@ -82,14 +163,26 @@ ts.sort(); print(ts[len(ts)//2])
 async function main() {
   const self = fileURLToPath(import.meta.url);
   if (process.argv.includes('--child')) {
-    console.log(await w1(arg('child', 'wasm') as BackendName));
+    const run = arg('workload', 'w1') === 'w2' ? w2 : w1;
+    console.log(await run(arg('child', 'wasm') as BackendName));
     return;
   }
   // each configuration in its own process, so RSS and kernel registrations do not mix
-  const measure = (label: string, env: NodeJS.ProcessEnv, backend: string) => {
+  const measure = (label: string, env: NodeJS.ProcessEnv, backend: string, workload = 'w1') => {
     const r = spawnSync(
       '/usr/bin/time',
-      ['-f', '%M', process.execPath, self, '--child', backend, '--steps', String(steps)],
+      [
+        '-f',
+        '%M',
+        process.execPath,
+        self,
+        '--child',
+        backend,
+        '--workload',
+        workload,
+        '--steps',
+        String(steps),
+      ],
       {
         env: { ...process.env, ...env },
         encoding: 'utf8',
@@ -104,26 +197,42 @@ async function main() {
     measure('tfjs wasm (stock matmul path fixed, no native)', { CONTRASTIVE_NATIVE: '0' }, 'wasm'),
   ];
   if (!process.argv.includes('--skip-cpu')) rows.push(measure('tfjs cpu', {}, 'cpu'));
-  const torch = spawnSync('/usr/bin/time', ['-f', '%M', '/usr/bin/python3', '-c', PYTORCH_W1], {
-    encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: '2' },
-  });
-  const anchor = torch.status === 0 ? Number(torch.stdout.trim()) : Number.NaN;
-  if (torch.status === 0)
-    rows.push({
-      label: 'PyTorch (2 threads)',
-      ms: anchor,
-      rssMiB: Number(torch.stderr.trim().split('\n').pop()) / 1024,
+  const python = (script: string) => {
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', '/usr/bin/python3', '-c', script], {
+      encoding: 'utf8',
+      env: { ...process.env, OMP_NUM_THREADS: '2' },
     });
-  console.log(`W1: MLP 512→512→128 on [1024, 512] + SupCon, fwd+bwd+Adam, median of ${steps} steps`);
-  for (const r of rows) {
-    const ratio = Number.isFinite(anchor)
-      ? `${(r.ms / anchor).toFixed(2)}× PyTorch`
-      : 'PyTorch not available';
-    console.log(
-      `${r.label.padEnd(48)} ${r.ms.toFixed(1).padStart(8)} ms/step  peak RSS ${r.rssMiB.toFixed(0).padStart(5)} MiB  ${ratio}`,
-    );
-  }
+    return r.status === 0
+      ? { ms: Number(r.stdout.trim()), rssMiB: Number(r.stderr.trim().split('\n').pop()) / 1024 }
+      : null;
+  };
+  const print = (
+    title: string,
+    rows: { label: string; ms: number; rssMiB: number }[],
+    torch: { ms: number; rssMiB: number } | null,
+  ) => {
+    console.log(title);
+    for (const r of [...rows, ...(torch ? [{ label: 'PyTorch 1.13 (2 threads)', ...torch }] : [])]) {
+      const ratio = torch ? `${(r.ms / torch.ms).toFixed(2)}× PyTorch` : 'PyTorch not available';
+      console.log(
+        `  ${r.label.padEnd(48)} ${r.ms.toFixed(1).padStart(8)} ms/step  peak RSS ${r.rssMiB.toFixed(0).padStart(5)} MiB  ${ratio}`,
+      );
+    }
+  };
+  print(
+    `W1: MLP 512→512→128 on [1024, 512] + SupCon, fwd+bwd+Adam, median of ${steps} steps`,
+    rows,
+    python(PYTORCH_W1),
+  );
+  const w2rows = [
+    measure('tfjs wasm + native OpenBLAS', {}, 'wasm', 'w2'),
+    measure('tfjs wasm (no native)', { CONTRASTIVE_NATIVE: '0' }, 'wasm', 'w2'),
+  ];
+  print(
+    'W2: small ResNet-style CNN on [128 × 2 views, 28, 28, 1] + HiMulConE, full step',
+    w2rows,
+    python(PYTORCH_W2),
+  );
 }
 
 await main();

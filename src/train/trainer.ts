@@ -201,21 +201,23 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       for (; stepInEpoch < epochBatchList.length; stepInEpoch++) {
         const indices = epochBatchList[stepInEpoch];
         const lr = learningRate(step);
-        const { loss, levelLosses } = trainStep({
-          config,
-          data,
-          model,
-          keyModel,
-          queue,
-          optimizer,
-          indices,
-          lr,
-          augmentRng,
-          mixRng,
-          alpha: alphaAt(step),
-          beta: betaAt(step),
-          buffer: batchInputs,
-        });
+        const { loss, levelLosses } = guardHeap(config, () =>
+          trainStep({
+            config,
+            data,
+            model,
+            keyModel,
+            queue,
+            optimizer,
+            indices,
+            lr,
+            augmentRng,
+            mixRng,
+            alpha: alphaAt(step),
+            beta: betaAt(step),
+            buffer: batchInputs,
+          }),
+        );
         if (!Number.isFinite(loss)) {
           throw new ContrastiveError(
             `train: the loss became ${loss} at epoch ${epoch}, step ${step + 1} (learning rate ${lr.toExponential(2)}); lower --learning-rate or set --grad-clip. The last checkpoint is intact.`,
@@ -324,6 +326,20 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     optimizer.dispose();
     model.dispose();
     keyModel?.dispose();
+  }
+}
+
+/** The wasm backend aborts when its 4 GiB heap runs out; say so, and what to do, instead of a stack trace. */
+function guardHeap<T>(config: TrainConfig, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof Error && /Aborted|out of memory|memory access out of bounds/i.test(error.message)) {
+      throw new ContrastiveError(
+        `train: the ${config.backend === 'auto' ? 'active' : config.backend} backend ran out of memory at batch size ${config.batchSize} × ${config.views} views (the wasm heap is at most 4 GiB); lower --batch-size. The last checkpoint is intact.`,
+      );
+    }
+    throw error;
   }
 }
 
