@@ -1,15 +1,7 @@
 import { ContrastiveError } from '../errors.js';
+import { convertOption, kebab, type OptionSpec, type OptionValue } from '../options.js';
 
-/** One command-line option, described once: `--help` and validation both come from this. */
-export interface OptionSpec {
-  /** camelCase option name; the flag is its kebab-case form (`baseTemperature` ↔ `--base-temperature`). */
-  name: string;
-  type: 'string' | 'number' | 'integer' | 'boolean' | 'list';
-  /** Allowed values (for `string` and `list`). */
-  choices?: readonly string[];
-  default?: string | number | boolean | readonly string[];
-  doc: string;
-}
+export { BACKEND_OPTION, convertOption, kebab, type OptionSpec, type OptionValue } from '../options.js';
 
 /** A positional argument. */
 export interface PositionalSpec {
@@ -29,16 +21,12 @@ export interface CommandSpec {
   run(parsed: ParsedArgs): Promise<void>;
 }
 
-export type OptionValue = string | number | boolean | string[];
-
 export interface ParsedArgs {
   positionals: string[];
   options: Record<string, OptionValue>;
   /** Names of the options given on the command line (not defaulted). */
   given: Set<string>;
 }
-
-export const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** Parses `argv` against a command spec; unknown flags and bad values are errors naming them. */
 export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArgs {
@@ -92,49 +80,6 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
   }
   checkPositionals(spec, positionals);
   return { positionals, options, given };
-}
-
-/** Converts and validates one raw value (from a flag or a config file) by its spec. */
-export function convertOption(where: string, option: OptionSpec, raw: unknown): OptionValue {
-  const flag = `--${kebab(option.name)}`;
-  const fail = (expected: string): never => {
-    throw new ContrastiveError(`${where}: ${flag} must be ${expected}, but got ${JSON.stringify(raw)}.`);
-  };
-  switch (option.type) {
-    case 'boolean':
-      if (typeof raw === 'boolean') return raw;
-      if (raw === 'true' || raw === '1') return true;
-      if (raw === 'false' || raw === '0') return false;
-      return fail('true or false');
-    case 'number':
-    case 'integer': {
-      const value =
-        typeof raw === 'number'
-          ? raw
-          : typeof raw === 'string' && raw.trim() !== ''
-            ? Number(raw)
-            : Number.NaN;
-      if (!Number.isFinite(value)) return fail('a number');
-      if (option.type === 'integer' && !Number.isInteger(value)) return fail('an integer');
-      return value;
-    }
-    case 'string': {
-      if (typeof raw !== 'string') return fail('a string');
-      if (option.choices && !option.choices.includes(raw)) return fail(`one of ${option.choices.join(', ')}`);
-      return raw;
-    }
-    case 'list': {
-      const items = Array.isArray(raw)
-        ? raw.map(String)
-        : typeof raw === 'string'
-          ? raw.split(',').filter(Boolean)
-          : fail('a comma-separated list');
-      for (const item of items) {
-        if (option.choices && !option.choices.includes(item)) fail(`a list of ${option.choices.join(', ')}`);
-      }
-      return items;
-    }
-  }
 }
 
 function checkPositionals(spec: CommandSpec, positionals: string[]): void {

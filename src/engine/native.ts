@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
+import type { ConvAttrs, KernelFunc, WasmBackend } from './kernelTypes.js';
 
 /** The native addon's functions (native/blas.c). */
 interface NativeBlas {
@@ -56,14 +57,6 @@ export function nativeStatus(): NativeStatus {
   const blas = loadNative();
   if (!blas) return { available: false, detail: why };
   return { available: true, detail: `OpenBLAS (${blas.config().trim()}), ${blas.threads()} threads` };
-}
-
-type KernelFunc = tf.KernelConfig['kernelFunc'];
-interface WasmBackend {
-  disposeData(dataId: object): void;
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
 }
 
 let registered = false;
@@ -144,17 +137,6 @@ export function registerNativeMatMul(): boolean {
   registered = true;
   return true;
 }
-
-type ConvAttrs = {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat?: 'NHWC' | 'NCHW';
-  dilations?: number | [number, number];
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  activation?: string;
-  filterShape?: [number, number, number, number];
-  inputShape?: [number, number, number, number];
-};
 
 let convRegistered = false;
 

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-type KernelFunc = tf.KernelConfig['kernelFunc'];
-type Backend = { disposeData(dataId: object): void };
+import type { ConvAttrs, KernelFunc, WasmBackend } from './kernelTypes.js';
 
 let patched = false;
 
@@ -51,28 +50,22 @@ export function patchWasmKernels(): void {
  */
 const conv2DBackpropInput: KernelFunc = (args) => {
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  const attrs = args.attrs as {
-    strides: number | [number, number];
-    pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    inputShape: [number, number, number, number];
-  };
+  const attrs = args.attrs as unknown as ConvAttrs;
   if (attrs.dataFormat === 'NCHW') throw new Error('Conv2DBackpropInput on wasm supports NHWC only');
   const [kh, kw, cin, cout] = filter.shape as [number, number, number, number];
   const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
+    attrs.inputShape!,
     [kh, kw, cin, cout],
     attrs.strides,
     1,
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  const [n, h, w] = attrs.inputShape;
+  const [n, h, w] = attrs.inputShape!;
   const [, oh, ow] = dy.shape;
   const sh = info.strideHeight;
   const sw = info.strideWidth;
-  const backend = args.backend as unknown as Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const temps: tf.TensorInfo[] = [];
   const keep = (t: tf.TensorInfo) => {
     temps.push(t);
@@ -184,24 +177,18 @@ function run(
  */
 const conv2DBackpropFilter: KernelFunc = (args) => {
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const attrs = args.attrs as {
-    strides: number | [number, number];
-    pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    filterShape: [number, number, number, number];
-  };
+  const attrs = args.attrs as unknown as ConvAttrs;
   if (attrs.dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
-    attrs.filterShape,
+    attrs.filterShape!,
     attrs.strides,
     1,
     attrs.pad,
     attrs.dimRoundingMode,
   );
   const { top, bottom, left, right } = info.padInfo;
-  const backend = args.backend as unknown as Backend;
+  const backend = args.backend as unknown as WasmBackend;
   const temps: tf.TensorInfo[] = [];
   const keep = (t: tf.TensorInfo) => {
     temps.push(t);
@@ -242,7 +229,7 @@ const conv2DBackpropFilter: KernelFunc = (args) => {
         },
       ),
     ); // [Cin, >= KH, >= KW, Cout]
-    const [kh, kw, cin, cout] = attrs.filterShape;
+    const [kh, kw, cin, cout] = attrs.filterShape!;
     const cropped = keep(run('Slice', args, { x: full }, { begin: [0, 0, 0, 0], size: [cin, kh, kw, cout] }));
     return run('Transpose', args, { x: cropped }, { perm: [1, 2, 0, 3] });
   } finally {
@@ -254,7 +241,7 @@ function transposeFirst(matMul: KernelFunc, transpose: KernelFunc): KernelFunc {
   return (args) => {
     const attrs = args.attrs as { transposeA?: boolean; transposeB?: boolean };
     if (!attrs.transposeA && !attrs.transposeB) return matMul(args);
-    const backend = args.backend as unknown as Backend;
+    const backend = args.backend as unknown as WasmBackend;
     const made: tf.TensorInfo[] = [];
     const materialize = (x: tf.TensorInfo, flag: boolean | undefined) => {
       if (!flag) return x;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { convertOption, kebab, type OptionSpec, type OptionValue } from '../cli/args.js';
 import { ContrastiveError } from '../errors.js';
+import { BACKEND_OPTION, convertOption, kebab, type OptionSpec, type OptionValue } from '../options.js';
 
 /** Training methods: the supervised/self-supervised view trainer, the momentum trainer, and a classifier baseline. */
 export const METHODS = ['ce', 'simclr', 'supcon', 'himulcon', 'hicone', 'himulcone', 'moco', 'sane'] as const;
@@ -126,13 +126,7 @@ export const TRAIN_OPTIONS = [
   { name: 'evalEvery', type: 'integer', default: 1, doc: 'quick kNN evaluation every N epochs (0: off)' },
   { name: 'logEvery', type: 'integer', default: 20, doc: 'log a metrics line every N steps' },
   { name: 'seed', type: 'integer', default: 0, doc: 'random seed: same seed, same backend, same run' },
-  {
-    name: 'backend',
-    type: 'string',
-    choices: ['auto', 'tensorflow', 'wasm', 'cpu'],
-    default: 'auto',
-    doc: 'tfjs backend',
-  },
+  BACKEND_OPTION,
   {
     name: 'resume',
     type: 'boolean',

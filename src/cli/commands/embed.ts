@@ -1,4 +1,4 @@
-import type { CommandSpec } from '../args.js';
+import { BACKEND_OPTION, type CommandSpec } from '../args.js';
 
 /** `contrastive embed runs/x --out emb.npy`: backbone embeddings of a split, with their labels. */
 export const embedCommand: CommandSpec = {
@@ -13,13 +13,7 @@ export const embedCommand: CommandSpec = {
     },
     { name: 'split', type: 'string', choices: ['train', 'test'], default: 'test', doc: 'which split' },
     { name: 'dataDir', type: 'string', doc: "data folder (default: the run's)" },
-    {
-      name: 'backend',
-      type: 'string',
-      choices: ['auto', 'tensorflow', 'wasm', 'cpu'],
-      default: 'auto',
-      doc: 'tfjs backend',
-    },
+    BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');

@@ -1,4 +1,4 @@
-import type { CommandSpec } from '../args.js';
+import { BACKEND_OPTION, type CommandSpec } from '../args.js';
 
 /** `contrastive eval runs/x`: every metric, a table on the terminal, `runs/x/eval.json`. */
 export const evalCommand: CommandSpec = {
@@ -24,13 +24,7 @@ export const evalCommand: CommandSpec = {
     },
     { name: 'strips', type: 'integer', default: 8, doc: 'nearest-neighbour strips for the report' },
     { name: 'seed', type: 'integer', default: 0, doc: 'seed of the sampled subsets' },
-    {
-      name: 'backend',
-      type: 'string',
-      choices: ['auto', 'tensorflow', 'wasm', 'cpu'],
-      default: 'auto',
-      doc: 'tfjs backend',
-    },
+    BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
     const { evaluateRun } = await import('../../eval/evaluateRun.js');

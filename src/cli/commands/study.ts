@@ -1,4 +1,4 @@
-import type { CommandSpec } from '../args.js';
+import { BACKEND_OPTION, type CommandSpec } from '../args.js';
 
 /** `contrastive study fashion-mnist`: every method, several seeds, one results page. */
 export const studyCommand: CommandSpec = {
@@ -31,13 +31,7 @@ export const studyCommand: CommandSpec = {
     { name: 'temperature', type: 'number', default: 0.1, doc: 'loss temperature' },
     { name: 'probeEpochs', type: 'integer', default: 20, doc: 'linear-probe epochs (0: skip)' },
     { name: 'dataDir', type: 'string', doc: 'Fashion-MNIST folder' },
-    {
-      name: 'backend',
-      type: 'string',
-      choices: ['auto', 'tensorflow', 'wasm', 'cpu'],
-      default: 'auto',
-      doc: 'tfjs backend',
-    },
+    BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
