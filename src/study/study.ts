@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { evaluateRun } from '../eval/evaluateRun.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -48,6 +50,12 @@ export interface StudyOptions {
   /** The exact command line, for the results page. */
   command?: string;
   progress?: ProgressReporter;
+  /**
+   * Train and evaluate each run in a child process (`contrastive train` / `eval`), so every run
+   * starts with an empty wasm heap: the heap never shrinks, and two dozen runs in one process can
+   * exhaust its 4 GiB. Default false (in-process, what tests use).
+   */
+  isolate?: boolean;
 }
 
 /** Mean and standard deviation (sample, n-1) of a metric over seeds. */
@@ -127,32 +135,49 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
       const runDir = join(options.out, `${arm.name}-s${seed}`);
       const evalPath = join(runDir, 'eval.json');
       if (!existsSync(evalPath)) {
-        if (!existsSync(join(runDir, 'model', 'model.json'))) {
-          const resume = existsSync(join(runDir, 'checkpoint.bin'));
-          const config = await resolveTrainConfig({
-            ...options.shared,
-            ...arm.options,
-            seed,
-            out: runDir,
-            resume,
-          } as never);
-          const effective = resume
-            ? { ...(JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as TrainConfig), resume }
-            : config;
-          progress.message(`study: training ${arm.name} seed ${seed}`);
-          const result = await train(effective, { progress });
-          if (result.interrupted)
-            throw new Error('study interrupted; run the same command again to continue');
-        }
-        progress.message(`study: evaluating ${arm.name} seed ${seed}`);
-        await evaluateRun(runDir, {
+        const trained = existsSync(join(runDir, 'model', 'model.json'));
+        const resume = !trained && existsSync(join(runDir, 'checkpoint.bin'));
+        const evalOptions = {
           backend: options.shared.backend as 'auto',
-          linearProbe: options.probeEpochs ? { epochs: options.probeEpochs } : false,
+          linearProbe: options.probeEpochs ? { epochs: options.probeEpochs } : (false as const),
           knnK: 200,
           strips: seed === options.seeds[0] ? 6 : 0,
           seed,
-        });
-        tf.disposeVariables();
+        };
+        if (options.isolate) {
+          progress.message(`study: ${arm.name} seed ${seed} (child process)`);
+          await runIsolated(
+            runDir,
+            { ...options.shared, ...arm.options, seed },
+            trained,
+            resume,
+            evalOptions,
+            options.probeEpochs ?? 0,
+          );
+        } else {
+          if (!trained) {
+            const config = await resolveTrainConfig({
+              ...options.shared,
+              ...arm.options,
+              seed,
+              out: runDir,
+              resume,
+            } as never);
+            const effective = resume
+              ? {
+                  ...(JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as TrainConfig),
+                  resume,
+                }
+              : config;
+            progress.message(`study: training ${arm.name} seed ${seed}`);
+            const result = await train(effective, { progress });
+            if (result.interrupted)
+              throw new Error('study interrupted; run the same command again to continue');
+          }
+          progress.message(`study: evaluating ${arm.name} seed ${seed}`);
+          await evaluateRun(runDir, evalOptions);
+          tf.disposeVariables();
+        }
       }
       const list = evaluations.get(arm.name) ?? [];
       list.push(JSON.parse(await readFile(evalPath, 'utf8')) as EvalFile);
@@ -176,6 +201,47 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
   );
   progress.message(`study: wrote ${resultsPath} and ${join(options.out, 'report.html')}`);
   return table;
+}
+
+/** `contrastive train` then `contrastive eval` for one run, each in its own process. */
+async function runIsolated(
+  runDir: string,
+  options: Partial<TrainConfig>,
+  trained: boolean,
+  resume: boolean,
+  evalOptions: { backend: string; knnK: number; strips: number; seed: number },
+  probeEpochs: number,
+): Promise<void> {
+  const bin = fileURLToPath(new URL('../cli/bin.js', import.meta.url));
+  const run = (args: string[]) => {
+    const r = spawnSync(process.execPath, [bin, ...args], { stdio: 'inherit' });
+    if (r.status !== 0)
+      throw new Error(
+        `study: \`contrastive ${args.slice(0, 2).join(' ')}\` failed (exit ${r.status}); run the same command again to continue`,
+      );
+  };
+  if (!trained) {
+    if (resume) run(['train', '--out', runDir, '--resume']);
+    else {
+      const config = join(runDir, '..', `.${runDir.split(/[\\/]/).pop()}.config.json`);
+      await writeFileAtomic(config, JSON.stringify({ ...options, out: runDir }));
+      run(['train', '--config', config]);
+    }
+  }
+  run([
+    'eval',
+    runDir,
+    '--knn-k',
+    String(evalOptions.knnK),
+    '--probe-epochs',
+    String(probeEpochs),
+    '--strips',
+    String(evalOptions.strips),
+    '--seed',
+    String(evalOptions.seed),
+    '--backend',
+    evalOptions.backend,
+  ]);
 }
 
 export function aggregate(values: readonly number[]): Aggregate {

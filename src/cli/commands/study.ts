@@ -64,6 +64,7 @@ export const studyCommand: CommandSpec = {
       shared: shared as never,
       probeEpochs: quick ? 0 : (o.probeEpochs as number),
       command: `contrastive study ${process.argv.slice(3).join(' ')}`,
+      isolate: !quick,
     });
   },
 };
