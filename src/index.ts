@@ -2,9 +2,33 @@
  * tfjs-contrastive: contrastive representation learning that uses all the labels a dataset has.
  * Every loss is a pure function over tfjs tensors and works on any tfjs backend.
  */
+
+export {
+  augmentFeatures,
+  augmentImages,
+  DEFAULT_IMAGE_AUGMENT,
+  type FeatureAugmentOptions,
+  type ImageAugmentOptions,
+  views,
+} from './data/augment.js';
+export {
+  FASHION_MNIST_CLASSES,
+  type FashionMnistOptions,
+  type FashionMnistSplit,
+  fashionMnistTree,
+  loadFashionMnist,
+} from './data/fashionMnist.js';
+export { type FeatureTable, type FeatureTableOptions, readFeatureTable } from './data/featureTable.js';
+export { type IdxArray, parseIdx, readIdx, writeIdx } from './data/idx.js';
+export { type ImageFolder, type ImageFolderOptions, readImageFolder } from './data/imageFolder.js';
+export { balancedBatches, hierarchicalBatches, randomBatches } from './data/samplers.js';
 export { BACKEND_PREFERENCE, type BackendName, useBackend } from './engine/backend.js';
+export { nativeStatus } from './engine/native.js';
 export { ContrastiveError } from './errors.js';
+export { type EvaluateRunOptions, evaluateRun } from './eval/evaluateRun.js';
 export * from './eval/index.js';
+export * from './hierarchy/index.js';
+export { readNpy, writeNpy } from './io/npy.js';
 export {
   type HiMulConDetails,
   type HiMulConLevel,
@@ -34,4 +58,16 @@ export {
   softLabelCrossEntropy,
 } from './losses/sane.js';
 export { type SupConDetails, type SupConOptions, supConLoss, supConLossDetails } from './losses/supCon.js';
+export { ContrastiveModel } from './models/contrastiveModel.js';
+export { mlpEncoder, projectionHead, smallConvEncoder } from './models/encoders.js';
+export { loadLayersModelFromDir, saveLayersModel } from './models/modelIO.js';
+export { copyWeights, momentumUpdate } from './models/momentum.js';
+export { MomentumQueue, type MomentumQueueState } from './models/momentumQueue.js';
 export { Rng } from './random.js';
+export * from './report/index.js';
+export { runStudy, STUDY_ARMS, type StudyOptions } from './study/study.js';
+export { type Checkpoint, readCheckpoint, writeCheckpoint } from './train/checkpoint.js';
+export { METHODS, type Method, resolveTrainConfig, TRAIN_OPTIONS, type TrainConfig } from './train/config.js';
+export { Optimizer, type OptimizerOptions } from './train/optimizers.js';
+export { constantWithWarmup, cosineWithWarmup, linearRamp, type Schedule } from './train/schedules.js';
+export { type TrainHooks, type TrainResult, train } from './train/trainer.js';

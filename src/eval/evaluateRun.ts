@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -11,8 +10,11 @@ import type { EvalFile } from '../report/loadRun.js';
 import type { NeighborStrip } from '../report/runRecords.js';
 import type { TrainConfig } from '../train/config.js';
 import { loadTrainingData, type TrainingData, type TrainingSplit } from '../train/data.js';
+import { embedSplit } from './embed.js';
 import { type EvaluateOptions, evaluateEmbeddings } from './evaluate.js';
 import { nearestNeighbors } from './neighbors.js';
+
+export { embedSplit };
 
 /** Options of {@link evaluateRun}. */
 export interface EvaluateRunOptions extends EvaluateOptions {
@@ -44,26 +46,6 @@ export async function loadRunModel(runDir: string, options: { dataDir?: string; 
     trainLimit: options.trainLimit ?? config.trainLimit,
   });
   return { config, model, data };
-}
-
-/** Backbone embeddings of a split, in batches of 256, inference mode. */
-export function embedSplit(model: tfl.LayersModel, split: TrainingSplit, inputShape: number[]): tf.Tensor2D {
-  const size = inputShape.reduce((a, b) => a * b, 1);
-  const parts: tf.Tensor[] = [];
-  for (let start = 0; start < split.size; start += 256) {
-    const end = Math.min(split.size, start + 256);
-    parts.push(
-      tf.tidy(
-        () =>
-          model.predict(
-            tf.tensor(split.inputs.subarray(start * size, end * size), [end - start, ...inputShape]),
-          ) as tf.Tensor,
-      ),
-    );
-  }
-  const out = tf.concat(parts, 0) as tf.Tensor2D;
-  tf.dispose(parts);
-  return out;
 }
 
 /**

@@ -14,7 +14,7 @@ export function encodeNpy(array: NpyArray): Uint8Array {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }`;
   // magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of 64, ending in \n
   const unpadded = 10 + header.length + 1;
-  header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - (unpadded % 64)) % 64)}\n`;
   const bytes = new Uint8Array(10 + header.length + array.data.length * 4);
   bytes.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0], 0);
   new DataView(bytes.buffer).setUint16(8, header.length, true);

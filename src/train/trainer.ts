@@ -8,6 +8,7 @@ import { balancedBatches, hierarchicalBatches, randomBatches } from '../data/sam
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { activeEngineLine } from '../engine/describe.js';
 import { ContrastiveError } from '../errors.js';
+import { embedSplit } from '../eval/embed.js';
 import { knnClassify } from '../eval/knn.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { infoNCELoss } from '../losses/moco.js';
@@ -98,8 +99,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     gradClipNorm: config.gradClip,
   });
 
-  const batches = (epoch: number, rng: Rng) => epochBatches(config, data, rng, epoch);
-  const stepsPerEpoch = batches(1, new Rng(0)).length;
+  const batches = (rng: Rng) => epochBatches(config, data, rng);
+  const stepsPerEpoch = batches(new Rng(0)).length;
   const totalSteps = stepsPerEpoch * config.epochs;
   const warmup = Math.round(config.warmupEpochs * stepsPerEpoch);
   const learningRate =
@@ -197,7 +198,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   try {
     for (; epoch <= config.epochs; epoch++) {
       const samplerRng = new Rng(epochSamplerState);
-      const epochBatchList = batches(epoch, samplerRng);
+      const epochBatchList = batches(samplerRng);
       for (; stepInEpoch < epochBatchList.length; stepInEpoch++) {
         const indices = epochBatchList[stepInEpoch];
         const lr = learningRate(step);
@@ -419,7 +420,7 @@ export function buildModel(config: TrainConfig, data: TrainingData): Contrastive
   return new ContrastiveModel(backbone, head, classifier);
 }
 
-function epochBatches(config: TrainConfig, data: TrainingData, rng: Rng, _epoch: number): Int32Array[] {
+function epochBatches(config: TrainConfig, data: TrainingData, rng: Rng): Int32Array[] {
   const depth = data.tree.depth;
   const fine = Int32Array.from(
     { length: data.train.size },
@@ -580,12 +581,18 @@ function scalarValue(t: tf.Scalar): number {
 /** kNN accuracy (finest level, k = 20) of backbone embeddings, test against train, on at most 5,000 / 1,000 samples. */
 export function quickKnn(model: ContrastiveModel, data: TrainingData): number {
   const depth = data.tree.depth;
+  const size = data.inputShape.reduce((a, b) => a * b, 1);
   const take = (split: TrainingData['train'], limit: number) => {
     const n = Math.min(split.size, limit);
+    const first = {
+      inputs: split.inputs.subarray(0, n * size),
+      labels: split.labels.subarray(0, n * depth),
+      size: n,
+    };
     const rows = Array.from({ length: n }, (_, i) =>
       Array.from(split.labels.subarray(i * depth, (i + 1) * depth)),
     );
-    return { embeddings: embedAll(model, split.inputs, n, data.inputShape), rows };
+    return { embeddings: embedSplit(model.backbone, first, data.inputShape), rows };
   };
   const train = take(data.train, 5000);
   const test = take(data.test, 1000);
@@ -594,31 +601,6 @@ export function quickKnn(model: ContrastiveModel, data: TrainingData): number {
   } finally {
     tf.dispose([train.embeddings, test.embeddings]);
   }
-}
-
-/** Backbone embeddings `[n, E]` of the first n inputs, in batches of 256, inference mode. */
-export function embedAll(
-  model: ContrastiveModel,
-  inputs: Float32Array,
-  n: number,
-  inputShape: number[],
-): tf.Tensor2D {
-  const size = inputShape.reduce((a, b) => a * b, 1);
-  const parts: tf.Tensor2D[] = [];
-  for (let start = 0; start < n; start += 256) {
-    const end = Math.min(n, start + 256);
-    parts.push(
-      tf.tidy(() =>
-        model.embed(
-          tf.tensor(inputs.subarray(start * size, end * size), [end - start, ...inputShape]),
-          false,
-        ),
-      ),
-    );
-  }
-  const out = tf.concat(parts, 0) as tf.Tensor2D;
-  tf.dispose(parts);
-  return out;
 }
 
 function weightRecords(model: ContrastiveModel, prefix: string): TensorRecord[] {
