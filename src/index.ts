@@ -22,6 +22,7 @@ export { type FeatureTable, type FeatureTableOptions, readFeatureTable } from '.
 export { type IdxArray, parseIdx, readIdx, writeIdx } from './data/idx.js';
 export { type ImageFolder, type ImageFolderOptions, readImageFolder } from './data/imageFolder.js';
 export { balancedBatches, hierarchicalBatches, randomBatches } from './data/samplers.js';
+export { holdOutClasses, type Split, trainTestSplit } from './data/splits.js';
 export { BACKEND_PREFERENCE, type BackendName, useBackend } from './engine/backend.js';
 export { nativeStatus } from './engine/native.js';
 export { ContrastiveError } from './errors.js';

@@ -143,15 +143,14 @@ export function augmentFeatures(x: tf.Tensor2D, rng: Rng, options: FeatureAugmen
 }
 
 /**
- * V augmented views of a batch, stacked view-major as `[V·N, ...]` (row `v·N + i` is view v of
- * sample i), the flat layout every loss accepts.
+ * V augmented views of a batch `[N, ...]`, stacked as `[N, V, ...]` (the layout the losses take;
+ * `tf.reshape` to `[N*V, ...]` after a transpose for the flat view-major one).
  */
-export function views<T extends tf.Tensor>(x: T, numViews: number, augment: (x: T) => T): T {
-  return tf.tidy(
-    () =>
-      tf.concat(
-        Array.from({ length: numViews }, () => augment(x)),
-        0,
-      ) as T,
+export function views<T extends tf.Tensor>(x: T, numViews: number, augment: (x: T) => T): tf.Tensor {
+  return tf.tidy(() =>
+    tf.stack(
+      Array.from({ length: numViews }, () => augment(x)),
+      1,
+    ),
   );
 }

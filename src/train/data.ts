@@ -2,9 +2,9 @@ import { stat } from 'node:fs/promises';
 import { loadFashionMnist } from '../data/fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from '../data/featureTable.js';
 import { readImageFolder } from '../data/imageFolder.js';
+import { holdOutClasses, trainTestSplit } from '../data/splits.js';
 import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
-import { Rng } from '../random.js';
 
 /** Inputs and label rows of one split, row-major. */
 export interface TrainingSplit {
@@ -95,16 +95,12 @@ function resolveHeldOut(tree: LabelTree, names: readonly string[]): number[][] {
 function dropClasses(split: TrainingSplit, heldOut: number[][], inputSize: number): TrainingSplit {
   if (heldOut.length === 0) return split;
   const depth = heldOut[0].length;
-  const held = new Set(heldOut.map((r) => r[depth - 1]));
-  const keep: number[] = [];
-  for (let i = 0; i < split.size; i++) if (!held.has(split.labels[i * depth + depth - 1])) keep.push(i);
-  const inputs = new Float32Array(keep.length * inputSize);
-  const labels = new Int32Array(keep.length * depth);
-  keep.forEach((i, r) => {
-    inputs.set(split.inputs.subarray(i * inputSize, (i + 1) * inputSize), r * inputSize);
-    labels.set(split.labels.subarray(i * depth, (i + 1) * depth), r * depth);
-  });
-  return { inputs, labels, size: keep.length };
+  const { kept } = holdOutClasses(
+    split.labels,
+    depth,
+    heldOut.map((r) => r[depth - 1]),
+  );
+  return subset(split, inputSize, depth, kept);
 }
 
 /** A CSV / JSONL / .npy feature table (label paths per row), split into train and test. */
@@ -179,9 +175,9 @@ function splitLabelled(
     const fraction = options.testFraction ?? 0.2;
     if (!(fraction > 0 && fraction < 1))
       throw new ContrastiveError(`train: --test-fraction must be in (0, 1), but got ${fraction}.`);
-    const isTest = stratifiedTestMask(all.labels, tree.depth, fraction, new Rng(options.seed ?? 0));
-    [trainSplit, testSplit] = [false, true].map((want) =>
-      subset(all, table.dim, tree.depth, (i) => isTest[i] === Number(want)),
+    const split = trainTestSplit(all.labels, tree.depth, { testFraction: fraction, seed: options.seed });
+    [trainSplit, testSplit] = [split.train, split.test].map((rows) =>
+      subset(all, table.dim, tree.depth, rows),
     );
   }
   const heldOut = resolveHeldOut(tree, options.holdoutClasses ?? []);
@@ -202,33 +198,8 @@ function padded(paths: string[][], depth: number): string[][] {
   );
 }
 
-/** 1 for test rows: `fraction` of each finest class (at least one row stays in training). */
-function stratifiedTestMask(labels: Int32Array, depth: number, fraction: number, rng: Rng): Uint8Array {
-  const n = labels.length / depth;
-  const byClass = new Map<number, number[]>();
-  for (let i = 0; i < n; i++) {
-    const c = labels[i * depth + depth - 1];
-    const list = byClass.get(c);
-    if (list) list.push(i);
-    else byClass.set(c, [i]);
-  }
-  const mask = new Uint8Array(n);
-  for (const c of [...byClass.keys()].sort((a, b) => a - b)) {
-    const rows = byClass.get(c)!;
-    const order = rng.permutation(rows.length);
-    const take = Math.min(rows.length - 1, Math.round(rows.length * fraction));
-    for (let k = 0; k < take; k++) mask[rows[order[k]]] = 1;
-  }
-  return mask;
-}
-
-function subset(
-  split: TrainingSplit,
-  dim: number,
-  depth: number,
-  keep: (i: number) => boolean,
-): TrainingSplit {
-  const rows = Array.from({ length: split.size }, (_, i) => i).filter(keep);
+/** The given rows of a split, copied. */
+function subset(split: TrainingSplit, dim: number, depth: number, rows: Int32Array): TrainingSplit {
   const inputs = new Float32Array(rows.length * dim);
   const labels = new Int32Array(rows.length * depth);
   rows.forEach((i, r) => {
