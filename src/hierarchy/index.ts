@@ -1,1 +1,8 @@
-export { type FromPathsOptions, LabelTree, type LabelTreeJSON, type NestedTree } from './labelTree.js';
+export {
+  type EncodeOptions,
+  type FromPathsOptions,
+  type LabelPath,
+  LabelTree,
+  type LabelTreeJSON,
+  type NestedTree,
+} from './labelTree.js';

@@ -1,13 +1,16 @@
 import { ContrastiveError, check } from '../errors.js';
+import { closestNames } from './closest.js';
 
-/** Options of {@link LabelTree.fromPaths}. */
+/** Options of {@link LabelTree.fromPaths} (and, in part, of the other builders). */
 export interface FromPathsOptions {
-  /** Separator between path segments. Default `'/'`. */
+  /** Separator between path segments; the tree keeps it as its default for encode/decode. Default `'/'`. */
   separator?: string;
   /**
    * Paths shorter than the deepest one are an error by default; `'repeat-leaf'` pads them by
    * repeating their last segment (`Goods/Bag` in a 3-level tree becomes `Goods/Bag/Bag`).
    */
+  padToDepth?: 'error' | 'repeat-leaf';
+  /** Older name of {@link padToDepth}. */
   pad?: 'error' | 'repeat-leaf';
   /** Names of the levels, coarsest first (default `level0`, `level1`, ...). */
   levelNames?: readonly string[];
@@ -18,39 +21,64 @@ export interface FromPathsOptions {
   allowSharedNames?: boolean;
 }
 
+/** Options of {@link LabelTree.encode}. */
+export interface EncodeOptions {
+  /** Separator inside string paths. Default: the tree's own (the one it was built with). */
+  separator?: string;
+  /** `'repeat-leaf'` pads paths shorter than the tree by repeating their leaf, as when building. */
+  padToDepth?: 'error' | 'repeat-leaf';
+}
+
 /** The serialised form, as saved in a run folder (`labelTree.json`). */
 export interface LabelTreeJSON {
   format: 'tfjs-contrastive/label-tree@1';
   levelNames: string[];
-  /** `nodes[l]`: the nodes of level l, in id order: their name and the id of their parent at level l-1. */
+  /** The separator of string paths (absent in files written before it was saved: `/`). */
+  separator?: string;
+  /** `nodes[l]`: the nodes of level l, in id order: their name and the id of their parent at level l-1 (-1 at level 0). */
   nodes: { name: string; parent: number }[][];
 }
 
 /** A nested tree: `{ Clothes: { Tops: ['T-shirt', 'Shirt'] }, Goods: { Bags: ['Bag'] } }`. */
 export type NestedTree = { [name: string]: NestedTree | readonly string[] | null };
 
+/** A label path: a string with separators (`'Clothes/Tops/T-shirt'`) or its segments. */
+export type LabelPath = string | readonly string[];
+
+interface TreeNode {
+  name: string;
+  parent: number;
+}
+
+const FORMAT = 'tfjs-contrastive/label-tree@1';
+
 /**
  * A label hierarchy of fixed depth L: level 0 is the coarsest, level L-1 the leaves (classes).
- * Node ids are per level (0..count-1), so a label path encodes to one integer row `[L]` whose
- * prefixes identify the ancestors: two samples are positives at level l exactly when their rows
- * agree on columns `0..l` — the convention every loss and metric of the library uses.
- * The same name may appear under different parents (two `Other` nodes are different nodes).
+ * Node ids are per level (0..count-1, a global index of the node within its level), so a label
+ * path encodes to one integer row `[L]` whose prefixes identify the ancestors: two samples are
+ * positives at level l exactly when their rows agree on columns `0..l` — the convention every loss
+ * and metric of the library uses. Two children with the same name under different parents get
+ * different ids, so their rows never share a wrong prefix.
  *
  * @example
  * ```ts
  * const tree = LabelTree.fromPaths(['Clothes/Tops/T-shirt', 'Goods/Shoes/Sneaker']);
- * tree.encode(['Clothes/Tops/T-shirt']); // [[0, 0, 0]]
+ * tree.encode(['Clothes/Tops/T-shirt']); // Int32Array [0, 0, 0]
+ * tree.decode([1, 1, 1]); // ['Goods/Shoes/Sneaker']
  * ```
  */
 export class LabelTree {
+  /** `index[l]`: `parentId \0 name` -> node id at level l. */
   private readonly index: Map<string, number>[];
 
   private constructor(
     /** Names of the levels, coarsest first. */
     readonly levelNames: string[],
-    private readonly nodes: { name: string; parent: number }[][],
+    private readonly nodes: TreeNode[][],
+    /** Separator of string paths, used by default by {@link encode} and {@link decode}. */
+    readonly separator: string,
   ) {
-    this.index = nodes.map((level) => new Map(level.map((n, id) => [`${n.parent}\u0000${n.name}`, id])));
+    this.index = nodes.map((level) => new Map(level.map((n, id) => [key(n.parent, n.name), id])));
   }
 
   /** Number of levels L. */
@@ -58,64 +86,105 @@ export class LabelTree {
     return this.nodes.length;
   }
 
-  /** Builds the tree from label paths (duplicates are fine; order of first appearance gives the ids). */
-  static fromPaths(paths: Iterable<string | readonly string[]>, options: FromPathsOptions = {}): LabelTree {
-    const split = LabelTree.splitter(options.separator ?? '/');
-    const rows = [...paths].map((p, i) => {
-      const segments = typeof p === 'string' ? split(p) : [...p];
-      segments.forEach((s, k) => {
-        check(
-          typeof s === 'string' && s.trim() !== '',
-          () => `LabelTree.fromPaths: path ${i} (${JSON.stringify(p)}) has an empty segment at level ${k}.`,
-        );
-      });
-      return segments;
-    });
-    check(rows.length > 0, () => 'LabelTree.fromPaths: no label paths given.');
-    const depth = Math.max(...rows.map((r) => r.length));
-    rows.forEach((r, i) => {
-      if (r.length === depth) return;
-      check(
-        options.pad === 'repeat-leaf',
-        () =>
-          `LabelTree.fromPaths: path ${i} (${JSON.stringify(r.join('/'))}) has ${r.length} levels but others have ${depth}; pass pad: 'repeat-leaf' to pad short paths by repeating their leaf.`,
-      );
-      while (r.length < depth) r.push(r[r.length - 1]);
-    });
-    const tree = new LabelTree(
-      LabelTree.names(options.levelNames, depth),
-      Array.from({ length: depth }, () => []),
+  /** Number of levels L (same as {@link depth}). */
+  get numLevels(): number {
+    return this.nodes.length;
+  }
+
+  /** Number of nodes at each level, coarsest first. */
+  get levelSizes(): number[] {
+    return this.nodes.map((l) => l.length);
+  }
+
+  /** Number of nodes at `level` (default: the leaves, i.e. the number of fine classes). */
+  numClasses(level = this.depth - 1): number {
+    this.checkLevel('numClasses', level);
+    return this.nodes[level].length;
+  }
+
+  /**
+   * Builds the tree from label paths. Duplicates are fine (a dataset's labels can be passed as
+   * they are); the order of first appearance gives the ids.
+   */
+  static fromPaths(paths: Iterable<LabelPath>, options: FromPathsOptions = {}): LabelTree {
+    const fn = 'LabelTree.fromPaths';
+    const separator = checkSeparator(fn, options.separator);
+    const pad = options.padToDepth ?? options.pad ?? 'error';
+    check(
+      pad === 'error' || pad === 'repeat-leaf',
+      () => `${fn}: padToDepth must be 'error' or 'repeat-leaf', but got ${JSON.stringify(pad)}.`,
     );
-    const parentOf = Array.from({ length: depth }, () => new Map<string, string>());
-    rows.forEach((r, i) => {
-      if (!options.allowSharedNames) {
-        r.forEach((name, l) => {
-          const parent = l === 0 ? '' : r.slice(0, l).join('/');
-          const seen = parentOf[l].get(name);
+    // Split each distinct path once: datasets repeat a handful of paths many times.
+    const distinct = new Map<string, { segments: string[]; index: number }>();
+    let i = 0;
+    for (const p of paths) {
+      const text = typeof p === 'string' ? p : p.join('\u0000');
+      if (!distinct.has(text)) {
+        const segments = typeof p === 'string' ? p.split(separator).map((s) => s.trim()) : [...p];
+        segments.forEach((s, l) => {
           check(
-            seen === undefined || seen === parent,
+            typeof s === 'string' && s.trim() !== '',
             () =>
-              `LabelTree.fromPaths: node ${JSON.stringify(name)} at level ${l} has two parents, ${JSON.stringify(seen)} and ${JSON.stringify(parent)} (path ${i}); fix the data or pass allowSharedNames: true.`,
+              `${fn}: path ${i} must have a non-empty name at every level, but got ${JSON.stringify(p)} (level ${l} is empty).`,
           );
-          parentOf[l].set(name, parent);
         });
+        distinct.set(text, { segments: segments.map((s) => s.trim()), index: i });
       }
-      tree.add(r);
-    });
+      i++;
+    }
+    check(distinct.size > 0, () => `${fn}: paths must hold at least one label path, but got none.`);
+    const rows = [...distinct.values()];
+    const deepest = rows.reduce((a, b) => (b.segments.length > a.segments.length ? b : a));
+    const depth = deepest.segments.length;
+    for (const r of rows) {
+      if (r.segments.length === depth) continue;
+      check(
+        pad === 'repeat-leaf',
+        () =>
+          `${fn}: path ${r.index} must have ${depth} levels like path ${deepest.index} (${JSON.stringify(deepest.segments.join(separator))}), but got ${r.segments.length} (${JSON.stringify(r.segments.join(separator))}); pass padToDepth: 'repeat-leaf' to pad short paths by repeating their leaf.`,
+      );
+      padSegments(r.segments, depth);
+    }
+    const tree = new LabelTree(
+      levelNamesOrDefault(fn, options.levelNames, depth),
+      Array.from({ length: depth }, () => []),
+      separator,
+    );
+    const byName = Array.from({ length: depth }, () => new Map<string, number>());
+    for (const r of rows) {
+      let parent = -1;
+      r.segments.forEach((name, l) => {
+        let id = tree.index[l].get(key(parent, name));
+        if (id === undefined) {
+          const other = byName[l].get(name);
+          check(
+            options.allowSharedNames || other === undefined,
+            () =>
+              `${fn}: node ${JSON.stringify(name)} at level ${l} must have one parent, but got two: ${JSON.stringify(tree.pathText(l - 1, tree.nodes[l][other!].parent))} and ${JSON.stringify(r.segments.slice(0, l).join(separator))} (path ${r.index}); fix the data or pass allowSharedNames: true.`,
+          );
+          id = tree.nodes[l].length;
+          tree.nodes[l].push({ name, parent });
+          tree.index[l].set(key(parent, name), id);
+          byName[l].set(name, id);
+        }
+        parent = id;
+      });
+    }
     return tree;
   }
 
-  /** Builds the tree from one column per level (e.g. CSV columns `group,family,class`). */
+  /** Builds the tree from one column per level, coarsest first (e.g. CSV columns `group,family,class`). */
   static fromColumns(
     columns: readonly (readonly string[])[],
-    options: Pick<FromPathsOptions, 'levelNames' | 'allowSharedNames'> = {},
+    options: Pick<FromPathsOptions, 'levelNames' | 'allowSharedNames' | 'separator'> = {},
   ): LabelTree {
-    check(columns.length > 0, () => 'LabelTree.fromColumns: no columns given.');
+    const fn = 'LabelTree.fromColumns';
+    check(columns.length > 0, () => `${fn}: columns must hold one column per level, but got none.`);
     const n = columns[0].length;
     columns.forEach((c, l) => {
       check(
         c.length === n,
-        () => `LabelTree.fromColumns: column ${l} has ${c.length} rows, column 0 has ${n}.`,
+        () => `${fn}: column ${l} must have ${n} rows like column 0, but got ${c.length}.`,
       );
     });
     return LabelTree.fromPaths(
@@ -125,26 +194,39 @@ export class LabelTree {
   }
 
   /**
-   * Builds the tree from a nested object; leaves are arrays of names (or `null` values). Every
-   * branch must reach the same depth.
+   * Builds the tree from a nested object; leaves are arrays of names (or keys with a `null`
+   * value). Every branch must reach the same depth unless `padToDepth: 'repeat-leaf'` is passed.
    */
-  static fromNested(
-    nested: NestedTree,
-    options: Pick<FromPathsOptions, 'levelNames' | 'allowSharedNames'> = {},
-  ): LabelTree {
+  static fromNested(nested: NestedTree, options: FromPathsOptions = {}): LabelTree {
+    const fn = 'LabelTree.fromNested';
     const paths: string[][] = [];
-    const walk = (node: NestedTree | readonly string[] | null, prefix: string[]) => {
+    const walk = (node: unknown, prefix: string[]) => {
       if (node === null) {
         paths.push(prefix);
       } else if (Array.isArray(node)) {
-        for (const leaf of node) paths.push([...prefix, String(leaf)]);
+        check(
+          node.length > 0,
+          () => `${fn}: ${JSON.stringify(prefix.join('/'))} must list at least one child, but got [].`,
+        );
+        for (const leaf of node) {
+          check(
+            typeof leaf === 'string',
+            () =>
+              `${fn}: the children of ${JSON.stringify(prefix.join('/'))} must be names (strings), but got ${JSON.stringify(leaf)}.`,
+          );
+          paths.push([...prefix, leaf]);
+        }
       } else if (typeof node === 'object') {
         const entries = Object.entries(node as NestedTree);
-        check(entries.length > 0 || prefix.length > 0, () => 'LabelTree.fromNested: the tree is empty.');
+        check(
+          entries.length > 0,
+          () =>
+            `${fn}: ${prefix.length ? JSON.stringify(prefix.join('/')) : 'the tree'} must have at least one child, but got {}.`,
+        );
         for (const [name, child] of entries) walk(child, [...prefix, name]);
       } else {
         throw new ContrastiveError(
-          `LabelTree.fromNested: ${prefix.join('/')} must be an object, an array or null.`,
+          `${fn}: ${JSON.stringify(prefix.join('/'))} must be an object, an array of names or null, but got ${JSON.stringify(node)}.`,
         );
       }
     };
@@ -152,150 +234,338 @@ export class LabelTree {
     return LabelTree.fromPaths(paths, options);
   }
 
-  /** Reads the form written by {@link toJSON}. */
-  static fromJSON(json: LabelTreeJSON): LabelTree {
+  /**
+   * Reads a tree from JSON: the form written by {@link toJSON} (recognised by its `format` field)
+   * or a nested tree (see {@link fromNested}); a string is parsed first.
+   */
+  static fromJSON(json: LabelTreeJSON | NestedTree | string, options: FromPathsOptions = {}): LabelTree {
+    let value: unknown = json;
+    if (typeof json === 'string') {
+      try {
+        value = JSON.parse(json);
+      } catch (error) {
+        throw new ContrastiveError(
+          `LabelTree.fromJSON: json must be valid JSON, but parsing failed (${(error as Error).message}).`,
+        );
+      }
+    }
     check(
-      json !== null &&
-        typeof json === 'object' &&
-        json.format === 'tfjs-contrastive/label-tree@1' &&
-        Array.isArray(json.nodes),
+      value !== null && typeof value === 'object' && !Array.isArray(value),
       () =>
-        `LabelTree.fromJSON: expected an object with format 'tfjs-contrastive/label-tree@1', but got ${JSON.stringify(json)?.slice(0, 80)}.`,
+        `LabelTree.fromJSON: json must be a serialised tree or a nested object, but got ${preview(value)}.`,
     );
+    if ('format' in value || 'nodes' in value) return LabelTree.fromSerialized(value as LabelTreeJSON);
+    return LabelTree.fromNested(value as NestedTree, options);
+  }
+
+  /** Reads the form written by {@link toJSON}, checking that it describes a well-formed tree. */
+  static fromSerialized(json: LabelTreeJSON): LabelTree {
+    const fn = 'LabelTree.fromSerialized';
+    check(
+      json !== null && typeof json === 'object' && json.format === FORMAT,
+      () => `${fn}: json must have format '${FORMAT}', but got ${preview(json)}.`,
+    );
+    const { nodes, levelNames } = json;
+    check(
+      Array.isArray(nodes) && nodes.length > 0 && nodes.every((l) => Array.isArray(l) && l.length > 0),
+      () => `${fn}: nodes must be a non-empty array of non-empty levels, but got ${preview(nodes)}.`,
+    );
+    check(
+      Array.isArray(levelNames) &&
+        levelNames.length === nodes.length &&
+        levelNames.every((n) => typeof n === 'string'),
+      () =>
+        `${fn}: levelNames must be ${nodes.length} strings (one per level), but got ${preview(levelNames)}.`,
+    );
+    const separator = checkSeparator(fn, json.separator);
+    nodes.forEach((level, l) => {
+      const seen = new Set<string>();
+      const hasChild = l + 1 < nodes.length ? new Uint8Array(level.length) : null;
+      if (hasChild) for (const n of nodes[l + 1]) if (Number.isInteger(n?.parent)) hasChild[n.parent] = 1;
+      level.forEach((n, id) => {
+        const lo = l === 0 ? -1 : 0;
+        const hi = l === 0 ? -1 : nodes[l - 1].length - 1;
+        check(
+          n !== null && typeof n === 'object' && typeof n.name === 'string' && n.name.trim() !== '',
+          () => `${fn}: node ${id} at level ${l} must have a non-empty name, but got ${preview(n)}.`,
+        );
+        check(
+          Number.isInteger(n.parent) && n.parent >= lo && n.parent <= hi,
+          () =>
+            `${fn}: node ${id} at level ${l} must have a parent in [${lo}, ${hi}], but got ${preview(n.parent)}.`,
+        );
+        check(
+          !seen.has(key(n.parent, n.name)),
+          () =>
+            `${fn}: node ${id} at level ${l} (${JSON.stringify(n.name)}) must be unique under its parent, but it repeats.`,
+        );
+        seen.add(key(n.parent, n.name));
+        check(
+          hasChild === null || hasChild[id] === 1,
+          () =>
+            `${fn}: node ${id} at level ${l} (${JSON.stringify(n.name)}) must have children (every leaf is at level ${nodes.length - 1}), but has none.`,
+        );
+      });
+    });
     return new LabelTree(
-      [...json.levelNames],
-      json.nodes.map((level) => level.map((n) => ({ name: n.name, parent: n.parent }))),
+      [...levelNames],
+      nodes.map((level) => level.map((n) => ({ name: n.name, parent: n.parent }))),
+      separator,
     );
   }
 
   /** The serialisable form (saved with every run, so a model's labels can always be read back). */
   toJSON(): LabelTreeJSON {
     return {
-      format: 'tfjs-contrastive/label-tree@1',
+      format: FORMAT,
       levelNames: [...this.levelNames],
+      separator: this.separator,
       nodes: this.nodes.map((l) => l.map((n) => ({ ...n }))),
     };
   }
 
-  /** Node names of level l, by id. */
+  /** The nested-object form of the tree (leaves as arrays of names), for display or hand editing. */
+  toNested(): NestedTree {
+    const build = (level: number, parent: number): NestedTree | string[] => {
+      const children = this.nodes[level].flatMap((n, id) => (n.parent === parent ? [id] : []));
+      if (level === this.depth - 1) return children.map((id) => this.nodes[level][id].name);
+      return Object.fromEntries(children.map((id) => [this.nodes[level][id].name, build(level + 1, id)]));
+    };
+    return build(0, -1) as NestedTree;
+  }
+
+  /** Node names of `level`, by id (the class names of that level). */
   classes(level: number): string[] {
-    this.checkLevel(level);
+    this.checkLevel('classes', level);
     return this.nodes[level].map((n) => n.name);
   }
 
-  /** Number of nodes at each level, coarsest first. */
-  get levelSizes(): number[] {
-    return this.nodes.map((l) => l.length);
+  /** The id of the parent (at `level - 1`) of node `id` at `level`; -1 at level 0. */
+  parent(level: number, id: number): number {
+    this.checkNode('parent', level, id);
+    return this.nodes[level][id].parent;
   }
 
-  /** The full path (names) of node `id` at `level`. */
+  /** The ids (at `level + 1`) of the children of node `id` at `level`; `[]` for a leaf. */
+  children(level: number, id: number): number[] {
+    this.checkNode('children', level, id);
+    if (level === this.depth - 1) return [];
+    return this.nodes[level + 1].flatMap((n, child) => (n.parent === id ? [child] : []));
+  }
+
+  /** The full path (names, coarsest first) of node `id` at `level`. */
   path(level: number, id: number): string[] {
-    this.checkLevel(level);
-    const out: string[] = [];
+    this.checkNode('path', level, id);
+    const out = new Array<string>(level + 1);
     for (let l = level; l >= 0; l--) {
-      const node = this.nodes[l][id];
-      check(node !== undefined, () => `LabelTree.path: no node ${id} at level ${l}.`);
-      out.unshift(node.name);
-      id = node.parent;
+      out[l] = this.nodes[l][id].name;
+      id = this.nodes[l][id].parent;
     }
     return out;
   }
 
-  /** The leaf id of every level-(L-1) node's ancestors: `row(leafId)` gives its `[L]` label row. */
+  /** The `[L]` label row of leaf `leafId` (its ancestors' ids, coarsest first). */
   row(leafId: number): number[] {
+    this.checkNode('row', this.depth - 1, leafId);
     const r = new Array<number>(this.depth);
     let id = leafId;
     for (let l = this.depth - 1; l >= 0; l--) {
-      check(this.nodes[l][id] !== undefined, () => `LabelTree.row: no leaf ${leafId}.`);
       r[l] = id;
       id = this.nodes[l][id].parent;
     }
     return r;
   }
 
+  /** `[C, L]` label rows of every leaf, by leaf id (row-major). */
+  leafRows(): Int32Array {
+    const c = this.numClasses();
+    const out = new Int32Array(c * this.depth);
+    for (let leaf = 0; leaf < c; leaf++) out.set(this.row(leaf), leaf * this.depth);
+    return out;
+  }
+
   /**
    * Encodes label paths to `[N, L]` rows (row-major Int32Array). An unknown label is an error
-   * naming it and the known labels at that level under the same parent.
+   * naming it, the known labels under the same parent and the closest known names at its level.
+   * Options may be a separator string (older form).
    */
-  encode(paths: readonly (string | readonly string[])[], separator = '/'): Int32Array {
-    const split = LabelTree.splitter(separator);
-    const out = new Int32Array(paths.length * this.depth);
+  encode(paths: readonly LabelPath[], options: EncodeOptions | string = {}): Int32Array {
+    const fn = 'LabelTree.encode';
+    const opts = typeof options === 'string' ? { separator: options } : options;
+    const separator = checkSeparator(fn, opts.separator ?? this.separator);
+    const depth = this.depth;
+    const out = new Int32Array(paths.length * depth);
+    const cache = new Map<string, number>(); // path text -> leaf id
     paths.forEach((p, i) => {
-      const segments = typeof p === 'string' ? split(p) : p;
-      check(
-        segments.length === this.depth,
-        () =>
-          `LabelTree.encode: path ${i} (${JSON.stringify(p)}) has ${segments.length} levels, the tree has ${this.depth}.`,
-      );
-      let parent = -1;
-      segments.forEach((name, l) => {
-        const id = this.index[l].get(`${parent}\u0000${name}`);
-        if (id === undefined) {
-          const siblings = this.nodes[l].filter((n) => n.parent === parent).map((n) => n.name);
-          throw new ContrastiveError(
-            `LabelTree.encode: unknown label ${JSON.stringify(name)} at level ${l} (${this.levelNames[l]}) of path ${i} (${JSON.stringify(p)}); known here: ${siblings.slice(0, 12).join(', ')}${siblings.length > 12 ? ', ...' : ''}.`,
-          );
-        }
-        out[i * this.depth + l] = id;
-        parent = id;
-      });
+      const text = typeof p === 'string' ? p : p.join('\u0000');
+      let leaf = cache.get(text);
+      if (leaf === undefined) {
+        const segments = typeof p === 'string' ? p.split(separator).map((s) => s.trim()) : [...p];
+        if (segments.length < depth && opts.padToDepth === 'repeat-leaf') padSegments(segments, depth);
+        check(
+          segments.length === depth,
+          () =>
+            `${fn}: path ${i} must have ${depth} levels like the tree, but got ${segments.length} (${JSON.stringify(p)})${segments.length < depth ? "; pass padToDepth: 'repeat-leaf' to pad it" : ''}.`,
+        );
+        let parent = -1;
+        segments.forEach((name, l) => {
+          const id = this.index[l].get(key(parent, name));
+          if (id === undefined) throw this.unknownLabel(fn, i, p, segments, l, parent);
+          parent = id;
+        });
+        leaf = parent;
+        cache.set(text, leaf);
+      }
+      for (let l = depth - 1, id = leaf; l >= 0; l--) {
+        out[i * depth + l] = id;
+        id = this.nodes[l][id].parent;
+      }
     });
     return out;
   }
 
-  /** Decodes `[N, L]` rows back to paths joined by `separator`. */
-  decode(rows: ArrayLike<number>, separator = '/'): string[] {
+  /** Decodes `[N, L]` rows to their paths' segments; a row whose columns are not one leaf's ancestors is an error. */
+  decodeRows(rows: ArrayLike<number>): string[][] {
+    const fn = 'LabelTree.decode';
+    const depth = this.depth;
     check(
-      rows.length % this.depth === 0,
-      () => `LabelTree.decode: ${rows.length} values is not a multiple of the depth ${this.depth}.`,
+      rows.length % depth === 0,
+      () =>
+        `${fn}: rows must hold N x ${depth} values (one column per level), but got ${rows.length} values.`,
     );
-    const out: string[] = [];
-    for (let i = 0; i < rows.length / this.depth; i++)
-      out.push(this.path(this.depth - 1, rows[i * this.depth + this.depth - 1]).join(separator));
+    const out: string[][] = [];
+    for (let i = 0; i < rows.length / depth; i++) {
+      const leaf = rows[i * depth + depth - 1];
+      check(
+        Number.isInteger(leaf) && leaf >= 0 && leaf < this.nodes[depth - 1].length,
+        () =>
+          `${fn}: row ${i} must end in a leaf id in [0, ${this.nodes[depth - 1].length - 1}], but got ${leaf}.`,
+      );
+      for (let l = depth - 2, id = this.nodes[depth - 1][leaf].parent; l >= 0; l--) {
+        check(
+          rows[i * depth + l] === id,
+          () =>
+            `${fn}: row ${i} must hold the ancestors of leaf ${leaf} (${this.row(leaf).join(',')}), but got ${Array.from({ length: depth }, (_, k) => rows[i * depth + k]).join(',')}.`,
+        );
+        id = this.nodes[l][id].parent;
+      }
+      out.push(this.path(depth - 1, leaf));
+    }
     return out;
+  }
+
+  /** Decodes `[N, L]` rows back to paths joined by `separator` (default: the tree's). */
+  decode(rows: ArrayLike<number>, separator = this.separator): string[] {
+    return this.decodeRows(rows).map((segments) => segments.join(separator));
   }
 
   /**
    * Height of the lowest common ancestor of two label rows: 0 for the same leaf, 1 for siblings,
-   * L when they differ already at the coarsest level (the tree distance used for mistake severity).
+   * L when they differ already at the coarsest level. This is the tree distance used for mistake
+   * severity (Bertinetto et al. 2020).
    */
   lcaHeight(a: ArrayLike<number>, b: ArrayLike<number>): number {
+    return this.depth - this.lcaDepth(a, b);
+  }
+
+  /**
+   * Depth of the lowest common ancestor of two label rows: the number of levels (columns) they
+   * share from the coarsest one — L for the same leaf, 0 when they differ at level 0 (their LCA is
+   * the root). The pair is a positive at level l exactly when `lcaDepth > l`.
+   */
+  lcaDepth(a: ArrayLike<number>, b: ArrayLike<number>): number {
+    check(
+      a.length >= this.depth && b.length >= this.depth,
+      () => `LabelTree.lcaDepth: rows must have ${this.depth} columns, but got ${a.length} and ${b.length}.`,
+    );
     let shared = 0;
     while (shared < this.depth && a[shared] === b[shared]) shared++;
-    return this.depth - shared;
+    return shared;
   }
 
-  private add(segments: readonly string[]): void {
-    let parent = -1;
-    segments.forEach((name, l) => {
-      const key = `${parent}\u0000${name}`;
-      let id = this.index[l].get(key);
-      if (id === undefined) {
-        id = this.nodes[l].length;
-        this.nodes[l].push({ name, parent });
-        this.index[l].set(key, id);
-      }
-      parent = id;
-    });
+  /**
+   * `[C, C]` LCA heights between every pair of leaves (row-major, by leaf id): the cost matrix of
+   * hierarchical mistake severity.
+   */
+  leafLcaHeights(): Int32Array {
+    const rows = this.leafRows();
+    const c = this.numClasses();
+    const out = new Int32Array(c * c);
+    for (let i = 0; i < c; i++)
+      for (let j = 0; j < c; j++)
+        out[i * c + j] = this.lcaHeight(rows.subarray(i * this.depth), rows.subarray(j * this.depth));
+    return out;
   }
 
-  private checkLevel(level: number): void {
+  private unknownLabel(
+    fn: string,
+    i: number,
+    p: LabelPath,
+    segments: readonly string[],
+    l: number,
+    parent: number,
+  ): ContrastiveError {
+    const name = segments[l];
+    const siblings = this.nodes[l].filter((n) => n.parent === parent).map((n) => n.name);
+    const where =
+      l === 0 ? 'at the top level' : `under ${JSON.stringify(segments.slice(0, l).join(this.separator))}`;
+    const closest = closestNames(
+      name,
+      this.nodes[l].map((_, id) => ({ name: this.nodes[l][id].name, id })),
+      3,
+    ).map(({ id }) => JSON.stringify(this.pathText(l, id)));
+    const known = `${siblings.slice(0, 12).join(', ')}${siblings.length > 12 ? ', ...' : ''}`;
+    return new ContrastiveError(
+      `${fn}: path ${i} (${JSON.stringify(p)}) must name a known ${this.levelNames[l]} (level ${l}) ${where}, but got unknown label ${JSON.stringify(name)}; known there: ${known || '(none)'}${closest.length ? `; closest known: ${closest.join(', ')}` : ''}.`,
+    );
+  }
+
+  private pathText(level: number, id: number): string {
+    return level < 0 ? '' : this.path(level, id).join(this.separator);
+  }
+
+  private checkLevel(method: string, level: number): void {
     check(
       Number.isInteger(level) && level >= 0 && level < this.depth,
-      () => `LabelTree: level must be in [0, ${this.depth - 1}], but got ${level}.`,
+      () => `LabelTree.${method}: level must be an integer in [0, ${this.depth - 1}], but got ${level}.`,
     );
   }
 
-  private static splitter(separator: string) {
-    return (path: string) => path.split(separator).map((s) => s.trim());
-  }
-
-  private static names(levelNames: readonly string[] | undefined, depth: number): string[] {
-    if (levelNames === undefined) return Array.from({ length: depth }, (_, l) => `level${l}`);
+  private checkNode(method: string, level: number, id: number): void {
+    this.checkLevel(method, level);
     check(
-      levelNames.length === depth,
-      () => `LabelTree: levelNames must have ${depth} entries (one per level), but got ${levelNames.length}.`,
+      Number.isInteger(id) && id >= 0 && id < this.nodes[level].length,
+      () =>
+        `LabelTree.${method}: id must be a node of level ${level} in [0, ${this.nodes[level].length - 1}], but got ${id}.`,
     );
-    return [...levelNames];
   }
+}
+
+const key = (parent: number, name: string) => `${parent}\u0000${name}`;
+
+function padSegments(segments: string[], depth: number): void {
+  while (segments.length < depth) segments.push(segments[segments.length - 1]);
+}
+
+function checkSeparator(fn: string, separator: string | undefined): string {
+  const s = separator ?? '/';
+  check(
+    typeof s === 'string' && s.length > 0,
+    () => `${fn}: separator must be a non-empty string, but got ${JSON.stringify(separator)}.`,
+  );
+  return s;
+}
+
+function levelNamesOrDefault(fn: string, levelNames: readonly string[] | undefined, depth: number): string[] {
+  if (levelNames === undefined) return Array.from({ length: depth }, (_, l) => `level${l}`);
+  check(
+    levelNames.length === depth,
+    () => `${fn}: levelNames must have ${depth} entries (one per level), but got ${levelNames.length}.`,
+  );
+  return [...levelNames];
+}
+
+function preview(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
