@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 #define CHECK(env, call)                                                   \
   do {                                                                     \
@@ -239,6 +240,93 @@ static napi_value ColSum(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+enum { TILE_ROWS = 256, TILE_COLS = 1024 };
+
+/*
+ * lse(F, M, D, invTau, out): out[i] = log sum_{j != i} exp(invTau * f_i.f_j), walking the similarity
+ * matrix in TILE_ROWS x TILE_COLS tiles with an online log-sum-exp: memory O(tile), never M x M.
+ */
+static napi_value FusedLse(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(env, argc == 5, "fusedLse: expected 5 arguments");
+  float *f, *out;
+  size_t lf, lo;
+  int64_t m, d;
+  double inv_tau;
+  if (!float32_view(env, argv[0], &f, &lf) || !get_int(env, argv[1], &m) || !get_int(env, argv[2], &d) ||
+      !float32_view(env, argv[4], &out, &lo))
+    return NULL;
+  CHECK(env, napi_get_value_double(env, argv[3], &inv_tau));
+  REQUIRE(env, m >= 2 && d >= 1 && (size_t)(m * d) <= lf && (size_t)m <= lo, "fusedLse: bad sizes");
+  float *tile = scratch_buffer(TILE_ROWS * TILE_COLS);
+  REQUIRE(env, tile != NULL, "fusedLse: out of memory");
+  for (int64_t r0 = 0; r0 < m; r0 += TILE_ROWS) {
+    const int64_t rows = m - r0 < TILE_ROWS ? m - r0 : TILE_ROWS;
+    double maxv[TILE_ROWS], sum[TILE_ROWS];
+    for (int64_t r = 0; r < rows; r++) { maxv[r] = -INFINITY; sum[r] = 0.0; }
+    for (int64_t c0 = 0; c0 < m; c0 += TILE_COLS) {
+      const int64_t cols = m - c0 < TILE_COLS ? m - c0 : TILE_COLS;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, d, (float)inv_tau, f + r0 * d, d, f + c0 * d, d, 0.0f, tile, cols);
+      for (int64_t r = 0; r < rows; r++) {
+        const float *t = tile + r * cols;
+        const int64_t self = r0 + r - c0;
+        float tmax = -INFINITY;
+        for (int64_t c = 0; c < cols; c++) if (c != self && t[c] > tmax) tmax = t[c];
+        if (tmax > maxv[r]) { sum[r] *= exp(maxv[r] - tmax); maxv[r] = tmax; }
+        double acc = 0.0;
+        const float mx = (float)maxv[r];
+        for (int64_t c = 0; c < cols; c++) if (c != self) acc += expf(t[c] - mx);
+        sum[r] += acc;
+      }
+    }
+    for (int64_t r = 0; r < rows; r++) out[r0 + r] = (float)(maxv[r] + log(sum[r]));
+  }
+  return NULL;
+}
+
+/*
+ * lseGrad(F, lse, dy, M, D, invTau, out): out = invTau (P + P^T) F with P_ij = dy_i exp(invTau f_i.f_j - lse_i),
+ * P_ii = 0: the gradient of sum_i dy_i lse_i, tile by tile (two GEMMs per tile, accumulated).
+ */
+static napi_value FusedLseGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(env, argc == 7, "fusedLseGrad: expected 7 arguments");
+  float *f, *lse, *dy, *out;
+  size_t lf, ll, ld, lo;
+  int64_t m, d;
+  double inv_tau;
+  if (!float32_view(env, argv[0], &f, &lf) || !float32_view(env, argv[1], &lse, &ll) || !float32_view(env, argv[2], &dy, &ld) ||
+      !get_int(env, argv[3], &m) || !get_int(env, argv[4], &d) || !float32_view(env, argv[6], &out, &lo))
+    return NULL;
+  CHECK(env, napi_get_value_double(env, argv[5], &inv_tau));
+  REQUIRE(env, m >= 2 && (size_t)(m * d) <= lf && (size_t)m <= ll && (size_t)m <= ld && (size_t)(m * d) <= lo, "fusedLseGrad: bad sizes");
+  float *tile = scratch_buffer(TILE_ROWS * TILE_COLS);
+  REQUIRE(env, tile != NULL, "fusedLseGrad: out of memory");
+  memset(out, 0, m * d * sizeof(float));
+  for (int64_t r0 = 0; r0 < m; r0 += TILE_ROWS) {
+    const int64_t rows = m - r0 < TILE_ROWS ? m - r0 : TILE_ROWS;
+    for (int64_t c0 = 0; c0 < m; c0 += TILE_COLS) {
+      const int64_t cols = m - c0 < TILE_COLS ? m - c0 : TILE_COLS;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, d, (float)inv_tau, f + r0 * d, d, f + c0 * d, d, 0.0f, tile, cols);
+      for (int64_t r = 0; r < rows; r++) {
+        float *t = tile + r * cols;
+        const int64_t self = r0 + r - c0;
+        const float l = lse[r0 + r], w = dy[r0 + r];
+        for (int64_t c = 0; c < cols; c++) t[c] = c == self ? 0.0f : w * expf(t[c] - l);
+      }
+      /* rows of out += invTau P F[cols];  cols of out += invTau P^T F[rows] */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, cols, (float)inv_tau, tile, cols, f + c0 * d, d, 1.0f, out + r0 * d, d);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, d, rows, (float)inv_tau, tile, cols, f + r0 * d, d, 1.0f, out + c0 * d, d);
+    }
+  }
+  return NULL;
+}
+
 static napi_value Config(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
@@ -259,6 +347,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"biasRelu", NULL, BiasRelu, NULL, NULL, NULL, napi_default, NULL},
       {"conv", NULL, Conv, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},
+      {"fusedLse", NULL, FusedLse, NULL, NULL, NULL, napi_default, NULL},
+      {"fusedLseGrad", NULL, FusedLseGrad, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, Threads, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -34,7 +34,7 @@ const temp = `${out}.tmp`;
 try {
   execFileSync(
     cc,
-    ['-O3', '-shared', '-fPIC', '-std=c11', `-I${headers}`, `-I${dirname(cblas)}`, '-DNODE_GYP_MODULE_NAME=contrastive_native', '-o', temp, join(root, 'native', 'blas.c'), '-lopenblas'],
+    ['-O3', '-shared', '-fPIC', '-std=c11', `-I${headers}`, `-I${dirname(cblas)}`, '-DNODE_GYP_MODULE_NAME=contrastive_native', '-o', temp, join(root, 'native', 'blas.c'), '-lopenblas', '-lm'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   renameSync(temp, out);

@@ -3,7 +3,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import './gradients.js';
 import { ContrastiveError } from '../errors.js';
-import { registerNativeConv, registerNativeMatMul, registerNativeReductions } from './native.js';
+import {
+  registerFusedLse,
+  registerNativeConv,
+  registerNativeMatMul,
+  registerNativeReductions,
+} from './native.js';
 import { patchWasmKernels } from './wasmKernels.js';
 
 /**
@@ -53,6 +58,7 @@ async function tryBackend(name: BackendName): Promise<string | null> {
     registerNativeMatMul();
     registerNativeConv();
     registerNativeReductions();
+    registerFusedLse();
   }
   try {
     if (!(await tf.setBackend(name))) return 'failed to initialise';

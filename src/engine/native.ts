@@ -20,6 +20,18 @@ interface NativeBlas {
   biasRelu(out: Float32Array, rows: number, cols: number, bias: Float32Array | null, relu: boolean): void;
   /** 13 shape numbers (n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, padTop, padLeft), a mode, two inputs, the output. */
   conv(...args: [...number[], Float32Array, Float32Array, Float32Array]): void;
+  /** `out[i] = log Σ_{j≠i} exp(invTau · f_i·f_j)` for `F [m, d]`, tiled (memory O(tile)). */
+  fusedLse(f: Float32Array, m: number, d: number, invTau: number, out: Float32Array): void;
+  /** The gradient of `Σ_i dy_i lse_i` w.r.t. F, tiled. */
+  fusedLseGrad(
+    f: Float32Array,
+    lse: Float32Array,
+    dy: Float32Array,
+    m: number,
+    d: number,
+    invTau: number,
+    out: Float32Array,
+  ): void;
   /** `out[c] = scale · Σ_r x[r, c]`, accumulated in float64. */
   colSum(x: Float32Array, rows: number, cols: number, out: Float32Array, scale: number): void;
   config(): string;
@@ -294,4 +306,87 @@ export function registerNativeReductions(): boolean {
   }
   reduceRegistered = true;
   return true;
+}
+
+const FUSED_LSE = 'ContrastiveFusedLse';
+const FUSED_LSE_GRAD = 'ContrastiveFusedLseGrad';
+let fusedRegistered = false;
+
+/**
+ * Registers the fused contrastive log-sum-exp on wasm: for flat features `F [M, D]`,
+ * `lse_i = log Σ_{j≠i} exp(f_i·f_j / τ)` and its gradient, computed tile by tile in the addon, so
+ * neither the forward nor the backward pass ever holds the `M × M` similarities (memory O(M·D)).
+ */
+export function registerFusedLse(): boolean {
+  const blas = loadNative();
+  if (!blas || !tf.findBackendFactory('wasm')) return false;
+  if (fusedRegistered) return true;
+  const views = (backend: WasmBackend, ...infos: tf.TensorInfo[]) => {
+    const heap = backend.wasm.HEAPU8.buffer;
+    return infos.map(
+      (t) =>
+        new Float32Array(
+          heap,
+          backend.dataIdMap.get(t.dataId).memoryOffset,
+          t.shape.reduce((a, b) => a * b, 1),
+        ),
+    );
+  };
+  tf.registerKernel({
+    kernelName: FUSED_LSE,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const f = (inputs as { f: tf.TensorInfo }).f;
+      const b = backend as unknown as WasmBackend;
+      const [m, d] = f.shape;
+      const out = b.makeOutput([m], 'float32');
+      const [fv, ov] = views(b, f, out);
+      blas.fusedLse(fv, m, d, 1 / (attrs as unknown as { temperature: number }).temperature, ov);
+      return out;
+    },
+  });
+  tf.registerKernel({
+    kernelName: FUSED_LSE_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { f, lse, dy } = inputs as { f: tf.TensorInfo; lse: tf.TensorInfo; dy: tf.TensorInfo };
+      const b = backend as unknown as WasmBackend;
+      const [m, d] = f.shape;
+      const out = b.makeOutput([m, d], 'float32');
+      const [fv, lv, dv, ov] = views(b, f, lse, dy, out);
+      blas.fusedLseGrad(fv, lv, dv, m, d, 1 / (attrs as unknown as { temperature: number }).temperature, ov);
+      return out;
+    },
+  });
+  tf.registerGradient({
+    kernelName: FUSED_LSE,
+    inputsToSave: ['f'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [f, lse] = saved;
+      return {
+        f: () =>
+          tf
+            .engine()
+            .runKernel(
+              FUSED_LSE_GRAD,
+              { f, lse, dy: dy as tf.Tensor },
+              attrs as unknown as tf.NamedAttrMap,
+            ) as tf.Tensor,
+      };
+    },
+  });
+  fusedRegistered = true;
+  return true;
+}
+
+/**
+ * `lse_i = log Σ_{j≠i} exp(f_i·f_j / τ)` for every row of `flat [M, D]` with the fused kernel,
+ * or null when it is not available on the active backend (the caller then uses the tfjs form).
+ */
+export function fusedLogSumExpExcludingSelf(flat: tf.Tensor2D, temperature: number): tf.Tensor1D | null {
+  if (tf.getBackend() !== 'wasm' || !fusedRegistered || process.env.CONTRASTIVE_FUSED === '0') return null;
+  return tf
+    .engine()
+    .runKernel(FUSED_LSE, { f: flat }, { temperature } as unknown as tf.NamedAttrMap) as tf.Tensor1D;
 }

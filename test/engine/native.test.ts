@@ -86,6 +86,41 @@ describe('native BLAS engine', () => {
     tf.dispose([x, f, bias]);
   });
 
+  it('the fused log-sum-exp walks tiles: same loss and gradient as cpu, no [M, M] tensor', {
+    skip: nativeStatus().available ? false : nativeStatus().detail,
+  }, async () => {
+    const { supConLoss } = await import('../../src/losses/supCon.js');
+    const n = 700; // 1,400 rows: more than one tile of rows and of columns
+    const data = normal([n, 2, 16]).dataSync();
+    const labels = Array.from({ length: n }, (_, i) => i % 37);
+    const run = () =>
+      tf.tidy(() => {
+        const { value, grad } = tf.valueAndGrad((x: tf.Tensor) =>
+          supConLoss(x, labels, { temperature: 0.1 }),
+        )(tf.tensor(data, [n, 2, 16]));
+        return [value.dataSync(), grad.dataSync()];
+      });
+    await useBackend('cpu');
+    const expected = run();
+    await useBackend('wasm');
+    const profile = await tf.profile(() => {
+      run();
+    });
+    assert.ok(
+      profile.kernels.some((k) => k.name === 'ContrastiveFusedLse'),
+      'the fused kernel was not used',
+    );
+    assert.ok(
+      profile.kernels.every((k) =>
+        k.outputShapes.every((s) => (s as number[]).reduce((a, b) => a * b, 1) < (2 * n) ** 2 / 4),
+      ),
+    );
+    const actual = run();
+    expectClose(actual[0], expected[0], { rtol: 1e-5 }, 'loss');
+    const scale = Math.max(0.1, ...Array.from(expected[1], Math.abs));
+    expectClose(actual[1], expected[1], { rtol: 0, atol: 1e-5 * scale }, 'gradient');
+  });
+
   it('without the addon (CONTRASTIVE_NATIVE=0) the engine says why and the exact losses still pass on wasm', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, CONTRASTIVE_NATIVE: '0', TEST_BACKENDS: 'wasm' };
     delete env.NODE_TEST_CONTEXT; // the child is a test run of its own, reporting to its own stdout

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedLogSumExpExcludingSelf } from '../../engine/native.js';
 import type { Grouping } from './labels.js';
 import { rowLogSumExp } from './logSumExp.js';
 
@@ -46,15 +47,18 @@ export function buildContrast(
   const [rows, dim] = flat.shape;
   const numAnchors = anchorViews * numSamples;
   const anchorRows = numAnchors === rows ? flat : tf.slice(flat, [0, 0], [numAnchors, dim]);
-  // logits[a, k] = f_a·f_k / τ, shape [A, N*V]
-  const logits = tf.div(tf.matMul(anchorRows, flat, false, true), temperature) as tf.Tensor2D;
   const anchors = tf.reshape(anchorRows, [anchorViews, numSamples, dim]) as tf.Tensor3D;
+  // the native engine walks the similarities in tiles (memory O(N·D)); otherwise
+  // logits[a, k] = f_a·f_k / τ, shape [A, N*V], and a row log-sum-exp
+  const fused = numAnchors === rows ? fusedLogSumExpExcludingSelf(flat, temperature) : null;
+  const logDenominator =
+    fused ?? rowLogSumExp(tf.div(tf.matMul(anchorRows, flat, false, true), temperature) as tf.Tensor2D, true);
   return {
     numSamples,
     numViews,
     anchorViews,
     temperature,
-    logDenominator: rowLogSumExp(logits, true),
+    logDenominator,
     anchors,
     anchorSelfDot: tf.sum(tf.square(anchors), -1),
     viewSum: tf.sum(tf.reshape(flat, [numViews, numSamples, dim]), 0),
