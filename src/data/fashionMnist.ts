@@ -48,10 +48,11 @@ export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** Options of {@link loadFashionMnist}. */
 export interface FashionMnistOptions {
+  /** Which file pair: the 60,000-image training set or the 10,000-image test set (6,000 / 1,000 embedded). */
   split: 'train' | 'test';
   /** A folder with the four IDX files; otherwise `$CONTRASTIVE_FASHION_MNIST_DIR`, Debian's, the embedded subset. */
   dataDir?: string;
-  /** Keep only the first `limit` images. */
+  /** Keep only the first `limit` images (a positive integer). */
   limit?: number;
 }
 
@@ -81,57 +82,101 @@ function findFile(dir: string, name: string): string | null {
   return null;
 }
 
-/** Picks the first source that has both files of the split. */
+/**
+ * Picks the first source that has both files of the split: `dataDir`, then
+ * `$CONTRASTIVE_FASHION_MNIST_DIR`, then Debian's folder, then the embedded subset. A `dataDir` or
+ * environment variable that names a folder without the files is an error (not silently skipped).
+ */
 export function locateFashionMnist(split: 'train' | 'test', dataDir?: string): FashionMnistSplit['source'] {
   const has = (dir: string) => FILES[split].every((f) => findFile(dir, f) !== null);
+  const wanted = FILES[split].map((f) => `${f}[.gz]`).join(' and ');
   if (dataDir !== undefined) {
     if (!has(dataDir)) {
       throw new ContrastiveError(
-        `loadFashionMnist: --data-dir ${dataDir} must hold ${FILES[split].map((f) => `${f}[.gz]`).join(' and ')}, but does not.`,
+        `loadFashionMnist: dataDir (--data-dir) ${dataDir} must hold ${wanted}, but does not.`,
       );
     }
     return { dir: dataDir, kind: 'explicit' };
   }
   const env = process.env.CONTRASTIVE_FASHION_MNIST_DIR;
-  if (env && has(env)) return { dir: env, kind: 'environment' };
+  if (env) {
+    if (!has(env)) {
+      throw new ContrastiveError(
+        `loadFashionMnist: $CONTRASTIVE_FASHION_MNIST_DIR (${env}) must hold ${wanted}, but does not; fix or unset it.`,
+      );
+    }
+    return { dir: env, kind: 'environment' };
+  }
   if (has(DEBIAN_FASHION_MNIST_DIR)) return { dir: DEBIAN_FASHION_MNIST_DIR, kind: 'debian' };
   if (has(EMBEDDED_FASHION_MNIST_DIR)) return { dir: EMBEDDED_FASHION_MNIST_DIR, kind: 'embedded' };
   throw new ContrastiveError(
-    `loadFashionMnist: no Fashion-MNIST ${split} files found (looked in $CONTRASTIVE_FASHION_MNIST_DIR, ${DEBIAN_FASHION_MNIST_DIR}, ${EMBEDDED_FASHION_MNIST_DIR}).`,
+    `loadFashionMnist: no Fashion-MNIST ${split} files found (looked in ${DEBIAN_FASHION_MNIST_DIR} and ${EMBEDDED_FASHION_MNIST_DIR}); install dataset-fashion-mnist or pass dataDir.`,
   );
+}
+
+/** The paths of the image and label files of a split in `dir` (`.gz` preferred), or null. */
+export function fashionMnistFiles(
+  dir: string,
+  split: 'train' | 'test',
+): { images: string; labels: string } | null {
+  const images = findFile(dir, FILES[split][0]);
+  const labels = findFile(dir, FILES[split][1]);
+  return images && labels ? { images, labels } : null;
 }
 
 /**
  * Loads a split of Fashion-MNIST with its 3-level label tree. Sources, in order: `dataDir`,
  * `$CONTRASTIVE_FASHION_MNIST_DIR`, Debian's `/usr/share/datasets/fashion-mnist`, then the
- * embedded 6,000 + 1,000 image subset that ships with the package (so it works offline anywhere).
+ * embedded 6,000 + 1,000 image subset that ships with the package (so it works offline anywhere);
+ * `source` says which was used. Images come back as float32 `[N, 28, 28, 1]` in [0, 1].
+ *
+ * @example
+ * ```ts
+ * const train = await loadFashionMnist({ split: 'train' });
+ * console.log(train.source.kind, train.shape); // 'debian' [60000, 28, 28, 1]
+ * ```
  */
 export async function loadFashionMnist(options: FashionMnistOptions): Promise<FashionMnistSplit> {
-  const source = locateFashionMnist(options.split, options.dataDir);
-  const [imagesName, labelsName] = FILES[options.split];
-  const imagesPath = findFile(source.dir, imagesName)!;
-  const labelsPath = findFile(source.dir, labelsName)!;
-  const [images, labels] = await Promise.all([readIdx(imagesPath), readIdx(labelsPath)]);
-  if (images.shape.length !== 3 || images.shape[1] !== 28 || images.shape[2] !== 28) {
+  const fn = 'loadFashionMnist';
+  if (options.split !== 'train' && options.split !== 'test') {
     throw new ContrastiveError(
-      `loadFashionMnist: ${imagesPath} must hold [N, 28, 28] images, but has shape [${images.shape.join(',')}].`,
+      `${fn}: split must be 'train' or 'test', but got ${JSON.stringify(options.split)}.`,
     );
   }
-  if (labels.shape.length !== 1 || labels.shape[0] !== images.shape[0]) {
+  if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit > 0)) {
+    throw new ContrastiveError(`${fn}: limit must be a positive integer, but got ${options.limit}.`);
+  }
+  const source = locateFashionMnist(options.split, options.dataDir);
+  const files = fashionMnistFiles(source.dir, options.split)!;
+  const [images, labels] = await Promise.all([readIdx(files.images), readIdx(files.labels)]);
+  if (
+    images.dtype !== 'uint8' ||
+    images.shape.length !== 3 ||
+    images.shape[1] !== 28 ||
+    images.shape[2] !== 28
+  ) {
     throw new ContrastiveError(
-      `loadFashionMnist: ${imagesPath} holds ${images.shape[0]} images but ${labelsPath} holds ${labels.shape.join('x')} labels; they must match.`,
+      `${fn}: ${files.images} must hold uint8 [N, 28, 28] images, but has ${images.dtype} shape [${images.shape.join(',')}].`,
+    );
+  }
+  if (labels.dtype !== 'uint8' || labels.shape.length !== 1 || labels.shape[0] !== images.shape[0]) {
+    throw new ContrastiveError(
+      `${fn}: ${files.images} holds ${images.shape[0]} images but ${files.labels} holds ${labels.shape.join('x')} ${labels.dtype} labels; they must match.`,
     );
   }
   const n = Math.min(images.shape[0], options.limit ?? Number.POSITIVE_INFINITY);
   const tree = fashionMnistTree();
+  const leafRows = tree.leafRows();
   const classIds = Int32Array.from(labels.data.subarray(0, n));
   const rows = new Int32Array(n * 3);
-  classIds.forEach((c, i) => {
+  for (let i = 0; i < n; i++) {
+    const c = classIds[i];
     if (c > 9)
-      throw new ContrastiveError(`loadFashionMnist: ${labelsPath} record ${i} has label ${c}; expected 0-9.`);
-    rows.set(tree.row(c), i * 3);
-  });
+      throw new ContrastiveError(`${fn}: ${files.labels} record ${i} must be a class id 0-9, but got ${c}.`);
+    rows.set(leafRows.subarray(c * 3, c * 3 + 3), i * 3);
+  }
   const pixels = new Float32Array(n * 784);
-  for (let k = 0; k < pixels.length; k++) pixels[k] = images.data[k] / 255;
+  const bytes = images.data;
+  for (let k = 0; k < pixels.length; k++) pixels[k] = bytes[k] / 255;
   return { images: pixels, shape: [n, 28, 28, 1], classIds, labels: rows, tree, source };
 }

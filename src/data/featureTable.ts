@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ContrastiveError } from '../errors.js';
-import { readNpy } from '../io/npy.js';
+import { type FromPathsOptions, LabelTree } from '../hierarchy/labelTree.js';
+import { readNpyMatrix } from './npy.js';
 
 /** Vectors with a label path each: what users with existing embeddings bring. */
 export interface FeatureTable {
@@ -10,32 +11,52 @@ export interface FeatureTable {
   features: Float32Array;
   numRows: number;
   dim: number;
-  /** Label path of each row, coarsest first (`['Clothes', 'Tops', 'T-shirt']`). */
+  /**
+   * Label path of each row as its segments, coarsest first (`['Clothes', 'Tops', 'T-shirt']`):
+   * segments rather than joined strings, so a name may contain the separator of another file.
+   */
   paths: string[][];
 }
 
 /** Options of {@link readFeatureTable}. */
 export interface FeatureTableOptions {
-  /** `csv`, `jsonl` or `npy`; default from the file extension. */
+  /** `csv`, `jsonl` or `npy`; default from the file extension (`.jsonl`/`.ndjson`, `.npy`, else CSV). */
   format?: 'csv' | 'jsonl' | 'npy';
-  /** CSV: the label-path column (default `label`); JSONL: the label key (default `label`). */
+  /** CSV (and a CSV labels file of `.npy`): the label-path column. Default `label`. */
   labelColumn?: string;
-  /** CSV: one column per level instead of a path column, coarsest first. */
+  /** CSV (and a CSV labels file of `.npy`): one column per level instead of a path column, coarsest first. */
   levelColumns?: readonly string[];
-  /** CSV: the feature columns (default: every other column). */
+  /** CSV: the feature columns (default: every column that is not a label column). */
   featureColumns?: readonly string[];
+  /** CSV: the field delimiter. Default `,`. */
+  delimiter?: string;
   /** JSONL: the key holding the vector. Default `features`. */
   featuresKey?: string;
+  /** JSONL: the key holding the label path (a string, or an array of segments). Default: `labelColumn`, else `label`. */
+  labelKey?: string;
+  /** JSONL: one key per level instead of a path key, coarsest first. */
+  levelKeys?: readonly string[];
   /** Separator inside a label path. Default `/`. */
   separator?: string;
-  /** `.npy`: a text file with one label path per line (required for npy). */
+  /**
+   * `.npy`: the labels file (required for npy): a text file with one label path per line, or a
+   * `.csv` file read with `labelColumn` / `levelColumns`.
+   */
   labelsPath?: string;
 }
 
 /**
- * Reads a feature table — CSV (a label-path column and numeric feature columns), JSONL
- * (`{"features": [...], "label": "A/B/C"}` per line) or `.npy` `[N, D]` with a labels text file —
- * streaming line by line. Errors name the file, the line, the field and what was expected.
+ * Reads a feature table — CSV (a label-path column, or a column per level, and numeric feature
+ * columns), JSONL (`{"features": [...], "label": "A/B/C"}` per line) or `.npy` `[N, D]` with a
+ * labels file — streaming line by line (`.npy` in chunks). Errors name the file, the line, the
+ * field and what was expected, e.g.
+ * `readCsv: items.csv line 17, column "path": expected a label path like "Clothes/Tops", but got "".`
+ *
+ * @example
+ * ```ts
+ * const table = await readFeatureTable('items.csv', { labelColumn: 'path' });
+ * const { tree, labels } = featureTableLabels(table); // LabelTree + [N, L] rows
+ * ```
  */
 export async function readFeatureTable(
   path: string,
@@ -44,47 +65,83 @@ export async function readFeatureTable(
   const ext = extname(path).slice(1).toLowerCase();
   const format =
     options.format ?? (ext === 'jsonl' || ext === 'ndjson' ? 'jsonl' : ext === 'npy' ? 'npy' : 'csv');
+  if (format !== 'csv' && format !== 'jsonl' && format !== 'npy') {
+    throw new ContrastiveError(
+      `readFeatureTable: format must be 'csv', 'jsonl' or 'npy', but got ${JSON.stringify(format)}.`,
+    );
+  }
   const table =
     format === 'npy'
       ? await readNpyTable(path, options)
       : format === 'jsonl'
         ? await readJsonl(path, options)
         : await readCsv(path, options);
-  if (table.numRows === 0) throw new ContrastiveError(`readFeatureTable: ${path} holds no rows.`);
+  if (table.numRows === 0) {
+    throw new ContrastiveError(
+      `readFeatureTable: ${basename(path)} must hold at least one row, but holds none.`,
+    );
+  }
   return table;
 }
 
-/** Accumulates rows into a growing buffer (no per-row arrays kept). */
+/** Options of {@link featureTableLabels}. */
+export interface FeatureTableLabelsOptions extends Pick<FromPathsOptions, 'levelNames' | 'allowSharedNames'> {
+  /** Encode with this tree (e.g. a training run's) instead of building one from the table's paths. */
+  tree?: LabelTree;
+  /** Short paths: an error by default, or padded by repeating their leaf. */
+  padToDepth?: 'error' | 'repeat-leaf';
+}
+
+/** Builds (or reuses) the label tree of a table and encodes its paths to `[N, L]` rows. */
+export function featureTableLabels(
+  table: Pick<FeatureTable, 'paths'>,
+  options: FeatureTableLabelsOptions = {},
+): { tree: LabelTree; labels: Int32Array } {
+  const tree = options.tree ?? LabelTree.fromPaths(table.paths, options);
+  return { tree, labels: tree.encode(table.paths, { padToDepth: options.padToDepth }) };
+}
+
+/** Accumulates rows into one growing Float32Array (no per-row arrays kept). */
 class RowBuffer {
   private data = new Float32Array(1 << 16);
   numRows = 0;
   dim = -1;
   readonly paths: string[][] = [];
 
-  push(values: ArrayLike<number>, path: string[], where: () => string): void {
-    if (this.dim < 0) this.dim = values.length;
-    if (values.length !== this.dim) {
+  /** Starts a row of `dim` values and returns its offset; the caller writes into {@link values}. */
+  begin(dim: number, where: () => string): number {
+    if (this.dim < 0) this.dim = dim;
+    if (dim !== this.dim) {
       throw new ContrastiveError(
-        `${where()}: expected ${this.dim} features like the first row, but got ${values.length}.`,
+        `${where()}: expected ${this.dim} features like the first row, but got ${dim}.`,
       );
     }
-    if (this.dim === 0) throw new ContrastiveError(`${where()}: the row has no features.`);
-    const need = (this.numRows + 1) * this.dim;
+    if (dim === 0)
+      throw new ContrastiveError(`${where()}: expected at least one feature, but the row has none.`);
+    const need = (this.numRows + 1) * dim;
     if (need > this.data.length) {
       const grown = new Float32Array(Math.max(need, this.data.length * 2));
       grown.set(this.data);
       this.data = grown;
     }
-    this.data.set(values, this.numRows * this.dim);
+    return this.numRows * dim;
+  }
+
+  get values(): Float32Array {
+    return this.data;
+  }
+
+  end(path: string[]): void {
     this.paths.push(path);
     this.numRows++;
   }
 
   table(): FeatureTable {
+    const dim = Math.max(this.dim, 0);
     return {
-      features: this.data.slice(0, this.numRows * Math.max(this.dim, 0)),
+      features: this.data.slice(0, this.numRows * dim),
       numRows: this.numRows,
-      dim: Math.max(this.dim, 0),
+      dim,
       paths: this.paths,
     };
   }
@@ -100,22 +157,25 @@ function splitPath(text: string, separator: string, where: () => string): string
   return segments;
 }
 
-async function* lines(path: string): AsyncGenerator<[string, number]> {
+/** The lines of a file, numbered from 1, streamed; a leading byte-order mark is dropped. */
+async function* lines(path: string, fn: string): AsyncGenerator<[string, number]> {
   const stream = createReadStream(path, { encoding: 'utf8' });
-  const opened = new Promise<void>((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
     stream.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new ContrastiveError(`readFeatureTable: cannot read ${path}: ${error.code ?? error.message}.`)),
+      reject(new ContrastiveError(`${fn}: cannot read ${path}: ${error.code ?? error.message}.`)),
     );
   });
-  await opened;
   let n = 0;
-  for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }))
-    yield [line, ++n];
+  for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
+    n++;
+    yield [n === 1 && line.charCodeAt(0) === 0xfeff ? line.slice(1) : line, n];
+  }
 }
 
 /** Splits one CSV line (RFC 4180 quotes; no newlines inside fields). */
-function csvFields(line: string): string[] {
+export function csvFields(line: string, delimiter = ','): string[] {
+  if (!line.includes('"')) return line.split(delimiter);
   const out: string[] = [];
   let field = '';
   let quoted = false;
@@ -128,143 +188,276 @@ function csvFields(line: string): string[] {
       } else if (c === '"') quoted = false;
       else field += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') {
+    else if (line.startsWith(delimiter, i)) {
       out.push(field);
       field = '';
+      i += delimiter.length - 1;
     } else field += c;
   }
   out.push(field);
   return out;
 }
 
-async function readCsv(path: string, options: FeatureTableOptions): Promise<FeatureTable> {
-  const name = basename(path);
-  const separator = options.separator ?? '/';
-  const buffer = new RowBuffer();
-  let header: string[] | null = null;
-  let labelIndex: number[] = [];
-  let featureIndex: number[] = [];
-  for await (const [line, n] of lines(path)) {
-    if (line.trim() === '') continue;
-    const fields = csvFields(line);
-    if (!header) {
-      header = fields.map((f) => f.trim());
-      const find = (col: string) => {
-        const i = header!.indexOf(col);
-        if (i < 0)
-          throw new ContrastiveError(
-            `readCsv: ${name} line 1: no column ${JSON.stringify(col)} in the header (${header!.join(', ')}).`,
-          );
-        return i;
-      };
-      labelIndex = options.levelColumns
-        ? options.levelColumns.map(find)
-        : [find(options.labelColumn ?? 'label')];
-      featureIndex = options.featureColumns
-        ? options.featureColumns.map(find)
-        : header.map((_, i) => i).filter((i) => !labelIndex.includes(i));
-      continue;
-    }
-    if (fields.length !== header.length) {
+/** A CSV header and the columns chosen from it. */
+interface CsvColumns {
+  header: string[];
+  label: number[];
+  features: number[];
+}
+
+function csvColumns(
+  fn: string,
+  name: string,
+  header: string[],
+  options: FeatureTableOptions,
+  withFeatures: boolean,
+): CsvColumns {
+  const find = (col: string) => {
+    const i = header.indexOf(col);
+    if (i < 0) {
       throw new ContrastiveError(
-        `readCsv: ${name} line ${n}: expected ${header.length} fields like the header, but got ${fields.length}.`,
+        `${fn}: ${name} line 1: expected a column ${JSON.stringify(col)} in the header, but got ${header.map((h) => JSON.stringify(h)).join(', ')}.`,
       );
     }
-    const values = featureIndex.map((i) => {
-      const v = Number(fields[i]);
-      if (fields[i].trim() === '' || !Number.isFinite(v)) {
+    return i;
+  };
+  const label = options.levelColumns
+    ? options.levelColumns.map(find)
+    : [find(options.labelColumn ?? 'label')];
+  const features = !withFeatures
+    ? []
+    : options.featureColumns
+      ? options.featureColumns.map(find)
+      : header.map((_, i) => i).filter((i) => !label.includes(i));
+  if (withFeatures && features.length === 0) {
+    throw new ContrastiveError(
+      `${fn}: ${name} line 1: expected at least one feature column besides the label, but got only ${header.map((h) => JSON.stringify(h)).join(', ')}.`,
+    );
+  }
+  return { header, label, features };
+}
+
+/** The label path of one CSV record: a path column split by the separator, or one column per level. */
+function csvPath(
+  fn: string,
+  name: string,
+  n: number,
+  fields: string[],
+  columns: CsvColumns,
+  options: FeatureTableOptions,
+): string[] {
+  const separator = options.separator ?? '/';
+  if (!options.levelColumns) {
+    const i = columns.label[0];
+    return splitPath(
+      fields[i],
+      separator,
+      () => `${fn}: ${name} line ${n}, column ${JSON.stringify(columns.header[i])}`,
+    );
+  }
+  return columns.label.map((i) => {
+    const value = fields[i].trim();
+    if (value === '') {
+      throw new ContrastiveError(
+        `${fn}: ${name} line ${n}, column ${JSON.stringify(columns.header[i])}: expected a label, but got "".`,
+      );
+    }
+    return value;
+  });
+}
+
+/** Streams a CSV file, calling `row` for each record after the header. */
+async function eachCsvRecord(
+  fn: string,
+  path: string,
+  options: FeatureTableOptions,
+  withFeatures: boolean,
+  row: (fields: string[], n: number, columns: CsvColumns) => void,
+): Promise<void> {
+  const name = basename(path);
+  const delimiter = options.delimiter ?? ',';
+  let columns: CsvColumns | null = null;
+  for await (const [line, n] of lines(path, fn)) {
+    if (line.trim() === '') continue;
+    const fields = csvFields(line, delimiter);
+    if (!columns) {
+      columns = csvColumns(
+        fn,
+        name,
+        fields.map((f) => f.trim()),
+        options,
+        withFeatures,
+      );
+      continue;
+    }
+    if (fields.length !== columns.header.length) {
+      throw new ContrastiveError(
+        `${fn}: ${name} line ${n}: expected ${columns.header.length} fields like the header, but got ${fields.length}.`,
+      );
+    }
+    row(fields, n, columns);
+  }
+  if (!columns) throw new ContrastiveError(`${fn}: ${name} must start with a header line, but is empty.`);
+}
+
+async function readCsv(path: string, options: FeatureTableOptions): Promise<FeatureTable> {
+  const fn = 'readCsv';
+  const name = basename(path);
+  const buffer = new RowBuffer();
+  await eachCsvRecord(fn, path, options, true, (fields, n, columns) => {
+    const at = buffer.begin(columns.features.length, () => `${fn}: ${name} line ${n}`);
+    const values = buffer.values;
+    columns.features.forEach((i, k) => {
+      const text = fields[i];
+      const v = Number(text);
+      if (!Number.isFinite(v) || text.trim() === '') {
         throw new ContrastiveError(
-          `readCsv: ${name} line ${n}, column ${JSON.stringify(header![i])}: expected a finite number, but got ${JSON.stringify(fields[i])}.`,
+          `${fn}: ${name} line ${n}, column ${JSON.stringify(columns.header[i])}: expected a finite number, but got ${JSON.stringify(text)}.`,
         );
       }
-      return v;
+      values[at + k] = v;
     });
-    const where = () => `readCsv: ${name} line ${n}, column ${JSON.stringify(header![labelIndex[0]])}`;
-    const pathSegments = options.levelColumns
-      ? labelIndex.map((i) => {
-          if (fields[i].trim() === '')
-            throw new ContrastiveError(
-              `readCsv: ${name} line ${n}, column ${JSON.stringify(header![i])}: expected a label, but got "".`,
-            );
-          return fields[i].trim();
-        })
-      : splitPath(fields[labelIndex[0]], separator, where);
-    buffer.push(values, pathSegments, () => `readCsv: ${name} line ${n}`);
-  }
-  if (!header) throw new ContrastiveError(`readCsv: ${name} is empty (no header line).`);
+    buffer.end(csvPath(fn, name, n, fields, columns, options));
+  });
   return buffer.table();
 }
 
 async function readJsonl(path: string, options: FeatureTableOptions): Promise<FeatureTable> {
+  const fn = 'readJsonl';
   const name = basename(path);
   const featuresKey = options.featuresKey ?? 'features';
-  const labelKey = options.labelColumn ?? 'label';
+  const labelKey = options.labelKey ?? options.labelColumn ?? 'label';
   const separator = options.separator ?? '/';
   const buffer = new RowBuffer();
-  for await (const [line, n] of lines(path)) {
+  for await (const [line, n] of lines(path, fn)) {
     if (line.trim() === '') continue;
-    let record: Record<string, unknown>;
+    let record: unknown;
     try {
       record = JSON.parse(line);
     } catch (error) {
       throw new ContrastiveError(
-        `readJsonl: ${name} line ${n}: not valid JSON (${(error as Error).message}).`,
+        `${fn}: ${name} line ${n}: expected a JSON object, but the line is not valid JSON (${(error as Error).message}).`,
       );
     }
-    const where = (field: string) => `readJsonl: ${name} line ${n}, field ${JSON.stringify(field)}`;
-    const vector = record?.[featuresKey];
-    if (!Array.isArray(vector) || vector.some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
+    if (record === null || typeof record !== 'object' || Array.isArray(record)) {
       throw new ContrastiveError(
-        `${where(featuresKey)}: expected an array of finite numbers, but got ${JSON.stringify(vector)?.slice(0, 60)}.`,
+        `${fn}: ${name} line ${n}: expected a JSON object, but got ${preview(record)}.`,
       );
     }
-    const label = record[labelKey];
-    const segments = Array.isArray(label)
-      ? label.map(String)
-      : typeof label === 'string'
-        ? splitPath(label, separator, () => where(labelKey))
-        : (() => {
-            throw new ContrastiveError(
-              `${where(labelKey)}: expected a label path like "Clothes/Tops" or an array, but got ${JSON.stringify(label)}.`,
-            );
-          })();
-    buffer.push(vector as number[], segments, () => `readJsonl: ${name} line ${n}`);
+    const fields = record as Record<string, unknown>;
+    const where = (field: string) => `${fn}: ${name} line ${n}, field ${JSON.stringify(field)}`;
+    const vector = fields[featuresKey];
+    if (!Array.isArray(vector)) {
+      throw new ContrastiveError(
+        `${where(featuresKey)}: expected an array of finite numbers, but got ${preview(vector)}.`,
+      );
+    }
+    const at = buffer.begin(vector.length, () => `${fn}: ${name} line ${n}`);
+    const values = buffer.values;
+    vector.forEach((v, k) => {
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new ContrastiveError(
+          `${where(featuresKey)}: expected an array of finite numbers, but element ${k} is ${preview(v)}.`,
+        );
+      }
+      values[at + k] = v;
+    });
+    buffer.end(jsonlPath(fields, options.levelKeys, labelKey, separator, where));
   }
   return buffer.table();
 }
 
+function jsonlPath(
+  fields: Record<string, unknown>,
+  levelKeys: readonly string[] | undefined,
+  labelKey: string,
+  separator: string,
+  where: (field: string) => string,
+): string[] {
+  if (levelKeys) {
+    return levelKeys.map((k) => {
+      const v = fields[k];
+      if ((typeof v !== 'string' && typeof v !== 'number') || String(v).trim() === '') {
+        throw new ContrastiveError(`${where(k)}: expected a label, but got ${preview(v)}.`);
+      }
+      return String(v).trim();
+    });
+  }
+  const label = fields[labelKey];
+  if (typeof label === 'string') return splitPath(label, separator, () => where(labelKey));
+  if (
+    Array.isArray(label) &&
+    label.length > 0 &&
+    label.every((s) => (typeof s === 'string' || typeof s === 'number') && String(s).trim() !== '')
+  ) {
+    return label.map((s) => String(s).trim());
+  }
+  throw new ContrastiveError(
+    `${where(labelKey)}: expected a label path like "Clothes${separator}Tops" or an array of names, but got ${preview(label)}.`,
+  );
+}
+
+/**
+ * Reads the labels file of a `.npy` table: one label path per line, or (for `.csv`) a label
+ * column / level columns with a header. Blank lines at the end are ignored.
+ */
+export async function readLabelPaths(path: string, options: FeatureTableOptions = {}): Promise<string[][]> {
+  const name = basename(path);
+  const paths: string[][] = [];
+  if (extname(path).toLowerCase() === '.csv') {
+    await eachCsvRecord('readLabels', path, options, false, (fields, n, columns) => {
+      paths.push(csvPath('readLabels', name, n, fields, columns, options));
+    });
+    return paths;
+  }
+  let blank: number | null = null;
+  for await (const [line, n] of lines(path, 'readLabels')) {
+    if (line.trim() === '') {
+      blank ??= n;
+      continue;
+    }
+    if (blank !== null) {
+      throw new ContrastiveError(
+        `readLabels: ${name} line ${blank}: expected a label path like "Clothes${options.separator ?? '/'}Tops", but got "".`,
+      );
+    }
+    paths.push(splitPath(line, options.separator ?? '/', () => `readLabels: ${name} line ${n}`));
+  }
+  return paths;
+}
+
 async function readNpyTable(path: string, options: FeatureTableOptions): Promise<FeatureTable> {
   const name = basename(path);
-  if (!options.labelsPath)
+  if (!options.labelsPath) {
     throw new ContrastiveError(
-      `readFeatureTable: ${name} is .npy; pass labelsPath, a text file with one label path per line.`,
-    );
-  const array = await readNpy(path);
-  if (array.shape.length !== 2)
-    throw new ContrastiveError(`readNpy: ${name} must be [N, D], but has shape (${array.shape.join(', ')}).`);
-  const [numRows, dim] = array.shape;
-  const paths: string[][] = [];
-  for await (const [line, n] of lines(options.labelsPath)) {
-    if (line.trim() === '' && paths.length >= numRows) continue;
-    paths.push(
-      splitPath(
-        line,
-        options.separator ?? '/',
-        () => `readFeatureTable: ${basename(options.labelsPath!)} line ${n}`,
-      ),
+      `readFeatureTable: labelsPath must name the labels of ${name} (a text file with one label path per line, or a CSV), but got none.`,
     );
   }
+  const array = await readNpyMatrix(path);
+  if (array.shape.length !== 2) {
+    throw new ContrastiveError(
+      `readNpy: ${name} must be a matrix [N, D], but has shape (${array.shape.join(', ')}).`,
+    );
+  }
+  const [numRows, dim] = array.shape;
+  const paths = await readLabelPaths(options.labelsPath, options);
   if (paths.length !== numRows) {
     throw new ContrastiveError(
       `readFeatureTable: ${name} has ${numRows} rows but ${basename(options.labelsPath)} has ${paths.length} labels; they must match.`,
     );
   }
-  for (let k = 0; k < array.data.length; k++) {
-    if (!Number.isFinite(array.data[k])) {
+  const data = array.data;
+  for (let k = 0; k < data.length; k++) {
+    if (!Number.isFinite(data[k])) {
       throw new ContrastiveError(
-        `readNpy: ${name} row ${Math.floor(k / dim)}, column ${k % dim}: expected a finite number, but got ${array.data[k]}.`,
+        `readNpy: ${name} row ${Math.floor(k / dim)}, column ${k % dim}: expected a finite number, but got ${data[k]}.`,
       );
     }
   }
-  return { features: array.data, numRows, dim, paths };
+  return { features: data, numRows, dim, paths };
+}
+
+function preview(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

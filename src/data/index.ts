@@ -1,0 +1,40 @@
+/**
+ * Datasets, file readers and splits (the label tree lives in `src/hierarchy/`). Samplers,
+ * augmentations and image folders have their own modules.
+ */
+export {
+  DEBIAN_FASHION_MNIST_DIR,
+  EMBEDDED_FASHION_MNIST_DIR,
+  FASHION_MNIST_CLASSES,
+  type FashionMnistOptions,
+  type FashionMnistSplit,
+  fashionMnistFiles,
+  fashionMnistTree,
+  loadFashionMnist,
+  locateFashionMnist,
+} from './fashionMnist.js';
+export {
+  csvFields,
+  type FeatureTable,
+  type FeatureTableLabelsOptions,
+  type FeatureTableOptions,
+  featureTableLabels,
+  readFeatureTable,
+  readLabelPaths,
+} from './featureTable.js';
+export { encodeIdx, type IdxArray, type IdxData, type IdxDtype, parseIdx, readIdx, writeIdx } from './idx.js';
+export { type NpyMatrix, readNpyMatrix } from './npy.js';
+export {
+  type HoldoutOptions,
+  type HoldoutResult,
+  holdOutClasses,
+  type Split,
+  type TrainTestSplitOptions,
+  takeRows,
+  trainTestSplit,
+} from './splits.js';
+export {
+  type FashionMnistSubsetOptions,
+  type FashionMnistSubsetResult,
+  makeFashionMnistSubset,
+} from './tools/makeFashionMnistSubset.js';
