@@ -11,18 +11,9 @@ export {
   type ImageAugmentOptions,
   views,
 } from './data/augment.js';
-export {
-  FASHION_MNIST_CLASSES,
-  type FashionMnistOptions,
-  type FashionMnistSplit,
-  fashionMnistTree,
-  loadFashionMnist,
-} from './data/fashionMnist.js';
-export { type FeatureTable, type FeatureTableOptions, readFeatureTable } from './data/featureTable.js';
-export { type IdxArray, parseIdx, readIdx, writeIdx } from './data/idx.js';
 export { type ImageFolder, type ImageFolderOptions, readImageFolder } from './data/imageFolder.js';
+export * from './data/index.js';
 export { balancedBatches, hierarchicalBatches, randomBatches } from './data/samplers.js';
-export { holdOutClasses, type Split, trainTestSplit } from './data/splits.js';
 export { BACKEND_PREFERENCE, type BackendName, useBackend } from './engine/backend.js';
 export { nativeStatus } from './engine/native.js';
 export { ContrastiveError } from './errors.js';
