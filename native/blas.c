@@ -327,6 +327,37 @@ static napi_value FusedLseGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+/* segmentSum(x, ids, n, d, numSegments, out): out[g, :] = sum over i with ids[i] == g of x[i, :] */
+static napi_value SegmentSum(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(env, argc == 6, "segmentSum: expected 6 arguments");
+  float *x, *out;
+  int32_t *ids;
+  size_t lx, li, lo;
+  int64_t n, d, g;
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  if (!float32_view(env, argv[0], &x, &lx) || !get_int(env, argv[2], &n) || !get_int(env, argv[3], &d) ||
+      !get_int(env, argv[4], &g) || !float32_view(env, argv[5], &out, &lo))
+    return NULL;
+  CHECK(env, napi_get_typedarray_info(env, argv[1], &type, &li, (void **)&ids, &buffer, &offset));
+  REQUIRE(env, type == napi_int32_array, "segmentSum: ids must be an Int32Array");
+  REQUIRE(env, (size_t)(n * d) <= lx && (size_t)n <= li && (size_t)(g * d) <= lo, "segmentSum: a buffer is smaller than its shape");
+  memset(out, 0, g * d * sizeof(float));
+  for (int64_t i = 0; i < n; i++) {
+    const int32_t k = ids[i];
+    if (k < 0 || k >= g) continue; /* tf.unsortedSegmentSum drops out-of-range ids */
+    float *dst = out + k * d;
+    const float *src = x + i * d;
+    for (int64_t j = 0; j < d; j++) dst[j] += src[j];
+  }
+  return NULL;
+}
+
 static napi_value Config(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
@@ -347,6 +378,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"biasRelu", NULL, BiasRelu, NULL, NULL, NULL, napi_default, NULL},
       {"conv", NULL, Conv, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},
+      {"segmentSum", NULL, SegmentSum, NULL, NULL, NULL, napi_default, NULL},
       {"fusedLse", NULL, FusedLse, NULL, NULL, NULL, napi_default, NULL},
       {"fusedLseGrad", NULL, FusedLseGrad, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},

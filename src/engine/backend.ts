@@ -8,6 +8,7 @@ import {
   registerNativeConv,
   registerNativeMatMul,
   registerNativeReductions,
+  registerNativeSegmentSum,
 } from './native.js';
 import { patchWasmKernels } from './wasmKernels.js';
 
@@ -59,6 +60,7 @@ async function tryBackend(name: BackendName): Promise<string | null> {
     registerNativeConv();
     registerNativeReductions();
     registerFusedLse();
+    registerNativeSegmentSum();
   }
   try {
     if (!(await tf.setBackend(name))) return 'failed to initialise';

@@ -32,6 +32,15 @@ interface NativeBlas {
     invTau: number,
     out: Float32Array,
   ): void;
+  /** `out[g, :] = Σ_{i: ids[i] = g} x[i, :]`. */
+  segmentSum(
+    x: Float32Array,
+    ids: Int32Array,
+    n: number,
+    d: number,
+    numSegments: number,
+    out: Float32Array,
+  ): void;
   /** `out[c] = scale · Σ_r x[r, c]`, accumulated in float64. */
   colSum(x: Float32Array, rows: number, cols: number, out: Float32Array, scale: number): void;
   config(): string;
@@ -389,4 +398,52 @@ export function fusedLogSumExpExcludingSelf(flat: tf.Tensor2D, temperature: numb
   return tf
     .engine()
     .runKernel(FUSED_LSE, { f: flat }, { temperature } as unknown as tf.NamedAttrMap) as tf.Tensor1D;
+}
+
+let segmentRegistered = false;
+
+/**
+ * `UnsortedSegmentSum` for wasm (stock wasm has none), so per-group sums — and the gradient of a
+ * gather — need no one-hot `[N, groups]` matrix. Returns false without the addon.
+ */
+export function registerNativeSegmentSum(): boolean {
+  const blas = loadNative();
+  if (!blas || !tf.findBackendFactory('wasm')) return false;
+  if (segmentRegistered) return true;
+  if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
+    tf.registerKernel({
+      kernelName: 'UnsortedSegmentSum',
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+        const { numSegments } = attrs as unknown as { numSegments: number };
+        if (x.dtype !== 'float32' || segmentIds.dtype !== 'int32' || segmentIds.shape.length !== 1) {
+          throw new Error('UnsortedSegmentSum on wasm: float32 data and 1-D int32 segment ids only');
+        }
+        const b = backend as unknown as WasmBackend;
+        const n = x.shape[0];
+        const d = x.shape.slice(1).reduce((p, q) => p * q, 1);
+        const out = b.makeOutput([numSegments, ...x.shape.slice(1)], 'float32');
+        const heap = b.wasm.HEAPU8.buffer;
+        const at = (t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset;
+        blas.segmentSum(
+          new Float32Array(heap, at(x), n * d),
+          new Int32Array(heap, at(segmentIds), n),
+          n,
+          d,
+          numSegments,
+          new Float32Array(heap, at(out), numSegments * d),
+        );
+        return out;
+      },
+    });
+  }
+  segmentRegistered = true;
+  return true;
+}
+
+/** Whether group sums can use segment sums on the active backend (else one-hot matmuls). */
+export function segmentSumsAvailable(): boolean {
+  const backend = tf.getBackend();
+  return backend === 'cpu' || backend === 'tensorflow' || (backend === 'wasm' && segmentRegistered);
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedLogSumExpExcludingSelf } from '../../engine/native.js';
+import { fusedLogSumExpExcludingSelf, segmentSumsAvailable } from '../../engine/native.js';
 import type { Grouping } from './labels.js';
 import { rowLogSumExp } from './logSumExp.js';
 
@@ -96,8 +96,12 @@ export function anchorTerms(contrast: Contrast, positives: Positives): AnchorTer
     }
     if (sizes.length === n) {
       groupSum = contrast.viewSum; // every sample alone in its group
+    } else if (segmentSumsAvailable()) {
+      // per-group sums, gathered back per sample: O(N·D + G·D) memory
+      const index = tf.tensor1d(ids, 'int32');
+      groupSum = tf.gather(tf.unsortedSegmentSum(contrast.viewSum, index, sizes.length), index);
     } else {
-      // one-hot [N, G] matmuls instead of gather/segment-sum: differentiable on every backend
+      // one-hot [N, G] matmuls: differentiable on every backend, including stock wasm
       const oneHot = tf.cast(
         tf.oneHot(tf.tensor1d(ids, 'int32'), Math.max(sizes.length, 2)),
         'float32',
