@@ -25,7 +25,12 @@ export const TRAIN_OPTIONS = [
   },
   { name: 'out', type: 'string', doc: 'run folder (required)' },
   { name: 'epochs', type: 'integer', default: 20, doc: 'passes over the training set' },
-  { name: 'batchSize', type: 'integer', default: 256, doc: 'samples per step (each with `views` views)' },
+  {
+    name: 'batchSize',
+    type: 'integer',
+    default: 128,
+    doc: 'samples per step (each with `views` views; conv on wasm fits 128 × 2 in its 4 GiB heap)',
+  },
   { name: 'views', type: 'integer', default: 2, doc: 'augmented views per sample (view trainer)' },
   {
     name: 'encoder',

@@ -26,7 +26,7 @@ export const studyCommand: CommandSpec = {
     { name: 'epochs', type: 'integer', default: 10, doc: 'epochs per run' },
     { name: 'trainLimit', type: 'integer', default: 0, doc: 'training images (0: all)' },
     { name: 'testLimit', type: 'integer', default: 0, doc: 'test images (0: all)' },
-    { name: 'batchSize', type: 'integer', default: 256, doc: 'batch size' },
+    { name: 'batchSize', type: 'integer', default: 128, doc: 'batch size' },
     { name: 'learningRate', type: 'number', default: 0.001, doc: 'peak learning rate' },
     { name: 'temperature', type: 'number', default: 0.1, doc: 'loss temperature' },
     { name: 'probeEpochs', type: 'integer', default: 20, doc: 'linear-probe epochs (0: skip)' },
