@@ -175,41 +175,57 @@ static void col2im(const conv_shape *s, const float *cols, float *dx) {
 }
 
 /*
- * conv(shape13..., mode, x_or_dy, filter_or_x, out)
+ * conv(shape13..., mode, x_or_dy, filter_or_x, out, scratchFloats)
  * mode 0 forward:        out[N,OH,OW,Cout] = im2col(x) · W[KH*KW*Cin, Cout]
  * mode 1 filter grad:    out[KH,KW,Cin,Cout] = im2col(x)ᵀ · dy[N*OH*OW, Cout]   (args: x, dy)
  * mode 2 input grad:     out[N,H,W,Cin] = col2im(dy · Wᵀ)                       (args: dy, W)
+ * The column matrix is built for as many whole images at a time as fit in scratchFloats floats.
  */
 static napi_value Conv(napi_env env, napi_callback_info info) {
-  size_t argc = 17;
-  napi_value argv[17];
+  size_t argc = 18;
+  napi_value argv[18];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  REQUIRE(env, argc == 17, "conv: expected 17 arguments");
+  REQUIRE(env, argc == 18, "conv: expected 18 arguments");
   conv_shape s;
-  int64_t mode;
+  int64_t mode, scratch_floats;
   float *p, *q, *out;
   size_t lp, lq, lo;
-  if (!read_conv_shape(env, argv, &s) || !get_int(env, argv[13], &mode)) return NULL;
+  if (!read_conv_shape(env, argv, &s) || !get_int(env, argv[13], &mode) || !get_int(env, argv[17], &scratch_floats))
+    return NULL;
   if (!float32_view(env, argv[14], &p, &lp) || !float32_view(env, argv[15], &q, &lq) || !float32_view(env, argv[16], &out, &lo))
     return NULL;
   const int64_t rows = s.n * s.oh * s.ow, k = s.kh * s.kw * s.cin;
   const size_t x_size = s.n * s.h * s.w * s.cin, y_size = rows * s.cout, w_size = k * s.cout;
-  float *cols = scratch_buffer(rows * k);
+  /* im2col in chunks of whole images, so the scratch buffer stays near scratch_floats
+   * (a 512-image 3x3x32 layer would otherwise need a 460 MB column matrix) */
+  const int64_t per_image = s.oh * s.ow * k;
+  int64_t chunk = scratch_floats / per_image;
+  if (chunk < 1) chunk = 1;
+  if (chunk > s.n) chunk = s.n;
+  float *cols = scratch_buffer(chunk * per_image);
   REQUIRE(env, cols != NULL, "conv: out of memory for the im2col buffer");
-  if (mode == 0) {
-    REQUIRE(env, lp >= x_size && lq >= w_size && lo >= y_size, "conv: a buffer is smaller than its shape");
-    im2col(&s, p, cols);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, s.cout, k, 1.0f, cols, k, q, s.cout, 0.0f, out, s.cout);
-  } else if (mode == 1) {
-    REQUIRE(env, lp >= x_size && lq >= y_size && lo >= w_size, "conv: a buffer is smaller than its shape");
-    im2col(&s, p, cols);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, s.cout, rows, 1.0f, cols, k, q, s.cout, 0.0f, out, s.cout);
-  } else if (mode == 2) {
-    REQUIRE(env, lp >= y_size && lq >= w_size && lo >= x_size, "conv: a buffer is smaller than its shape");
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, s.cout, 1.0f, p, s.cout, q, s.cout, 0.0f, cols, k);
-    col2im(&s, cols, out);
-  } else {
-    REQUIRE(env, 0, "conv: mode must be 0, 1 or 2");
+  if (mode == 0) REQUIRE(env, lp >= x_size && lq >= w_size && lo >= y_size, "conv: a buffer is smaller than its shape");
+  else if (mode == 1) REQUIRE(env, lp >= x_size && lq >= y_size && lo >= w_size, "conv: a buffer is smaller than its shape");
+  else if (mode == 2) REQUIRE(env, lp >= y_size && lq >= w_size && lo >= x_size, "conv: a buffer is smaller than its shape");
+  else REQUIRE(env, 0, "conv: mode must be 0, 1 or 2");
+  const int64_t image_in = s.h * s.w * s.cin, image_out = s.oh * s.ow * s.cout;
+  for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
+    conv_shape part = s;
+    part.n = n0 + chunk <= s.n ? chunk : s.n - n0;
+    const int64_t part_rows = part.n * s.oh * s.ow;
+    if (mode == 0) {
+      im2col(&part, p + n0 * image_in, cols);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, part_rows, s.cout, k, 1.0f, cols, k, q, s.cout, 0.0f,
+                  out + n0 * image_out, s.cout);
+    } else if (mode == 1) {
+      im2col(&part, p + n0 * image_in, cols);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, s.cout, part_rows, 1.0f, cols, k, q + n0 * image_out,
+                  s.cout, n0 == 0 ? 0.0f : 1.0f, out, s.cout);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, part_rows, k, s.cout, 1.0f, p + n0 * image_out, s.cout, q,
+                  s.cout, 0.0f, cols, k);
+      col2im(&part, cols, out + n0 * image_in);
+    }
   }
   return NULL;
 }
@@ -236,6 +252,129 @@ static napi_value ColSum(napi_env env, napi_callback_info info) {
     for (int64_t c = 0; c < cols; c++) acc[c] += row[c];
   }
   for (int64_t c = 0; c < cols; c++) out[c] = (float)(acc[c] * scale);
+  free(acc);
+  return NULL;
+}
+
+/*
+ * batchNorm(x, rows, cols, gamma|null, beta|null, eps, y, mean, variance): training-mode batch
+ * norm over the rows of x [rows, cols] in one call: batch mean and (biased) variance, accumulated
+ * in float64 in two passes, and y = (x - mean) / sqrt(variance + eps) * gamma + beta.
+ */
+static napi_value BatchNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(env, argc == 9, "batchNorm: expected 9 arguments");
+  float *x, *gamma = NULL, *beta = NULL, *y, *mean, *var;
+  size_t lx, lg = 0, lb = 0, ly, lm, lv;
+  int64_t rows, cols;
+  double eps;
+  napi_valuetype type;
+  if (!float32_view(env, argv[0], &x, &lx) || !get_int(env, argv[1], &rows) || !get_int(env, argv[2], &cols))
+    return NULL;
+  CHECK(env, napi_typeof(env, argv[3], &type));
+  if (type != napi_null && !float32_view(env, argv[3], &gamma, &lg)) return NULL;
+  CHECK(env, napi_typeof(env, argv[4], &type));
+  if (type != napi_null && !float32_view(env, argv[4], &beta, &lb)) return NULL;
+  CHECK(env, napi_get_value_double(env, argv[5], &eps));
+  if (!float32_view(env, argv[6], &y, &ly) || !float32_view(env, argv[7], &mean, &lm) ||
+      !float32_view(env, argv[8], &var, &lv))
+    return NULL;
+  REQUIRE(env, rows > 0 && cols > 0, "batchNorm: sizes must be > 0");
+  REQUIRE(env, (size_t)(rows * cols) <= lx && (size_t)(rows * cols) <= ly && (size_t)cols <= lm &&
+                   (size_t)cols <= lv && (!gamma || (size_t)cols <= lg) && (!beta || (size_t)cols <= lb),
+          "batchNorm: a buffer is smaller than its shape");
+  double *acc = calloc((size_t)cols * 2, sizeof(double));
+  REQUIRE(env, acc != NULL, "batchNorm: out of memory");
+  double *mu = acc, *sq = acc + cols;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    for (int64_t c = 0; c < cols; c++) mu[c] += row[c];
+  }
+  for (int64_t c = 0; c < cols; c++) mu[c] /= (double)rows;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    for (int64_t c = 0; c < cols; c++) {
+      const double d = row[c] - mu[c];
+      sq[c] += d * d;
+    }
+  }
+  /* reuse sq for the per-column scale, and var/mean as float outputs */
+  for (int64_t c = 0; c < cols; c++) {
+    mean[c] = (float)mu[c];
+    var[c] = (float)(sq[c] / (double)rows);
+    sq[c] = (gamma ? gamma[c] : 1.0) / sqrt(sq[c] / (double)rows + eps);
+  }
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    float *out = y + r * cols;
+    for (int64_t c = 0; c < cols; c++)
+      out[c] = (float)((row[c] - mu[c]) * sq[c] + (beta ? beta[c] : 0.0f));
+  }
+  free(acc);
+  return NULL;
+}
+
+/*
+ * batchNormGrad(x, dy, mean, variance, gamma|null, rows, cols, eps, dx, dgamma, dbeta): the exact
+ * gradient of batchNorm (through the batch mean and variance too), with x̂ = (x - mean)·s,
+ * s = 1/sqrt(variance + eps):  dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ·s·(dy - dβ/M - x̂·dγ/M).
+ */
+static napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(env, argc == 11, "batchNormGrad: expected 11 arguments");
+  float *x, *dy, *mean, *var, *gamma = NULL, *dx, *dgamma, *dbeta;
+  size_t lx, ld, lm, lv, lg = 0, ldx, ldg, ldb;
+  int64_t rows, cols;
+  double eps;
+  napi_valuetype type;
+  if (!float32_view(env, argv[0], &x, &lx) || !float32_view(env, argv[1], &dy, &ld) ||
+      !float32_view(env, argv[2], &mean, &lm) || !float32_view(env, argv[3], &var, &lv))
+    return NULL;
+  CHECK(env, napi_typeof(env, argv[4], &type));
+  if (type != napi_null && !float32_view(env, argv[4], &gamma, &lg)) return NULL;
+  if (!get_int(env, argv[5], &rows) || !get_int(env, argv[6], &cols)) return NULL;
+  CHECK(env, napi_get_value_double(env, argv[7], &eps));
+  if (!float32_view(env, argv[8], &dx, &ldx) || !float32_view(env, argv[9], &dgamma, &ldg) ||
+      !float32_view(env, argv[10], &dbeta, &ldb))
+    return NULL;
+  REQUIRE(env, rows > 0 && cols > 0, "batchNormGrad: sizes must be > 0");
+  const size_t size = (size_t)(rows * cols);
+  REQUIRE(env, size <= lx && size <= ld && size <= ldx && (size_t)cols <= lm && (size_t)cols <= lv &&
+                   (size_t)cols <= ldg && (size_t)cols <= ldb && (!gamma || (size_t)cols <= lg),
+          "batchNormGrad: a buffer is smaller than its shape");
+  double *acc = calloc((size_t)cols * 5, sizeof(double));
+  REQUIRE(env, acc != NULL, "batchNormGrad: out of memory");
+  double *sb = acc, *sg = acc + cols, *s = acc + 2 * cols, *mu = acc + 3 * cols, *k = acc + 4 * cols;
+  for (int64_t c = 0; c < cols; c++) {
+    s[c] = 1.0 / sqrt((double)var[c] + eps);
+    mu[c] = mean[c];
+  }
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols, *dr = dy + r * cols;
+    for (int64_t c = 0; c < cols; c++) {
+      sb[c] += dr[c];
+      sg[c] += dr[c] * (xr[c] - mu[c]);
+    }
+  }
+  for (int64_t c = 0; c < cols; c++) {
+    sg[c] *= s[c]; /* Σ dy·x̂ */
+    dbeta[c] = (float)sb[c];
+    dgamma[c] = (float)sg[c];
+    k[c] = (gamma ? gamma[c] : 1.0) * s[c];
+  }
+  const double inv_m = 1.0 / (double)rows;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols, *dr = dy + r * cols;
+    float *out = dx + r * cols;
+    for (int64_t c = 0; c < cols; c++) {
+      const double xhat = (xr[c] - mu[c]) * s[c];
+      out[c] = (float)(k[c] * (dr[c] - sb[c] * inv_m - xhat * sg[c] * inv_m));
+    }
+  }
   free(acc);
   return NULL;
 }
@@ -377,6 +516,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"biasRelu", NULL, BiasRelu, NULL, NULL, NULL, napi_default, NULL},
       {"conv", NULL, Conv, NULL, NULL, NULL, napi_default, NULL},
+      {"batchNorm", NULL, BatchNorm, NULL, NULL, NULL, napi_default, NULL},
+      {"batchNormGrad", NULL, BatchNormGrad, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},
       {"segmentSum", NULL, SegmentSum, NULL, NULL, NULL, napi_default, NULL},
       {"fusedLse", NULL, FusedLse, NULL, NULL, NULL, napi_default, NULL},

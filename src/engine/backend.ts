@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import './gradients.js';
 import { ContrastiveError } from '../errors.js';
+import { registerBatchNormKernels } from './batchNormKernels.js';
 import {
   registerFusedLse,
   registerNativeConv,
@@ -54,6 +55,7 @@ async function tryBackend(name: BackendName): Promise<string | null> {
     }
   }
   if (tf.findBackendFactory(name) === null) return 'not registered';
+  registerBatchNormKernels();
   if (name === 'wasm') {
     patchWasmKernels();
     registerNativeMatMul();

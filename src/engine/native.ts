@@ -18,8 +18,11 @@ interface NativeBlas {
     out: Float32Array,
   ): void;
   biasRelu(out: Float32Array, rows: number, cols: number, bias: Float32Array | null, relu: boolean): void;
-  /** 13 shape numbers (n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, padTop, padLeft), a mode, two inputs, the output. */
-  conv(...args: [...number[], Float32Array, Float32Array, Float32Array]): void;
+  /**
+   * 13 shape numbers (n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, padTop, padLeft), a mode, two
+   * inputs, the output, and the im2col buffer's size limit in floats.
+   */
+  conv(...args: [...number[], Float32Array, Float32Array, Float32Array, number]): void;
   /** `out[i] = log Σ_{j≠i} exp(invTau · f_i·f_j)` for `F [m, d]`, tiled (memory O(tile)). */
   fusedLse(f: Float32Array, m: number, d: number, invTau: number, out: Float32Array): void;
   /** The gradient of `Σ_i dy_i lse_i` w.r.t. F, tiled. */
@@ -43,6 +46,32 @@ interface NativeBlas {
   ): void;
   /** `out[c] = scale · Σ_r x[r, c]`, accumulated in float64. */
   colSum(x: Float32Array, rows: number, cols: number, out: Float32Array, scale: number): void;
+  /** Training-mode batch norm over the rows of `x [rows, cols]`: `y`, batch mean, biased variance. */
+  batchNorm(
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    gamma: Float32Array | null,
+    beta: Float32Array | null,
+    eps: number,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+  ): void;
+  /** The gradient of `batchNorm` w.r.t. `x`, `gamma` and `beta`. */
+  batchNormGrad(
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    gamma: Float32Array | null,
+    rows: number,
+    cols: number,
+    eps: number,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
   config(): string;
   threads(): number;
 }
@@ -160,6 +189,16 @@ export function registerNativeMatMul(): boolean {
 }
 
 let convRegistered = false;
+let convScratchFloats = 16 * 2 ** 20;
+
+/**
+ * Caps the native convolutions' im2col buffer (default 64 MB): the column matrix is built for as
+ * many whole images at a time as fit, so a big batch costs no more scratch memory than this (at
+ * least one image's columns). Smaller saves memory, larger saves a few GEMM calls.
+ */
+export function setConvScratchLimit(bytes: number): void {
+  convScratchFloats = Math.max(1, Math.floor(bytes / 4));
+}
 
 /**
  * Routes the wasm backend's 2-D convolutions (forward, fused with bias and linear/ReLU, and both
@@ -245,11 +284,12 @@ export function registerNativeConv(): boolean {
           t.shape.reduce((a, b) => a * b, 1),
         );
       const result = view(out);
-      if (name === 'Conv2DBackpropFilter') blas.conv(...shape, 1, view(inputs.x!), view(inputs.dy!), result);
+      if (name === 'Conv2DBackpropFilter')
+        blas.conv(...shape, 1, view(inputs.x!), view(inputs.dy!), result, convScratchFloats);
       else if (name === 'Conv2DBackpropInput')
-        blas.conv(...shape, 2, view(inputs.dy!), view(inputs.filter!), result);
+        blas.conv(...shape, 2, view(inputs.dy!), view(inputs.filter!), result, convScratchFloats);
       else {
-        blas.conv(...shape, 0, view(inputs.x!), view(inputs.filter!), result);
+        blas.conv(...shape, 0, view(inputs.x!), view(inputs.filter!), result, convScratchFloats);
         const bias = inputs.bias;
         if (name === 'FusedConv2D' && (bias || activation === 'relu')) {
           const biasSize = bias ? bias.shape.reduce((a, b) => a * b, 1) : 0;

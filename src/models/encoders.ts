@@ -1,5 +1,6 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../errors.js';
+import { batchNormalization } from './batchNorm.js';
 
 /** Options of {@link mlpEncoder}. */
 export interface MlpEncoderOptions {
@@ -26,7 +27,7 @@ export function mlpEncoder(options: MlpEncoderOptions): tfl.LayersModel {
     x = tfl.layers
       .dense({ units, useBias: false, kernelInitializer: tfl.initializers.heNormal({ seed: seeds() }) })
       .apply(x) as tfl.SymbolicTensor;
-    x = tfl.layers.batchNormalization().apply(x) as tfl.SymbolicTensor;
+    x = batchNormalization().apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.reLU().apply(x) as tfl.SymbolicTensor;
   }
   const out = tfl.layers
@@ -68,7 +69,7 @@ export function smallConvEncoder(options: SmallConvEncoderOptions): tfl.LayersMo
       useBias: false,
       kernelInitializer: tfl.initializers.heNormal({ seed: seeds() }),
     });
-  const bn = () => tfl.layers.batchNormalization();
+  const bn = () => batchNormalization();
   const input = tfl.input({ shape: [...options.inputShape] });
   let x = conv(widths[0], 3, 1).apply(input) as tfl.SymbolicTensor;
   x = tfl.layers.reLU().apply(bn().apply(x)) as tfl.SymbolicTensor;

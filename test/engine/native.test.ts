@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
-import { nativeStatus } from '../../src/engine/native.js';
+import { nativeStatus, setConvScratchLimit } from '../../src/engine/native.js';
 import { Rng } from '../../src/random.js';
 import { expectClose } from '../helpers/backends.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
@@ -84,6 +84,33 @@ describe('native BLAS engine', () => {
       expectClose(actual[i], expected[i], { rtol: 1e-4, atol: 1e-4 }, label);
     });
     tf.dispose([x, f, bias]);
+  });
+
+  it('convolutions over more images than fit in one im2col buffer match cpu', {
+    skip: nativeStatus().available ? false : nativeStatus().detail,
+  }, async () => {
+    // 9·9·(3·3·6) = 4,374 floats of columns per image: 3 images per 16,000-float buffer, so 7 take 3 + 3 + 1
+    const compute = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(
+          () => tf.sum(tf.square(tf.conv2d(xv as tf.Tensor4D, fv as tf.Tensor4D, 1, 'same'))) as tf.Scalar,
+          [xv, fv],
+        );
+        return [value.dataSync(), grads[xv.name].dataSync(), grads[fv.name].dataSync()];
+      });
+    await useBackend('cpu');
+    const [x, f] = [normal([7, 9, 9, 6]), normal([3, 3, 6, 4])];
+    const xv = tf.variable(x);
+    const fv = tf.variable(f);
+    const expected = compute();
+    await useBackend('wasm');
+    setConvScratchLimit(16_000 * 4);
+    const actual = compute();
+    setConvScratchLimit(64 * 2 ** 20);
+    ['output', 'input gradient', 'filter gradient'].forEach((label, i) => {
+      expectClose(actual[i], expected[i], { rtol: 1e-4, atol: 1e-4 }, label);
+    });
+    tf.dispose([x, f, xv, fv]);
   });
 
   it('the fused log-sum-exp walks tiles: same loss and gradient as cpu, no [M, M] tensor', {

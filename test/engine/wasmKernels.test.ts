@@ -1,4 +1,5 @@
 /** The wasm kernel fixes agree with the reference cpu backend. */
+import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
@@ -66,5 +67,25 @@ describe('wasm kernel fixes', () => {
       expectClose(r.wasm[1], r.cpu[1], { rtol: 1e-4, atol: 1e-4 }, `filter gradient ${JSON.stringify(c)}`);
       expectClose(r.wasm[0], r.cpu[0], { rtol: 1e-4, atol: 1e-4 }, `input gradient ${JSON.stringify(c)}`);
     }
+  });
+
+  it('clones and same-dtype casts share data instead of copying, and stay valid when the source goes', async () => {
+    await useBackend('wasm');
+    const x = tf.tensor(normal([64, 64]), [64, 64]);
+    const values = x.dataSync().slice();
+    const before = tf.memory().numDataBuffers;
+    const clone = tf.clone(x);
+    const cast = tf.cast(x, 'float32');
+    assert.equal(tf.memory().numDataBuffers, before, 'a clone or cast allocated new data');
+    x.dispose();
+    expectClose(clone.dataSync(), values, { rtol: 0, atol: 0 }, 'clone');
+    expectClose(cast.dataSync(), values, { rtol: 0, atol: 0 }, 'cast');
+    clone.dispose();
+    expectClose(cast.dataSync(), values, { rtol: 0, atol: 0 }, 'cast after the clone went');
+    cast.dispose();
+    // a cast to another dtype still converts
+    const ints = tf.cast(tf.tensor([1.7, -2.2]), 'int32');
+    assert.deepEqual(Array.from(ints.dataSync()), [1, -2]);
+    ints.dispose();
   });
 });
