@@ -1,15 +1,24 @@
 /**
- * Engine benchmark, W1 of issue 7: an MLP head 512→512→128 on [1024, 512] features + SupCon,
- * forward + backward + Adam step, on each backend — wasm with the native OpenBLAS engine, wasm
- * without it, cpu — and in PyTorch where `/usr/bin/python3 -c 'import torch'` works (2 threads),
- * as the anchor, in the same run. Prints median ms/step, peak RSS and the ratio to PyTorch.
+ * Engine benchmarks of issue 7, each in our engine and in PyTorch where `/usr/bin/python3 -c
+ * 'import torch'` works (2 threads), the anchor, in the same run; prints times, peak RSS and ratios.
+ * W1: an MLP head 512→512→128 on [1024, 512] features + SupCon, forward + backward + Adam step, on
+ * wasm with the native engine, wasm without it, and cpu. W2: the small ResNet-style CNN on
+ * [256 × 2 views, 28, 28, 1] + HiMulConE, full step.
  *
- *   node dist/bench/engine.js [--steps 10] [--skip-cpu]
+ * W4 (`--w4`, ~25 minutes on 2 cores): one full epoch of HiMulConE on Fashion-MNIST (60k images,
+ * 2 augmented views, batch 256) — `contrastive train` as a user runs it, against the same loop
+ * (same network, loss, optimiser and augmentations written with torch ops) in PyTorch.
+ *
+ *   node dist/bench/engine.js [--steps 10] [--skip-cpu] [--w4]
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { DEBIAN_FASHION_MNIST_DIR } from '../src/data/fashionMnist.js';
 import { type BackendName, hiMulConLoss, Rng, supConLoss, useBackend } from '../src/index.js';
 import { ContrastiveModel } from '../src/models/contrastiveModel.js';
 import { projectionHead, smallConvEncoder } from '../src/models/encoders.js';
@@ -22,6 +31,7 @@ const arg = (name: string, fallback: string) => {
 const steps = Number(arg('steps', '10'));
 /** Images per W2 step (each in 2 views), as issue 7 specifies. */
 const W2_IMAGES = 256;
+const FASHION_MNIST_DIR = DEBIAN_FASHION_MNIST_DIR;
 
 /** One W2 measurement: the small ResNet-style CNN on 256 images × 2 views + HiMulConE, median ms/step. */
 async function w2(backend: BackendName): Promise<number> {
@@ -159,6 +169,92 @@ for _ in range(${steps}):
 ts.sort(); print(ts[len(ts)//2])
 `;
 
+const PYTORCH_W4 = `
+import gzip, time, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+torch.set_num_threads(2); torch.manual_seed(0)
+def idx(p, off): return np.frombuffer(gzip.open(p).read(), np.uint8, offset=off)
+root='${FASHION_MNIST_DIR}'
+X=torch.tensor(idx(root+'/train-images-idx3-ubyte.gz',16).reshape(-1,1,28,28).astype(np.float32)/255)
+Y=torch.tensor(idx(root+'/train-labels-idx1-ubyte.gz',8).astype(np.int64))
+COARSE=torch.tensor([0,0,0,0,0,1,0,1,1,1]); MID=torch.tensor([0,1,0,2,3,4,0,4,5,4])
+t0=time.perf_counter()
+def block(cin,cout,s):
+    class B(nn.Module):
+        def __init__(s_):
+            super().__init__(); s_.c1=nn.Conv2d(cin,cout,3,s,1,bias=False); s_.b1=nn.BatchNorm2d(cout)
+            s_.c2=nn.Conv2d(cout,cout,3,1,1,bias=False); s_.b2=nn.BatchNorm2d(cout)
+            s_.sc=nn.Sequential(nn.Conv2d(cin,cout,1,s,bias=False),nn.BatchNorm2d(cout)) if (s!=1 or cin!=cout) else nn.Identity()
+        def forward(s_,x): return F.relu(s_.b2(s_.c2(F.relu(s_.b1(s_.c1(x)))))+s_.sc(x))
+    return B()
+enc=nn.Sequential(nn.Conv2d(1,32,3,1,1,bias=False),nn.BatchNorm2d(32),nn.ReLU(),block(32,32,1),block(32,64,2),block(64,128,2),
+    nn.AdaptiveAvgPool2d(1),nn.Flatten())
+head=nn.Sequential(nn.Linear(128,128),nn.ReLU(),nn.Linear(128,128))
+opt=torch.optim.AdamW(list(enc.parameters())+list(head.parameters()),1e-3,weight_decay=1e-4)
+def augment(x):
+    n=x.shape[0]; scale=0.6+0.4*torch.rand(n); logr=np.log(4/3)*(2*torch.rand(n)-1)
+    bh=(scale/logr.exp()).sqrt().clamp(max=1); bw=(scale*logr.exp()).sqrt().clamp(max=1)
+    cy=(1-bh)*torch.rand(n)+bh/2; cx=(1-bw)*torch.rand(n)+bw/2; flip=torch.where(torch.rand(n)<0.5,-1.0,1.0)
+    theta=torch.zeros(n,2,3); theta[:,0,0]=bw*flip; theta[:,0,2]=2*cx-1; theta[:,1,1]=bh; theta[:,1,2]=2*cy-1
+    x=F.grid_sample(x,F.affine_grid(theta,x.shape,align_corners=False),align_corners=False)
+    m=x.mean((1,2,3),keepdim=True); gain=1+0.2*(2*torch.rand(n,1,1,1)-1); shift=0.2*(2*torch.rand(n,1,1,1)-1)
+    x=(x-m)*gain+m+shift+0.02*torch.randn_like(x)
+    mask=torch.ones(n,1,28,28); cy=torch.randint(0,28,(n,)); cx=torch.randint(0,28,(n,))
+    for i in range(n): mask[i,:,max(0,cy[i]-3):cy[i]+4,max(0,cx[i]-3):cx[i]+4]=0
+    return (x*mask).clamp(0,1)
+def level_loss(f,mask,n,t=0.1):
+    m=mask.repeat(2,2); eye=torch.eye(2*n); m=m*(1-eye)
+    logits=(f@f.T/t).masked_fill(eye.bool(),-1e9); logp=logits-torch.logsumexp(logits,1,keepdim=True)
+    return -((m*logp).sum(1)/m.sum(1).clamp(min=1)).mean()
+def hmce(z,labels,n):
+    f=F.normalize(z,dim=1); total=0; prev=None; L=3
+    for c in range(L-1,-1,-1):
+        mask=(labels[:,None,:c+1]==labels[None,:,:c+1]).all(-1).float()
+        l=level_loss(f,mask,n); l=l if prev is None else torch.max(l,prev); prev=l
+        total=total+2**(1/(L-c))*l
+    return total/L
+order=torch.randperm(len(X))
+for s in range(0,len(X)-255,256):
+    i=order[s:s+256]; x=X[i]; y=Y[i]; labels=torch.stack([COARSE[y],MID[y],y],1)
+    z=head(enc(torch.cat([augment(x),augment(x)])))
+    opt.zero_grad(); loss=hmce(z,labels,len(i)); loss.backward(); opt.step()
+print((time.perf_counter()-t0)*1000)
+`;
+
+/** W4 in our engine: one epoch of `contrastive train` (conv, HiMulConE, batch 256 × 2 views). */
+function w4Ours(): { ms: number; rssMiB: number } {
+  const out = join(mkdtempSync(join(tmpdir(), 'contrastive-w4-')), 'run');
+  const cli = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
+  const args = [
+    'train',
+    '--method',
+    'himulcone',
+    '--encoder',
+    'conv',
+    '--epochs',
+    '1',
+    '--batch-size',
+    '256',
+  ];
+  args.push(
+    '--views',
+    '2',
+    '--eval-every',
+    '0',
+    '--data-dir',
+    FASHION_MNIST_DIR,
+    '--out',
+    out,
+    '--seed',
+    '0',
+  );
+  const t0 = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, cli, ...args], { encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  rmSync(dirname(out), { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`W4: contrastive train failed:\n${r.stderr}`);
+  return { ms, rssMiB: Number(r.stderr.trim().split('\n').pop()) / 1024 };
+}
+
 async function main() {
   const self = fileURLToPath(import.meta.url);
   if (process.argv.includes('--child')) {
@@ -209,12 +305,13 @@ async function main() {
     title: string,
     rows: { label: string; ms: number; rssMiB: number }[],
     torch: { ms: number; rssMiB: number } | null,
+    unit = 'ms/step',
   ) => {
     console.log(title);
     for (const r of [...rows, ...(torch ? [{ label: 'PyTorch 1.13 (2 threads)', ...torch }] : [])]) {
       const ratio = torch ? `${(r.ms / torch.ms).toFixed(2)}× PyTorch` : 'PyTorch not available';
       console.log(
-        `  ${r.label.padEnd(48)} ${r.ms.toFixed(1).padStart(8)} ms/step  peak RSS ${r.rssMiB.toFixed(0).padStart(5)} MiB  ${ratio}`,
+        `  ${r.label.padEnd(48)} ${r.ms.toFixed(1).padStart(8)} ${unit}  peak RSS ${r.rssMiB.toFixed(0).padStart(5)} MiB  ${ratio}`,
       );
     }
   };
@@ -232,6 +329,20 @@ async function main() {
     w2rows,
     python(PYTORCH_W2),
   );
+  if (process.argv.includes('--w4')) {
+    if (!existsSync(join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'))) {
+      console.log(
+        `W4: skipped, full Fashion-MNIST not found in ${FASHION_MNIST_DIR} (apt install dataset-fashion-mnist)`,
+      );
+      return;
+    }
+    print(
+      'W4: one epoch of HiMulConE on Fashion-MNIST (60k images × 2 views, batch 256), wall time of the whole run',
+      [{ label: 'contrastive train (wasm + native)', ...w4Ours() }],
+      python(PYTORCH_W4),
+      'ms/epoch',
+    );
+  }
 }
 
 await main();

@@ -28,8 +28,8 @@ export const TRAIN_OPTIONS = [
   {
     name: 'batchSize',
     type: 'integer',
-    default: 128,
-    doc: 'samples per step (each with `views` views; conv on wasm fits 128 × 2 in its 4 GiB heap)',
+    default: 256,
+    doc: 'samples per step (each with `views` views; the small CNN on wasm fits up to 512 × 2 in its 4 GiB heap)',
   },
   { name: 'views', type: 'integer', default: 2, doc: 'augmented views per sample (view trainer)' },
   {
