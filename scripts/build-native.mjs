@@ -31,14 +31,23 @@ const cc = ['cc', 'gcc', 'clang'].find((c) => {
 if (!cc) skip('no C compiler (cc, gcc or clang)');
 mkdirSync(dirname(out), { recursive: true });
 const temp = `${out}.tmp`;
-try {
+const compile = (extra) =>
   execFileSync(
     cc,
-    ['-O3', '-shared', '-fPIC', '-std=c11', `-I${headers}`, `-I${dirname(cblas)}`, '-DNODE_GYP_MODULE_NAME=contrastive_native', '-o', temp, join(root, 'native', 'blas.c'), '-lopenblas', '-lm'],
+    ['-O3', '-fno-trapping-math', ...extra, '-shared', '-fPIC', '-std=c11', `-I${headers}`, `-I${dirname(cblas)}`, '-DNODE_GYP_MODULE_NAME=contrastive_native', '-o', temp, join(root, 'native', 'blas.c'), '-lopenblas', '-lm'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+try {
+  // OpenMP spreads the fused loss over the cores; without it (no libgomp) the addon is single-threaded there
+  let threads = 'OpenMP';
+  try {
+    compile(['-fopenmp']);
+  } catch {
+    threads = 'no OpenMP';
+    compile(['-fopenmp-simd']);
+  }
   renameSync(temp, out);
-  console.log(`tfjs-contrastive: built the native BLAS engine (${cc}, OpenBLAS): ${out}`);
+  console.log(`tfjs-contrastive: built the native BLAS engine (${cc}, OpenBLAS, ${threads}): ${out}`);
 } catch (error) {
   skip(`compiling native/blas.c failed: ${String(error.stderr ?? error.message).split('\n')[0]}`);
 }
