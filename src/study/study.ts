@@ -16,6 +16,8 @@ import { train } from '../train/trainer.js';
 export interface StudyArm {
   name: string;
   options: Partial<TrainConfig>;
+  /** The arm whose tuned temperature and learning rate this one uses (ablations, unseen-class variants). */
+  tuneWith?: string;
 }
 
 /** The arms SPEC.md's claims need: flat vs hierarchical losses (both forms), MoCo vs SANE and its ablations. */
@@ -29,11 +31,43 @@ export const STUDY_ARMS: readonly StudyArm[] = [
   { name: 'himulcone-reference', options: { method: 'himulcone', hierarchyMode: 'reference' } },
   { name: 'moco', options: { method: 'moco' } },
   { name: 'sane', options: { method: 'sane' } },
-  { name: 'sane-refinery-only', options: { method: 'sane', mixup: false } },
-  { name: 'sane-mixup-only', options: { method: 'sane', refinery: false } },
-  { name: 'supcon-unseen', options: { method: 'supcon', holdoutClasses: ['Shirt', 'Sneaker'] } },
-  { name: 'himulcone-unseen', options: { method: 'himulcone', holdoutClasses: ['Shirt', 'Sneaker'] } },
+  { name: 'sane-refinery-only', options: { method: 'sane', mixup: false }, tuneWith: 'sane' },
+  { name: 'sane-mixup-only', options: { method: 'sane', refinery: false }, tuneWith: 'sane' },
+  {
+    name: 'supcon-unseen',
+    options: { method: 'supcon', holdoutClasses: ['Shirt', 'Sneaker'] },
+    tuneWith: 'supcon',
+  },
+  {
+    name: 'himulcone-unseen',
+    options: { method: 'himulcone', holdoutClasses: ['Shirt', 'Sneaker'] },
+    tuneWith: 'himulcone',
+  },
 ];
+
+/**
+ * The same small search for every method: each (temperature, learning rate) pair trains once on
+ * the training split less a validation part and is scored on that part — the mean over levels of
+ * mAP@R — so the test split never chooses anything.
+ */
+export interface StudyTuning {
+  /** Temperatures tried (`ce` has none and tries only the learning rates). */
+  temperatures: readonly number[];
+  learningRates: readonly number[];
+  /** Epochs of each tuning run. */
+  epochs: number;
+  /** Fraction of the training split held out for validation. Default 0.1. */
+  validationFraction?: number;
+}
+
+/** The outcome of the search for one arm. */
+export interface TuningResult {
+  temperature: number;
+  learningRate: number;
+  /** Validation score of the chosen pair: mean over levels of mAP@R. */
+  score: number;
+  grid: { temperature: number; learningRate: number; score: number }[];
+}
 
 /** Options of {@link runStudy}. */
 export interface StudyOptions {
@@ -46,6 +80,8 @@ export interface StudyOptions {
   shared: Partial<TrainConfig>;
   /** Evaluation: linear-probe epochs (0 skips it). */
   probeEpochs?: number;
+  /** Choose each method's temperature and learning rate first (off: the shared ones for all). */
+  tune?: StudyTuning;
   arms?: readonly StudyArm[];
   /** The exact command line, for the results page. */
   command?: string;
@@ -130,57 +166,32 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
   const progress = options.progress ?? new ProgressReporter();
   const evaluations = new Map<string, EvalFile[]>();
   const started = performance.now();
+  const tuned = options.tune
+    ? await tune(options, options.tune, arms, progress)
+    : new Map<string, TuningResult>();
   for (const arm of arms) {
+    const chosen = tuned.get(arm.tuneWith ?? arm.name) ?? tuned.get(arm.name);
     for (const seed of options.seeds) {
       const runDir = join(options.out, `${arm.name}-s${seed}`);
-      const evalPath = join(runDir, 'eval.json');
-      if (!existsSync(evalPath)) {
-        const trained = existsSync(join(runDir, 'model', 'model.json'));
-        const resume = !trained && existsSync(join(runDir, 'checkpoint.bin'));
-        const evalOptions = {
-          backend: options.shared.backend as 'auto',
-          linearProbe: options.probeEpochs ? { epochs: options.probeEpochs } : (false as const),
-          knnK: 200,
+      const trainOptions = {
+        ...options.shared,
+        ...arm.options,
+        ...(chosen ? { temperature: chosen.temperature, learningRate: chosen.learningRate } : {}),
+        seed,
+      };
+      const evaluation = await ensureRun(
+        options,
+        progress,
+        `${arm.name} seed ${seed}`,
+        runDir,
+        trainOptions,
+        {
+          probeEpochs: options.probeEpochs ?? 0,
           strips: seed === options.seeds[0] ? 6 : 0,
-          seed,
-        };
-        if (options.isolate) {
-          progress.message(`study: ${arm.name} seed ${seed} (child process)`);
-          await runIsolated(
-            runDir,
-            { ...options.shared, ...arm.options, seed },
-            trained,
-            resume,
-            evalOptions,
-            options.probeEpochs ?? 0,
-          );
-        } else {
-          if (!trained) {
-            const config = await resolveTrainConfig({
-              ...options.shared,
-              ...arm.options,
-              seed,
-              out: runDir,
-              resume,
-            } as never);
-            const effective = resume
-              ? {
-                  ...(JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as TrainConfig),
-                  resume,
-                }
-              : config;
-            progress.message(`study: training ${arm.name} seed ${seed}`);
-            const result = await train(effective, { progress });
-            if (result.interrupted)
-              throw new Error('study interrupted; run the same command again to continue');
-          }
-          progress.message(`study: evaluating ${arm.name} seed ${seed}`);
-          await evaluateRun(runDir, evalOptions);
-          tf.disposeVariables();
-        }
-      }
+        },
+      );
       const list = evaluations.get(arm.name) ?? [];
-      list.push(JSON.parse(await readFile(evalPath, 'utf8')) as EvalFile);
+      list.push(evaluation);
       evaluations.set(arm.name, list);
     }
   }
@@ -194,13 +205,117 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
     table.set(arm, row);
   }
   const resultsPath = options.resultsPath ?? join(options.out, 'results.md');
-  await writeFileAtomic(resultsPath, renderResults(table, options, (performance.now() - started) / 1000));
+  await writeFileAtomic(
+    resultsPath,
+    renderResults(table, options, tuned, (performance.now() - started) / 1000),
+  );
   await writeReport(
     arms.map((a) => join(options.out, `${a.name}-s${options.seeds[0]}`)),
     { out: join(options.out, 'report.html'), title: 'Study: Fashion-MNIST, every method' },
   );
   progress.message(`study: wrote ${resultsPath} and ${join(options.out, 'report.html')}`);
   return table;
+}
+
+/**
+ * Trains (or resumes) and evaluates one run unless its eval.json exists — so an interrupted study
+ * continues where it stopped — and returns its evaluation.
+ */
+async function ensureRun(
+  options: StudyOptions,
+  progress: ProgressReporter,
+  label: string,
+  runDir: string,
+  trainOptions: Partial<TrainConfig>,
+  run: { probeEpochs: number; strips: number },
+): Promise<EvalFile> {
+  const evalPath = join(runDir, 'eval.json');
+  if (!existsSync(evalPath)) {
+    const trained = existsSync(join(runDir, 'model', 'model.json'));
+    const resume = !trained && existsSync(join(runDir, 'checkpoint.bin'));
+    const evalOptions = {
+      backend: options.shared.backend as 'auto',
+      linearProbe: run.probeEpochs ? { epochs: run.probeEpochs } : (false as const),
+      knnK: 200,
+      strips: run.strips,
+      seed: trainOptions.seed ?? 0,
+    };
+    if (options.isolate) {
+      progress.message(`study: ${label} (child process)`);
+      await runIsolated(runDir, trainOptions, trained, resume, evalOptions, run.probeEpochs);
+    } else {
+      if (!trained) {
+        const config = await resolveTrainConfig({ ...trainOptions, out: runDir, resume } as never);
+        const effective = resume
+          ? { ...(JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as TrainConfig), resume }
+          : config;
+        progress.message(`study: training ${label}`);
+        const result = await train(effective, { progress });
+        if (result.interrupted) throw new Error('study interrupted; run the same command again to continue');
+      }
+      progress.message(`study: evaluating ${label}`);
+      await evaluateRun(runDir, evalOptions);
+      tf.disposeVariables();
+    }
+  }
+  return JSON.parse(await readFile(evalPath, 'utf8')) as EvalFile;
+}
+
+/** Mean over levels of mAP@R: how well retrieval respects the whole tree, the tuning score. */
+export function tuningScore(evaluation: EvalFile): number {
+  const values = evaluation.retrieval.map((r) => r.mapAtR);
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/**
+ * The search of {@link StudyTuning} for every arm that is not tuned with another, on the first
+ * seed; writes `<out>/tuning.json`.
+ */
+async function tune(
+  options: StudyOptions,
+  tuning: StudyTuning,
+  arms: readonly StudyArm[],
+  progress: ProgressReporter,
+): Promise<Map<string, TuningResult>> {
+  const names = new Set(arms.map((a) => a.name));
+  const results = new Map<string, TuningResult>();
+  const seed = options.seeds[0] ?? 0;
+  for (const arm of arms) {
+    if (arm.tuneWith && names.has(arm.tuneWith)) continue;
+    const method = arm.options.method ?? options.shared.method;
+    const temperatures =
+      method === 'ce' ? [options.shared.temperature ?? tuning.temperatures[0]] : tuning.temperatures;
+    const grid: TuningResult['grid'] = [];
+    for (const temperature of temperatures) {
+      for (const learningRate of tuning.learningRates) {
+        const evaluation = await ensureRun(
+          options,
+          progress,
+          `tuning ${arm.name} τ=${temperature} lr=${learningRate}`,
+          join(options.out, 'tuning', `${arm.name}-t${temperature}-lr${learningRate}`),
+          {
+            ...options.shared,
+            ...arm.options,
+            temperature,
+            learningRate,
+            epochs: tuning.epochs,
+            validationFraction: tuning.validationFraction ?? 0.1,
+            seed,
+          },
+          { probeEpochs: 0, strips: 0 },
+        );
+        grid.push({ temperature, learningRate, score: tuningScore(evaluation) });
+      }
+    }
+    // ties go to the earlier pair of the grid, so the choice is deterministic
+    const best = grid.reduce((a, b) => (b.score > a.score ? b : a));
+    results.set(arm.name, { ...best, grid });
+  }
+  await writeFileAtomic(
+    join(options.out, 'tuning.json'),
+    `${JSON.stringify(Object.fromEntries(results), null, 2)}\n`,
+  );
+  return results;
 }
 
 /** `contrastive train` then `contrastive eval` for one run, each in its own process. */
@@ -254,6 +369,7 @@ export function aggregate(values: readonly number[]): Aggregate {
 function renderResults(
   table: Map<string, Map<string, Aggregate>>,
   options: StudyOptions,
+  tuned: Map<string, TuningResult>,
   seconds: number,
 ): string {
   const isRate = (key: string) => key !== 'severity';
@@ -284,6 +400,29 @@ function renderResults(
     '',
     'A difference counts as real only when it exceeds the spread over seeds.',
     '',
+    ...renderTuning(tuned, options),
   ];
   return lines.join('\n');
+}
+
+/** The tuning section of results.md: the grid each method searched and what it chose. */
+function renderTuning(tuned: Map<string, TuningResult>, options: StudyOptions): string[] {
+  const tuning = options.tune;
+  if (!tuning || tuned.size === 0) return [];
+  const pairs = [...tuned.values()][0].grid.length;
+  return [
+    '## Tuning',
+    '',
+    `Every method searched the same grid — τ ∈ {${tuning.temperatures.join(', ')}} × learning rate ∈ {${tuning.learningRates.join(', ')}} (\`ce\` has no τ: learning rates only) — with ${tuning.epochs} epoch(s) per pair on seed ${options.seeds[0] ?? 0}, trained on the training split less ${Math.round(100 * (tuning.validationFraction ?? 0.1))}% and scored on that held-out part by the mean over levels of mAP@R. The test split chose nothing. Ablations and unseen-class arms use their parent's choice; the shared τ and learning rate above are overridden.`,
+    '',
+    `| arm | chosen τ | chosen lr | validation score | all ${pairs > 1 ? 'pairs' : 'pair'} (τ / lr: score) |`,
+    '| --- | --- | --- | --- | --- |',
+    ...[...tuned].map(
+      ([arm, r]) =>
+        `| ${arm} | ${r.temperature} | ${r.learningRate} | ${(100 * r.score).toFixed(2)} | ${r.grid
+          .map((g) => `${g.temperature} / ${g.learningRate}: ${(100 * g.score).toFixed(2)}`)
+          .join('; ')} |`,
+    ),
+    '',
+  ];
 }

@@ -128,6 +128,12 @@ export const TRAIN_OPTIONS = [
   },
   { name: 'trainLimit', type: 'integer', default: 0, doc: 'use only this many training samples (0: all)' },
   { name: 'testLimit', type: 'integer', default: 0, doc: 'use only this many test samples (0: all)' },
+  {
+    name: 'validationFraction',
+    type: 'number',
+    default: 0,
+    doc: 'hold out this fraction of the training set (stratified, seeded) and evaluate on it instead of the test set: tuning without touching test data (0: off)',
+  },
   { name: 'evalEvery', type: 'integer', default: 1, doc: 'quick kNN evaluation every N epochs (0: off)' },
   { name: 'logEvery', type: 'integer', default: 20, doc: 'log a metrics line every N steps' },
   { name: 'seed', type: 'integer', default: 0, doc: 'random seed: same seed, same backend, same run' },
@@ -255,6 +261,11 @@ function checkRanges(c: TrainConfig): void {
     (c.views < 2 && ['simclr', 'supcon', 'himulcon', 'hicone', 'himulcone'].includes(c.method))
   ) {
     throw new ContrastiveError(`train: --views must be >= 2 for method ${c.method}, but got ${c.views}.`);
+  }
+  if (!(c.validationFraction >= 0 && c.validationFraction < 1)) {
+    throw new ContrastiveError(
+      `train: --validation-fraction must be in [0, 1), but got ${c.validationFraction}.`,
+    );
   }
   if (c.keyMomentum < 0 || c.keyMomentum >= 1) {
     throw new ContrastiveError(`train: --key-momentum must be in [0, 1), but got ${c.keyMomentum}.`);

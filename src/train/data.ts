@@ -43,10 +43,31 @@ export interface TrainingDataOptions {
   trainLimit?: number;
   testLimit?: number;
   holdoutClasses?: readonly string[];
+  /** Hold out this fraction of the training split as the evaluation split (the test split is not used). */
+  validationFraction?: number;
 }
 
-/** Loads the dataset named by `options.data`, applies the size limits and holds out fine classes. */
+/**
+ * Loads the dataset named by `options.data`, applies the size limits and holds out fine classes;
+ * with `validationFraction`, a stratified, seeded part of the training split replaces the test
+ * split, so hyper-parameters can be chosen without looking at test data.
+ */
 export async function loadTrainingData(options: TrainingDataOptions): Promise<TrainingData> {
+  const data = await loadDataset(options);
+  const fraction = options.validationFraction ?? 0;
+  if (!(fraction > 0)) return data;
+  const depth = data.tree.depth;
+  const dim = data.inputShape.reduce((a, b) => a * b, 1);
+  const split = trainTestSplit(data.train.labels, depth, { testFraction: fraction, seed: options.seed });
+  return {
+    ...data,
+    train: subset(data.train, dim, depth, split.train),
+    test: subset(data.train, dim, depth, split.test),
+    source: `${data.source}; ${Math.round(100 * fraction)}% of the training split held out for validation (test split unused)`,
+  };
+}
+
+async function loadDataset(options: TrainingDataOptions): Promise<TrainingData> {
   if (options.data !== 'fashion-mnist') {
     const info = await stat(options.data).catch(() => null);
     if (!info)

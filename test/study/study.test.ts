@@ -57,4 +57,65 @@ describe('study', () => {
     const again = await runStudy(options);
     assert.deepEqual(again.get('sane')?.get('knnFine'), table.get('sane')?.get('knnFine'));
   });
+
+  it('tunes τ and learning rate per method on a validation split, and the runs use the choice', async () => {
+    const out = join(dir, 'tuned');
+    await runStudy({
+      out,
+      seeds: [3],
+      shared: {
+        encoder: 'mlp',
+        epochs: 1,
+        trainLimit: 160,
+        testLimit: 60,
+        batchSize: 32,
+        evalEvery: 0,
+        backend: 'wasm',
+        dataDir: EMBEDDED_FASHION_MNIST_DIR,
+      } as never,
+      arms: [
+        { name: 'supcon', options: { method: 'supcon' } },
+        {
+          name: 'supcon-unseen',
+          options: { method: 'supcon', holdoutClasses: ['Shirt'] },
+          tuneWith: 'supcon',
+        },
+        { name: 'ce', options: { method: 'ce' } },
+      ] as never,
+      tune: { temperatures: [0.1, 0.5], learningRates: [0.002], epochs: 1, validationFraction: 0.25 },
+      progress: quietProgress(),
+    });
+    const tuning = JSON.parse(await readFile(join(out, 'tuning.json'), 'utf8')) as Record<
+      string,
+      { temperature: number; learningRate: number; score: number; grid: { score: number }[] }
+    >;
+    assert.deepEqual(Object.keys(tuning), ['supcon', 'ce']);
+    assert.equal(tuning.supcon.grid.length, 2);
+    assert.equal(tuning.ce.grid.length, 1, 'ce has no temperature to search');
+    assert.equal(tuning.supcon.score, Math.max(...tuning.supcon.grid.map((g) => g.score)));
+    const config = async (run: string) =>
+      JSON.parse(await readFile(join(out, run, 'config.json'), 'utf8')) as {
+        temperature: number;
+        learningRate: number;
+        validationFraction: number;
+        trainLimit: number;
+      };
+    for (const run of ['supcon-s3', 'supcon-unseen-s3']) {
+      const c = await config(run);
+      assert.equal(c.temperature, tuning.supcon.temperature);
+      assert.equal(c.learningRate, 0.002);
+      assert.equal(c.validationFraction, 0, 'the final runs evaluate on the test split');
+    }
+    const tuningRun = await config(join('tuning', 'supcon-t0.5-lr0.002'));
+    assert.equal(tuningRun.validationFraction, 0.25);
+    // 25% of the 160 training rows are the validation split it was scored on
+    const scored = JSON.parse(
+      await readFile(join(out, 'tuning', 'supcon-t0.5-lr0.002', 'eval.json'), 'utf8'),
+    ) as { numTrain: number; numTest: number };
+    assert.deepEqual([scored.numTrain, scored.numTest], [120, 40]);
+    assert.match(
+      await readFile(join(out, 'results.md'), 'utf8'),
+      /## Tuning[\s\S]*\| supcon \| (0\.1|0\.5) \| 0\.002 \|/,
+    );
+  });
 });

@@ -26,9 +26,28 @@ export const studyCommand: CommandSpec = {
     { name: 'epochs', type: 'integer', default: 10, doc: 'epochs per run' },
     { name: 'trainLimit', type: 'integer', default: 0, doc: 'training images (0: all)' },
     { name: 'testLimit', type: 'integer', default: 0, doc: 'test images (0: all)' },
-    { name: 'batchSize', type: 'integer', default: 128, doc: 'batch size' },
-    { name: 'learningRate', type: 'number', default: 0.001, doc: 'peak learning rate' },
-    { name: 'temperature', type: 'number', default: 0.1, doc: 'loss temperature' },
+    { name: 'batchSize', type: 'integer', default: 256, doc: 'batch size' },
+    {
+      name: 'learningRate',
+      type: 'number',
+      default: 0.001,
+      doc: 'peak learning rate (with --no-tune; tuning chooses one per method)',
+    },
+    {
+      name: 'temperature',
+      type: 'number',
+      default: 0.1,
+      doc: 'loss temperature (with --no-tune; tuning chooses one per method)',
+    },
+    {
+      name: 'tune',
+      type: 'boolean',
+      default: true,
+      doc: 'first choose each method’s τ and learning rate on a validation split, by the same grid',
+    },
+    { name: 'tuneTemperatures', type: 'list', default: ['0.07', '0.2', '0.5'], doc: 'τ values tried' },
+    { name: 'tuneLearningRates', type: 'list', default: ['0.001', '0.003'], doc: 'learning rates tried' },
+    { name: 'tuneEpochs', type: 'integer', default: 1, doc: 'epochs of each tuning run' },
     { name: 'probeEpochs', type: 'integer', default: 20, doc: 'linear-probe epochs (0: skip)' },
     { name: 'dataDir', type: 'string', doc: 'Fashion-MNIST folder' },
     BACKEND_OPTION,
@@ -41,6 +60,15 @@ export const studyCommand: CommandSpec = {
       );
     }
     const { runStudy } = await import('../../study/study.js');
+    const numbers = (value: unknown, flag: string) =>
+      (value as string[]).map((text) => {
+        const n = Number(text);
+        if (!(n > 0))
+          throw new ContrastiveError(
+            `contrastive study: ${flag}: ${JSON.stringify(text)} is not a number > 0.`,
+          );
+        return n;
+      });
     const o = options as Record<string, unknown>;
     const quick = o.quick === true;
     const shared = {
@@ -63,6 +91,14 @@ export const studyCommand: CommandSpec = {
       seeds: quick ? [0] : (o.seeds as string[]).map(Number),
       shared: shared as never,
       probeEpochs: quick ? 0 : (o.probeEpochs as number),
+      tune:
+        o.tune === false
+          ? undefined
+          : {
+              temperatures: quick ? [0.1, 0.2] : numbers(o.tuneTemperatures, '--tune-temperatures'),
+              learningRates: quick ? [0.001] : numbers(o.tuneLearningRates, '--tune-learning-rates'),
+              epochs: quick ? 1 : (o.tuneEpochs as number),
+            },
       command: `contrastive study ${process.argv.slice(3).join(' ')}`,
       isolate: !quick,
     });
