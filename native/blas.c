@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define CHECK(env, call)                                                   \
   do {                                                                     \
@@ -582,6 +585,18 @@ static napi_value Threads(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Threads the fused loss splits its rows among (1 when built without OpenMP). */
+static napi_value ParallelThreads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#ifdef _OPENMP
+  CHECK(env, napi_create_int32(env, omp_get_max_threads(), &result));
+#else
+  CHECK(env, napi_create_int32(env, 1, &result));
+#endif
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
@@ -595,6 +610,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"fusedLseGrad", NULL, FusedLseGrad, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, Threads, NULL, NULL, NULL, napi_default, NULL},
+      {"parallelThreads", NULL, ParallelThreads, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

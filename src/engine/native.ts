@@ -74,6 +74,8 @@ interface NativeBlas {
   ): void;
   config(): string;
   threads(): number;
+  /** Threads the fused loss splits its rows among (OpenMP; 1 without it). */
+  parallelThreads(): number;
 }
 
 /** Whether the native engine is loaded, and why not. */
@@ -106,7 +108,11 @@ export function loadNative(): NativeBlas | null {
 export function nativeStatus(): NativeStatus {
   const blas = loadNative();
   if (!blas) return { available: false, detail: why };
-  return { available: true, detail: `OpenBLAS (${blas.config().trim()}), ${blas.threads()} threads` };
+  const fused = blas.parallelThreads();
+  return {
+    available: true,
+    detail: `OpenBLAS (${blas.config().trim()}), ${blas.threads()} threads; fused loss on ${fused} thread${fused === 1 ? '' : 's'}${fused === 1 ? ' (built without OpenMP)' : ''}`,
+  };
 }
 
 let registered = false;
