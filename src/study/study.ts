@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -233,6 +233,11 @@ async function ensureRun(
   if (!existsSync(evalPath)) {
     const trained = existsSync(join(runDir, 'model', 'model.json'));
     const resume = !trained && existsSync(join(runDir, 'checkpoint.bin'));
+    if (!trained && !resume && existsSync(runDir)) {
+      // stopped before its first checkpoint: nothing to continue from, so start it again
+      progress.message(`study: ${label} stopped before its first checkpoint; starting it again`);
+      await rm(runDir, { recursive: true, force: true });
+    }
     const evalOptions = {
       backend: options.shared.backend as 'auto',
       linearProbe: run.probeEpochs ? { epochs: run.probeEpochs } : (false as const),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EMBEDDED_FASHION_MNIST_DIR } from '../../src/data/fashionMnist.js';
@@ -117,5 +117,30 @@ describe('study', () => {
       await readFile(join(out, 'results.md'), 'utf8'),
       /## Tuning[\s\S]*\| supcon \| (0\.1|0\.5) \| 0\.002 \|/,
     );
+  });
+
+  it('starts again a run stopped before its first checkpoint instead of refusing its folder', async () => {
+    const out = join(dir, 'early');
+    // what a run killed during its first epoch leaves: a config and logged steps, no checkpoint
+    await mkdir(join(out, 'supcon-s0'), { recursive: true });
+    await writeFile(join(out, 'supcon-s0', 'config.json'), '{}');
+    await writeFile(join(out, 'supcon-s0', 'metrics.jsonl'), '{"step":10,"loss":5}\n');
+    await runStudy({
+      out,
+      seeds: [0],
+      shared: {
+        encoder: 'mlp',
+        epochs: 1,
+        trainLimit: 64,
+        testLimit: 40,
+        batchSize: 32,
+        evalEvery: 0,
+        backend: 'wasm',
+        dataDir: EMBEDDED_FASHION_MNIST_DIR,
+      } as never,
+      arms: [{ name: 'supcon', options: { method: 'supcon' } }] as never,
+      progress: quietProgress(),
+    });
+    assert.ok(existsSync(join(out, 'supcon-s0', 'eval.json')));
   });
 });
