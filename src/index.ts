@@ -15,7 +15,7 @@ export { type ImageFolder, type ImageFolderOptions, readImageFolder } from './da
 export * from './data/index.js';
 export { balancedBatches, hierarchicalBatches, randomBatches } from './data/samplers.js';
 export { BACKEND_PREFERENCE, type BackendName, useBackend } from './engine/backend.js';
-export { nativeStatus } from './engine/native.js';
+export { nativeStatus, setConvScratchLimit } from './engine/native.js';
 export { ContrastiveError } from './errors.js';
 export { type EvaluateRunOptions, evaluateRun } from './eval/evaluateRun.js';
 export * from './eval/index.js';
@@ -35,6 +35,7 @@ export { type InfoNCEOptions, infoNCELoss } from './losses/moco.js';
 export { type NtXentOptions, ntXentLoss } from './losses/ntXent.js';
 export { l2NormalizeRows, stopGradient } from './losses/parts/features.js';
 export type { LabelsLike } from './losses/parts/labels.js';
+export { tiledLogSumExpExcludingSelf } from './losses/parts/tiledLogSumExp.js';
 export {
   type MomentumMixupOptions,
   type MomentumMixupResult,
@@ -50,6 +51,12 @@ export {
   softLabelCrossEntropy,
 } from './losses/sane.js';
 export { type SupConDetails, type SupConOptions, supConLoss, supConLossDetails } from './losses/supCon.js';
+export {
+  type BatchNormTrainingResult,
+  batchNormalization,
+  batchNormTraining,
+  FusedBatchNormalization,
+} from './models/batchNorm.js';
 export { ContrastiveModel } from './models/contrastiveModel.js';
 export { mlpEncoder, projectionHead, smallConvEncoder } from './models/encoders.js';
 export { loadLayersModelFromDir, saveLayersModel } from './models/modelIO.js';
