@@ -390,7 +390,7 @@ function renderResults(
   const lines = [
     '# Study results: Fashion-MNIST',
     '',
-    `Generated ${new Date().toISOString()} by \`tfjs-contrastive\` in ${(seconds / 60).toFixed(1)} min on this machine (${process.platform}/${process.arch}, node ${process.version}, tfjs-core ${tf.version_core}, backend ${tf.getBackend()}).`,
+    `Generated ${new Date().toISOString()} by \`tfjs-contrastive\` in ${(seconds / 60).toFixed(1)} min on this machine (${process.platform}/${process.arch}, node ${process.version}, tfjs-core ${tf.version_core}, backend ${tf.getBackend() ?? `${options.shared.backend ?? 'auto'}, each run in its own process`}).`,
     '',
     `Seeds: ${options.seeds.join(', ')} — each cell is mean ± standard deviation over seeds (rates in %, mistake severity in tree levels). Levels: L0 = group (Clothes/Goods), L1 = family, L2 = class. "unseen" rows train without Shirt and Sneaker and retrieve their test images.`,
     '',
