@@ -33,6 +33,18 @@ const steps = Number(arg('steps', '10'));
 const W2_IMAGES = 256;
 const FASHION_MNIST_DIR = DEBIAN_FASHION_MNIST_DIR;
 
+/** Median wall time of `count` calls of `step`, after one warm-up call. */
+function medianStepMs(step: () => void, count: number): number {
+  step();
+  const times: number[] = [];
+  for (let s = 0; s < count; s++) {
+    const t0 = performance.now();
+    step();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+
 /** One W2 measurement: the small ResNet-style CNN on 256 images × 2 views + HiMulConE, median ms/step. */
 async function w2(backend: BackendName): Promise<number> {
   await useBackend(backend);
@@ -62,17 +74,11 @@ async function w2(backend: BackendName): Promise<number> {
     loss.dataSync();
     loss.dispose();
   };
-  step();
-  const times: number[] = [];
-  for (let s = 0; s < Math.max(3, Math.floor(steps / 2)); s++) {
-    const t0 = performance.now();
-    step();
-    times.push(performance.now() - t0);
-  }
+  const ms = medianStepMs(step, Math.max(3, Math.floor(steps / 2)));
   optimizer.dispose();
   model.dispose();
   x.dispose();
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+  return ms;
 }
 
 /** One W1 measurement in this process: median ms/step. */
@@ -103,17 +109,11 @@ async function w1(backend: BackendName): Promise<number> {
     loss.dataSync();
     loss.dispose();
   };
-  step();
-  const times: number[] = [];
-  for (let s = 0; s < steps; s++) {
-    const t0 = performance.now();
-    step();
-    times.push(performance.now() - t0);
-  }
+  const ms = medianStepMs(step, steps);
   optimizer.dispose();
   model.dispose();
   x.dispose();
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+  return ms;
 }
 
 const PYTORCH_W2 = `

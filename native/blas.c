@@ -260,7 +260,7 @@ static napi_value ColSum(napi_env env, napi_callback_info info) {
 }
 
 /*
- * batchNorm(x, rows, cols, gamma|null, beta|null, eps, y, mean, variance): training-mode batch
+ * batchNorm(x, rows, cols, gamma, beta, eps, y, mean, variance): training-mode batch
  * norm over the rows of x [rows, cols] in one call: batch mean and (biased) variance, accumulated
  * in float64 in two passes, and y = (x - mean) / sqrt(variance + eps) * gamma + beta.
  */
@@ -269,24 +269,20 @@ static napi_value BatchNorm(napi_env env, napi_callback_info info) {
   napi_value argv[9];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   REQUIRE(env, argc == 9, "batchNorm: expected 9 arguments");
-  float *x, *gamma = NULL, *beta = NULL, *y, *mean, *var;
-  size_t lx, lg = 0, lb = 0, ly, lm, lv;
+  float *x, *gamma, *beta, *y, *mean, *var;
+  size_t lx, lg, lb, ly, lm, lv;
   int64_t rows, cols;
   double eps;
-  napi_valuetype type;
   if (!float32_view(env, argv[0], &x, &lx) || !get_int(env, argv[1], &rows) || !get_int(env, argv[2], &cols))
     return NULL;
-  CHECK(env, napi_typeof(env, argv[3], &type));
-  if (type != napi_null && !float32_view(env, argv[3], &gamma, &lg)) return NULL;
-  CHECK(env, napi_typeof(env, argv[4], &type));
-  if (type != napi_null && !float32_view(env, argv[4], &beta, &lb)) return NULL;
+  if (!float32_view(env, argv[3], &gamma, &lg) || !float32_view(env, argv[4], &beta, &lb)) return NULL;
   CHECK(env, napi_get_value_double(env, argv[5], &eps));
   if (!float32_view(env, argv[6], &y, &ly) || !float32_view(env, argv[7], &mean, &lm) ||
       !float32_view(env, argv[8], &var, &lv))
     return NULL;
   REQUIRE(env, rows > 0 && cols > 0, "batchNorm: sizes must be > 0");
   REQUIRE(env, (size_t)(rows * cols) <= lx && (size_t)(rows * cols) <= ly && (size_t)cols <= lm &&
-                   (size_t)cols <= lv && (!gamma || (size_t)cols <= lg) && (!beta || (size_t)cols <= lb),
+                   (size_t)cols <= lv && (size_t)cols <= lg && (size_t)cols <= lb,
           "batchNorm: a buffer is smaller than its shape");
   double *acc = calloc((size_t)cols * 2, sizeof(double));
   REQUIRE(env, acc != NULL, "batchNorm: out of memory");
@@ -307,20 +303,20 @@ static napi_value BatchNorm(napi_env env, napi_callback_info info) {
   for (int64_t c = 0; c < cols; c++) {
     mean[c] = (float)mu[c];
     var[c] = (float)(sq[c] / (double)rows);
-    sq[c] = (gamma ? gamma[c] : 1.0) / sqrt(sq[c] / (double)rows + eps);
+    sq[c] = gamma[c] / sqrt(sq[c] / (double)rows + eps);
   }
   for (int64_t r = 0; r < rows; r++) {
     const float *row = x + r * cols;
     float *out = y + r * cols;
     for (int64_t c = 0; c < cols; c++)
-      out[c] = (float)((row[c] - mu[c]) * sq[c] + (beta ? beta[c] : 0.0f));
+      out[c] = (float)((row[c] - mu[c]) * sq[c] + beta[c]);
   }
   free(acc);
   return NULL;
 }
 
 /*
- * batchNormGrad(x, dy, mean, variance, gamma|null, rows, cols, eps, dx, dgamma, dbeta): the exact
+ * batchNormGrad(x, dy, mean, variance, gamma, rows, cols, eps, dx, dgamma, dbeta): the exact
  * gradient of batchNorm (through the batch mean and variance too), with x̂ = (x - mean)·s,
  * s = 1/sqrt(variance + eps):  dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ·s·(dy - dβ/M - x̂·dγ/M).
  */
@@ -329,16 +325,14 @@ static napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   napi_value argv[11];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   REQUIRE(env, argc == 11, "batchNormGrad: expected 11 arguments");
-  float *x, *dy, *mean, *var, *gamma = NULL, *dx, *dgamma, *dbeta;
-  size_t lx, ld, lm, lv, lg = 0, ldx, ldg, ldb;
+  float *x, *dy, *mean, *var, *gamma, *dx, *dgamma, *dbeta;
+  size_t lx, ld, lm, lv, lg, ldx, ldg, ldb;
   int64_t rows, cols;
   double eps;
-  napi_valuetype type;
   if (!float32_view(env, argv[0], &x, &lx) || !float32_view(env, argv[1], &dy, &ld) ||
       !float32_view(env, argv[2], &mean, &lm) || !float32_view(env, argv[3], &var, &lv))
     return NULL;
-  CHECK(env, napi_typeof(env, argv[4], &type));
-  if (type != napi_null && !float32_view(env, argv[4], &gamma, &lg)) return NULL;
+  if (!float32_view(env, argv[4], &gamma, &lg)) return NULL;
   if (!get_int(env, argv[5], &rows) || !get_int(env, argv[6], &cols)) return NULL;
   CHECK(env, napi_get_value_double(env, argv[7], &eps));
   if (!float32_view(env, argv[8], &dx, &ldx) || !float32_view(env, argv[9], &dgamma, &ldg) ||
@@ -347,7 +341,7 @@ static napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   REQUIRE(env, rows > 0 && cols > 0, "batchNormGrad: sizes must be > 0");
   const size_t size = (size_t)(rows * cols);
   REQUIRE(env, size <= lx && size <= ld && size <= ldx && (size_t)cols <= lm && (size_t)cols <= lv &&
-                   (size_t)cols <= ldg && (size_t)cols <= ldb && (!gamma || (size_t)cols <= lg),
+                   (size_t)cols <= ldg && (size_t)cols <= ldb && (size_t)cols <= lg,
           "batchNormGrad: a buffer is smaller than its shape");
   double *acc = calloc((size_t)cols * 5, sizeof(double));
   REQUIRE(env, acc != NULL, "batchNormGrad: out of memory");
@@ -367,7 +361,7 @@ static napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
     sg[c] *= s[c]; /* Σ dy·x̂ */
     dbeta[c] = (float)sb[c];
     dgamma[c] = (float)sg[c];
-    k[c] = (gamma ? gamma[c] : 1.0) * s[c];
+    k[c] = gamma[c] * s[c];
   }
   const double inv_m = 1.0 / (double)rows;
   for (int64_t r = 0; r < rows; r++) {
@@ -585,14 +579,14 @@ static napi_value Threads(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* Threads the fused loss splits its rows among (1 when built without OpenMP). */
+/* Threads the fused loss splits its rows among; 0 when built without OpenMP (then 1). */
 static napi_value ParallelThreads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
 #ifdef _OPENMP
   CHECK(env, napi_create_int32(env, omp_get_max_threads(), &result));
 #else
-  CHECK(env, napi_create_int32(env, 1, &result));
+  CHECK(env, napi_create_int32(env, 0, &result));
 #endif
   return result;
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelFunc, WasmBackend } from './kernelTypes.js';
-import { loadNative } from './native.js';
+import { heapFloats, type KernelFunc, type WasmBackend } from './kernelTypes.js';
+import { loadNative, type NativeBlas } from './native.js';
 
 /**
  * Training-mode batch norm as two kernels, forward (`y`, batch mean, biased batch variance) and
@@ -11,33 +11,9 @@ import { loadNative } from './native.js';
 export const BATCH_NORM = 'ContrastiveBatchNorm';
 export const BATCH_NORM_GRAD = 'ContrastiveBatchNormGrad';
 
-/** `(x, rows, cols, gamma, beta, eps, y, mean, variance)`: same contract as the native `batchNorm`. */
-type ForwardImpl = (
-  x: Float32Array,
-  rows: number,
-  cols: number,
-  gamma: Float32Array,
-  beta: Float32Array,
-  eps: number,
-  y: Float32Array,
-  mean: Float32Array,
-  variance: Float32Array,
-) => void;
-
-/** `(x, dy, mean, variance, gamma, rows, cols, eps, dx, dgamma, dbeta)`: as the native `batchNormGrad`. */
-type GradImpl = (
-  x: Float32Array,
-  dy: Float32Array,
-  mean: Float32Array,
-  variance: Float32Array,
-  gamma: Float32Array,
-  rows: number,
-  cols: number,
-  eps: number,
-  dx: Float32Array,
-  dgamma: Float32Array,
-  dbeta: Float32Array,
-) => void;
+/** The native kernels' contracts, which the JavaScript forms below share. */
+type ForwardImpl = NativeBlas['batchNorm'];
+type GradImpl = NativeBlas['batchNormGrad'];
 
 /** The JavaScript form of the native kernel (float64 accumulation, two passes). */
 const forwardJs: ForwardImpl = (x, rows, cols, gamma, beta, eps, y, mean, variance) => {
@@ -96,14 +72,12 @@ function storage(backendName: string, backend: unknown): Storage {
   const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
   if (backendName === 'wasm') {
     const b = backend as WasmBackend;
-    const view = (t: tf.TensorInfo) =>
-      new Float32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(t.dataId).memoryOffset, size(t.shape));
     return {
-      read: view,
+      read: (t) => heapFloats(b, t),
       outputs(shapes) {
         const infos = shapes.map((s) => b.makeOutput(s, 'float32'));
         // views only after every allocation: allocating may grow (move) the heap
-        return { infos, arrays: infos.map(view) };
+        return { infos, arrays: infos.map((t) => heapFloats(b, t)) };
       },
     };
   }
@@ -165,11 +139,7 @@ export function registerBatchNormKernels(): void {
   const native = loadNative();
   const configs = [
     ...kernels('cpu', forwardJs, gradJs),
-    ...kernels(
-      'wasm',
-      native ? (...args) => native.batchNorm(...args) : forwardJs,
-      native ? (...args) => native.batchNormGrad(...args) : gradJs,
-    ),
+    ...kernels('wasm', native ? native.batchNorm : forwardJs, native ? native.batchNormGrad : gradJs),
   ];
   for (const config of configs) {
     if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);

@@ -11,6 +11,18 @@ export interface WasmBackend {
   wasm: { HEAPU8: Uint8Array };
 }
 
+/**
+ * A zero-copy Float32Array over a tensor's data on the wasm heap. Make views only after the
+ * kernel's last allocation: allocating may grow (move) the heap.
+ */
+export function heapFloats(backend: WasmBackend, t: tf.TensorInfo): Float32Array {
+  return new Float32Array(
+    backend.wasm.HEAPU8.buffer,
+    backend.dataIdMap.get(t.dataId).memoryOffset,
+    t.shape.reduce((a, b) => a * b, 1),
+  );
+}
+
 /** Attributes of the Conv2D family of kernels (forward, fused, both gradients). */
 export interface ConvAttrs {
   strides: number | [number, number];

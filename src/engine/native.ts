@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ConvAttrs, KernelFunc, WasmBackend } from './kernelTypes.js';
+import { type ConvAttrs, heapFloats, type KernelFunc, type WasmBackend } from './kernelTypes.js';
 
 /** The native addon's functions (native/blas.c). */
-interface NativeBlas {
+export interface NativeBlas {
   sgemm(
     transposeA: boolean,
     transposeB: boolean,
@@ -51,8 +51,8 @@ interface NativeBlas {
     x: Float32Array,
     rows: number,
     cols: number,
-    gamma: Float32Array | null,
-    beta: Float32Array | null,
+    gamma: Float32Array,
+    beta: Float32Array,
     eps: number,
     y: Float32Array,
     mean: Float32Array,
@@ -64,7 +64,7 @@ interface NativeBlas {
     dy: Float32Array,
     mean: Float32Array,
     variance: Float32Array,
-    gamma: Float32Array | null,
+    gamma: Float32Array,
     rows: number,
     cols: number,
     eps: number,
@@ -74,7 +74,7 @@ interface NativeBlas {
   ): void;
   config(): string;
   threads(): number;
-  /** Threads the fused loss splits its rows among (OpenMP; 1 without it). */
+  /** Threads the fused loss splits its rows among (OpenMP); 0 when built without OpenMP. */
   parallelThreads(): number;
 }
 
@@ -109,9 +109,11 @@ export function nativeStatus(): NativeStatus {
   const blas = loadNative();
   if (!blas) return { available: false, detail: why };
   const fused = blas.parallelThreads();
+  const loss =
+    fused === 0 ? 'single-threaded (built without OpenMP)' : `on ${fused} thread${fused === 1 ? '' : 's'}`;
   return {
     available: true,
-    detail: `OpenBLAS (${blas.config().trim()}), ${blas.threads()} threads; fused loss on ${fused} thread${fused === 1 ? '' : 's'}${fused === 1 ? ' (built without OpenMP)' : ''}`,
+    detail: `OpenBLAS (${blas.config().trim()}), ${blas.threads()} threads; fused loss ${loss}`,
   };
 }
 
@@ -162,13 +164,7 @@ export function registerNativeMatMul(): boolean {
       const batch = Math.max(batchA, batchB);
       const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
       const out = backend.makeOutput([...outer, m, n], 'float32');
-      // views after makeOutput: allocating may have grown (moved) the heap
-      const heap = backend.wasm.HEAPU8.buffer;
-      const view = (t: tf.TensorInfo, size: number) =>
-        new Float32Array(heap, backend.dataIdMap.get(t.dataId).memoryOffset, size);
-      const sizeA = batchA * m * k;
-      const sizeB = batchB * k * n;
-      const c = view(out, batch * m * n);
+      const c = heapFloats(backend, out);
       blas.sgemm(
         attrs.transposeA,
         attrs.transposeB,
@@ -176,14 +172,14 @@ export function registerNativeMatMul(): boolean {
         m,
         n,
         k,
-        view(a, sizeA),
+        heapFloats(backend, a),
         batchA === 1 ? 0 : m * k,
-        view(b, sizeB),
+        heapFloats(backend, b),
         batchB === 1 ? 0 : k * n,
         c,
       );
       if (bias || activation === 'relu')
-        blas.biasRelu(c, batch * m, n, bias ? view(bias, n) : null, activation === 'relu');
+        blas.biasRelu(c, batch * m, n, bias ? heapFloats(backend, bias) : null, activation === 'relu');
       return out;
     };
   for (const [name, config] of Object.entries(original)) {
@@ -282,13 +278,7 @@ export function registerNativeConv(): boolean {
             ? xShape
             : [n, info.outHeight, info.outWidth, cout];
       const out = backend.makeOutput(outShape, 'float32');
-      const heap = backend.wasm.HEAPU8.buffer;
-      const view = (t: tf.TensorInfo) =>
-        new Float32Array(
-          heap,
-          backend.dataIdMap.get(t.dataId).memoryOffset,
-          t.shape.reduce((a, b) => a * b, 1),
-        );
+      const view = (t: tf.TensorInfo) => heapFloats(backend, t);
       const result = view(out);
       if (name === 'Conv2DBackpropFilter')
         blas.conv(...shape, 1, view(inputs.x!), view(inputs.dy!), result, convScratchFloats);
@@ -350,10 +340,13 @@ export function registerNativeReductions(): boolean {
       const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
       const backend = args.backend as unknown as WasmBackend;
       const out = backend.makeOutput(keepDims ? [...new Array(rank - 1).fill(1), cols] : [cols], 'float32');
-      const heap = backend.wasm.HEAPU8.buffer;
-      const view = (t: tf.TensorInfo, size: number) =>
-        new Float32Array(heap, backend.dataIdMap.get(t.dataId).memoryOffset, size);
-      blas.colSum(view(x, rows * cols), rows, cols, view(out, cols), name === 'Mean' ? 1 / rows : 1);
+      blas.colSum(
+        heapFloats(backend, x),
+        rows,
+        cols,
+        heapFloats(backend, out),
+        name === 'Mean' ? 1 / rows : 1,
+      );
       return out;
     };
     tf.unregisterKernel(name, 'wasm');
@@ -376,17 +369,7 @@ export function registerFusedLse(): boolean {
   const blas = loadNative();
   if (!blas || !tf.findBackendFactory('wasm')) return false;
   if (fusedRegistered) return true;
-  const views = (backend: WasmBackend, ...infos: tf.TensorInfo[]) => {
-    const heap = backend.wasm.HEAPU8.buffer;
-    return infos.map(
-      (t) =>
-        new Float32Array(
-          heap,
-          backend.dataIdMap.get(t.dataId).memoryOffset,
-          t.shape.reduce((a, b) => a * b, 1),
-        ),
-    );
-  };
+  const views = (backend: WasmBackend, ...infos: tf.TensorInfo[]) => infos.map((t) => heapFloats(backend, t));
   tf.registerKernel({
     kernelName: FUSED_LSE,
     backendName: 'wasm',
@@ -470,15 +453,13 @@ export function registerNativeSegmentSum(): boolean {
         const n = x.shape[0];
         const d = x.shape.slice(1).reduce((p, q) => p * q, 1);
         const out = b.makeOutput([numSegments, ...x.shape.slice(1)], 'float32');
-        const heap = b.wasm.HEAPU8.buffer;
-        const at = (t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset;
         blas.segmentSum(
-          new Float32Array(heap, at(x), n * d),
-          new Int32Array(heap, at(segmentIds), n),
+          heapFloats(b, x),
+          new Int32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(segmentIds.dataId).memoryOffset, n),
           n,
           d,
           numSegments,
-          new Float32Array(heap, at(out), numSegments * d),
+          heapFloats(b, out),
         );
         return out;
       },

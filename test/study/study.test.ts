@@ -8,6 +8,18 @@ import { useBackend } from '../../src/engine/backend.js';
 import { aggregate, runStudy } from '../../src/study/study.js';
 import { quietProgress, tempRuns } from '../helpers/train.js';
 
+/** Shared options of a study small enough for a test: 1-epoch MLP runs on the embedded subset. */
+const tinyRuns = (sizes: { trainLimit: number; testLimit: number; queueSize?: number }) =>
+  ({
+    encoder: 'mlp',
+    epochs: 1,
+    batchSize: 32,
+    evalEvery: 0,
+    backend: 'wasm',
+    dataDir: EMBEDDED_FASHION_MNIST_DIR,
+    ...sizes,
+  }) as never;
+
 describe('study', () => {
   let dir: string;
   before(async () => {
@@ -27,17 +39,7 @@ describe('study', () => {
     const options = {
       out: join(dir, 'study'),
       seeds: [0, 1],
-      shared: {
-        encoder: 'mlp',
-        epochs: 1,
-        trainLimit: 128,
-        testLimit: 100,
-        batchSize: 32,
-        queueSize: 64,
-        evalEvery: 0,
-        backend: 'wasm',
-        dataDir: EMBEDDED_FASHION_MNIST_DIR,
-      } as never,
+      shared: tinyRuns({ trainLimit: 128, testLimit: 100, queueSize: 64 }),
       arms: [
         { name: 'supcon', options: { method: 'supcon' } },
         { name: 'himulcone-unseen', options: { method: 'himulcone', holdoutClasses: ['Shirt'] } },
@@ -63,16 +65,7 @@ describe('study', () => {
     await runStudy({
       out,
       seeds: [3],
-      shared: {
-        encoder: 'mlp',
-        epochs: 1,
-        trainLimit: 160,
-        testLimit: 60,
-        batchSize: 32,
-        evalEvery: 0,
-        backend: 'wasm',
-        dataDir: EMBEDDED_FASHION_MNIST_DIR,
-      } as never,
+      shared: tinyRuns({ trainLimit: 160, testLimit: 60 }),
       arms: [
         { name: 'supcon', options: { method: 'supcon' } },
         {
@@ -128,16 +121,7 @@ describe('study', () => {
     await runStudy({
       out,
       seeds: [0],
-      shared: {
-        encoder: 'mlp',
-        epochs: 1,
-        trainLimit: 64,
-        testLimit: 40,
-        batchSize: 32,
-        evalEvery: 0,
-        backend: 'wasm',
-        dataDir: EMBEDDED_FASHION_MNIST_DIR,
-      } as never,
+      shared: tinyRuns({ trainLimit: 64, testLimit: 40 }),
       arms: [{ name: 'supcon', options: { method: 'supcon' } }] as never,
       progress: quietProgress(),
     });
