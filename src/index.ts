@@ -20,7 +20,7 @@ export { ContrastiveError } from './errors.js';
 export { type EvaluateRunOptions, evaluateRun } from './eval/evaluateRun.js';
 export * from './eval/index.js';
 export * from './hierarchy/index.js';
-export { readNpy, writeNpy } from './io/npy.js';
+
 export {
   type HiMulConDetails,
   type HiMulConLevel,

@@ -23,7 +23,7 @@ export {
   readLabelPaths,
 } from './featureTable.js';
 export { encodeIdx, type IdxArray, type IdxData, type IdxDtype, parseIdx, readIdx, writeIdx } from './idx.js';
-export { type NpyMatrix, readNpyMatrix } from './npy.js';
+export { encodeNpy, type NpyArray, type NpyMatrix, readNpy, readNpyMatrix, writeNpy } from './npy.js';
 export {
   type HoldoutOptions,
   type HoldoutResult,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { TrainingSplit } from '../train/data.js';
+import type { TrainingSplit } from '../data/dataset.js';
 
 /** Backbone embeddings of a split, in batches of 256, inference mode. */
 export function embedSplit(model: tfl.LayersModel, split: TrainingSplit, inputShape: number[]): tf.Tensor2D {

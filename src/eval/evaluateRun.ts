@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadTrainingData, type TrainingData, type TrainingSplit } from '../data/dataset.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -9,7 +10,6 @@ import { Rng } from '../random.js';
 import type { EvalFile } from '../report/loadRun.js';
 import type { NeighborStrip } from '../report/runRecords.js';
 import type { TrainConfig } from '../train/config.js';
-import { loadTrainingData, type TrainingData, type TrainingSplit } from '../train/data.js';
 import { embedSplit } from './embed.js';
 import { type EvaluateOptions, evaluateEmbeddings } from './evaluate.js';
 import { nearestNeighbors } from './neighbors.js';

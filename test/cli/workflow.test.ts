@@ -6,7 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EMBEDDED_FASHION_MNIST_DIR } from '../../src/data/fashionMnist.js';
-import { readNpy } from '../../src/io/npy.js';
+import { readNpy } from '../../src/data/npy.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 import { tempRuns } from '../helpers/train.js';
 

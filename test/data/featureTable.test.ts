@@ -3,19 +3,18 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadTrainingData } from '../../src/data/dataset.js';
 import {
   csvFields,
   featureTableLabels,
   readFeatureTable,
   readLabelPaths,
 } from '../../src/data/featureTable.js';
-import { readNpyMatrix } from '../../src/data/npy.js';
+import { readNpyMatrix, writeNpy } from '../../src/data/npy.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
-import { writeNpy } from '../../src/io/npy.js';
 import { Rng } from '../../src/random.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { loadTrainingData } from '../../src/train/data.js';
 import { train } from '../../src/train/trainer.js';
 import { quietProgress } from '../helpers/train.js';
 

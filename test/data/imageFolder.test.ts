@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { loadTrainingData } from '../../src/data/dataset.js';
 import { readImageFolder } from '../../src/data/imageFolder.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { loadTrainingData } from '../../src/train/data.js';
 
 /** A real PNG/JPEG of size×size, one grey level. */
 async function image(path: string, grey: number, format: 'png' | 'jpeg' = 'png', size = 12): Promise<void> {

@@ -3,11 +3,11 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadTrainingData } from '../../src/data/dataset.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { loadLayersModelFromDir } from '../../src/models/modelIO.js';
 import { loadRun } from '../../src/report/index.js';
-import { loadTrainingData } from '../../src/train/data.js';
 import { buildModel, quickKnn, train } from '../../src/train/trainer.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 

@@ -21,7 +21,7 @@ export const embedCommand: CommandSpec = {
     if (!out) throw new ContrastiveError('contrastive embed: --out is required (a .npy or .jsonl file).');
     const { useBackend } = await import('../../engine/backend.js');
     const { embedSplit, loadRunModel } = await import('../../eval/evaluateRun.js');
-    const { writeNpy } = await import('../../io/npy.js');
+    const { writeNpy } = await import('../../data/npy.js');
     const { writeFileAtomic } = await import('../../io/atomic.js');
     await useBackend(options.backend as 'auto');
     const { model, data } = await loadRunModel(positionals[0], {

@@ -1,10 +1,10 @@
 import { stat } from 'node:fs/promises';
-import { loadFashionMnist } from '../data/fashionMnist.js';
-import { type FeatureTable, readFeatureTable } from '../data/featureTable.js';
-import { readImageFolder } from '../data/imageFolder.js';
-import { holdOutClasses, trainTestSplit } from '../data/splits.js';
 import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
+import { loadFashionMnist } from './fashionMnist.js';
+import { type FeatureTable, readFeatureTable } from './featureTable.js';
+import { readImageFolder } from './imageFolder.js';
+import { holdOutClasses, trainTestSplit } from './splits.js';
 
 /** Inputs and label rows of one split, row-major. */
 export interface TrainingSplit {

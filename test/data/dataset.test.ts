@@ -1,8 +1,8 @@
 /** Training data: a validation split carved from the training set replaces the test set. */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { loadTrainingData } from '../../src/data/dataset.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { loadTrainingData } from '../../src/train/data.js';
 
 it('validationFraction holds out a stratified, seeded part of the training split as the evaluation split', async () => {
   const base = { data: 'fashion-mnist', trainLimit: 600, testLimit: 100, seed: 4 };
