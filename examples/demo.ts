@@ -8,10 +8,10 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { evaluateRun } from '../src/eval/evaluateRun.js';
 import { writeReport } from '../src/report/writeReport.js';
+import { evaluateRun } from '../src/run/evaluateRun.js';
+import { train } from '../src/run/train.js';
 import { resolveTrainConfig } from '../src/train/config.js';
-import { train } from '../src/train/trainer.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -17,7 +17,6 @@ export { balancedBatches, hierarchicalBatches, randomBatches } from './data/samp
 export { BACKEND_PREFERENCE, type BackendName, useBackend } from './engine/backend.js';
 export { nativeStatus, setConvScratchLimit } from './engine/native.js';
 export { ContrastiveError } from './errors.js';
-export { type EvaluateRunOptions, evaluateRun } from './eval/evaluateRun.js';
 export * from './eval/index.js';
 export * from './hierarchy/index.js';
 
@@ -64,9 +63,13 @@ export { copyWeights, momentumUpdate } from './models/momentum.js';
 export { MomentumQueue, type MomentumQueueState } from './models/momentumQueue.js';
 export { Rng } from './random.js';
 export * from './report/index.js';
-export { runStudy, STUDY_ARMS, type StudyOptions } from './study/study.js';
+export * from './run/index.js';
+export { buildModel } from './train/buildModel.js';
 export { type Checkpoint, readCheckpoint, writeCheckpoint } from './train/checkpoint.js';
 export { METHODS, type Method, resolveTrainConfig, TRAIN_OPTIONS, type TrainConfig } from './train/config.js';
+export { type LoopResult, type TrainLoopIO, trainLoop } from './train/loop.js';
+export { METHOD_REGISTRY, trainingMethod } from './train/methods/registry.js';
+export type { MethodModels, StepInputs, StepOutput, TrainingMethod } from './train/methods/types.js';
 export { Optimizer, type OptimizerOptions } from './train/optimizers.js';
 export { constantWithWarmup, cosineWithWarmup, linearRamp, type Schedule } from './train/schedules.js';
-export { type TrainHooks, type TrainResult, train } from './train/trainer.js';
+export type { TrainingRecord } from './train/window.js';

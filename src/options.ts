@@ -7,14 +7,19 @@ import { ContrastiveError } from './errors.js';
 export interface OptionSpec {
   /** camelCase option name; the flag is its kebab-case form (`baseTemperature` ↔ `--base-temperature`). */
   name: string;
-  type: 'string' | 'number' | 'integer' | 'boolean' | 'list';
+  /** The flag, when it is not the kebab-case name (`labelsPath` ↔ `--labels`). */
+  flag?: string;
+  /** `list`: comma-separated strings; `numbers`: comma-separated finite numbers. */
+  type: 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'numbers';
   /** Allowed values (for `string` and `list`). */
   choices?: readonly string[];
-  default?: string | number | boolean | readonly string[];
+  default?: string | number | boolean | readonly string[] | readonly number[];
+  /** `number`/`integer`/`numbers`: the smallest value allowed. */
+  min?: number;
   doc: string;
 }
 
-export type OptionValue = string | number | boolean | string[];
+export type OptionValue = string | number | boolean | string[] | number[];
 
 /** `--backend`, shared by every command that computes. */
 export const BACKEND_OPTION = {
@@ -27,9 +32,50 @@ export const BACKEND_OPTION = {
 
 export const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
+/** The flag of an option, without the leading `--`. */
+export const flagName = (option: Pick<OptionSpec, 'name' | 'flag'>) => option.flag ?? kebab(option.name);
+
+type ValueOf<S extends OptionSpec> = S extends { choices: readonly (infer C)[] }
+  ? S['type'] extends 'list'
+    ? C[]
+    : C
+  : S['type'] extends 'number' | 'integer'
+    ? number
+    : S['type'] extends 'boolean'
+      ? boolean
+      : S['type'] extends 'list'
+        ? string[]
+        : S['type'] extends 'numbers'
+          ? number[]
+          : string;
+
+/**
+ * The parsed values of a table of options, typed from the table itself: options with a default
+ * are always present, the others optional.
+ */
+export type OptionValues<T extends readonly OptionSpec[]> = {
+  [S in T[number] as S extends { default: unknown } ? S['name'] : never]: ValueOf<S>;
+} & {
+  [S in T[number] as S extends { default: unknown } ? never : S['name']]?: ValueOf<S>;
+};
+
+/** The options of `table` whose names are listed, in the table's order (for commands that share options). */
+export function pickOptions<T extends readonly OptionSpec[], N extends T[number]['name']>(
+  table: T,
+  names: readonly N[],
+): Extract<T[number], { name: N }>[] {
+  const missing = names.filter((n) => !table.some((o) => o.name === n));
+  if (missing.length > 0)
+    throw new ContrastiveError(`pickOptions: no option ${missing.join(', ')} in the table.`);
+  return table.filter((o) => (names as readonly string[]).includes(o.name)) as Extract<
+    T[number],
+    { name: N }
+  >[];
+}
+
 /** Converts and validates one raw value (from a flag or a config file) by its spec. */
 export function convertOption(where: string, option: OptionSpec, raw: unknown): OptionValue {
-  const flag = `--${kebab(option.name)}`;
+  const flag = `--${flagName(option)}`;
   const fail = (expected: string): never => {
     throw new ContrastiveError(`${where}: ${flag} must be ${expected}, but got ${JSON.stringify(raw)}.`);
   };
@@ -49,6 +95,7 @@ export function convertOption(where: string, option: OptionSpec, raw: unknown): 
             : Number.NaN;
       if (!Number.isFinite(value)) return fail('a number');
       if (option.type === 'integer' && !Number.isInteger(value)) return fail('an integer');
+      if (option.min !== undefined && value < option.min) return fail(`>= ${option.min}`);
       return value;
     }
     case 'string': {
@@ -66,6 +113,21 @@ export function convertOption(where: string, option: OptionSpec, raw: unknown): 
         if (option.choices && !option.choices.includes(item)) fail(`a list of ${option.choices.join(', ')}`);
       }
       return items;
+    }
+    case 'numbers': {
+      const items = Array.isArray(raw)
+        ? raw
+        : typeof raw === 'string'
+          ? raw.split(',').filter((t) => t.trim() !== '')
+          : fail('a comma-separated list of numbers');
+      if (items.length === 0) return fail('a non-empty comma-separated list of numbers');
+      return items.map((item) => {
+        const value = typeof item === 'number' ? item : typeof item === 'string' ? Number(item) : Number.NaN;
+        if (!Number.isFinite(value))
+          fail(`a comma-separated list of numbers (${JSON.stringify(item)} is not one)`);
+        if (option.min !== undefined && value < option.min) fail(`a list of numbers >= ${option.min}`);
+        return value;
+      });
     }
   }
 }

@@ -1,3 +1,5 @@
+import { ContrastiveError } from './errors.js';
+
 /**
  * A small seeded random generator (xoshiro128**, seeded by splitmix32) whose whole state is four
  * integers, so a checkpoint can save it and a resumed run continues the same stream.
@@ -7,6 +9,15 @@ export class Rng {
 
   constructor(seed: number | readonly number[] = 0) {
     this.s = new Uint32Array(4);
+    const validState =
+      Array.isArray(seed) &&
+      seed.length === 4 &&
+      seed.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32);
+    if (!(typeof seed === 'number' && Number.isFinite(seed)) && !validState) {
+      throw new ContrastiveError(
+        `Rng: seed must be a finite number or a state of 4 unsigned 32-bit integers (from rng.state()), but got ${JSON.stringify(seed)}.`,
+      );
+    }
     if (typeof seed === 'number') {
       let x = seed >>> 0;
       for (let i = 0; i < 4; i++) {

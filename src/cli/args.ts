@@ -1,5 +1,6 @@
 import { ContrastiveError } from '../errors.js';
-import { convertOption, kebab, type OptionSpec, type OptionValue } from '../options.js';
+import { closestName } from '../hierarchy/closest.js';
+import { convertOption, flagName, type OptionSpec, type OptionValue } from '../options.js';
 
 export { BACKEND_OPTION, convertOption, kebab, type OptionSpec, type OptionValue } from '../options.js';
 
@@ -18,7 +19,8 @@ export interface CommandSpec {
   summary: string;
   positionals?: readonly PositionalSpec[];
   options: readonly OptionSpec[];
-  run(parsed: ParsedArgs): Promise<void>;
+  /** Runs the command; resolves to its exit status (default 0). */
+  run(parsed: ParsedArgs): Promise<number | undefined>;
 }
 
 export interface ParsedArgs {
@@ -30,7 +32,7 @@ export interface ParsedArgs {
 
 /** Parses `argv` against a command spec; unknown flags and bad values are errors naming them. */
 export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArgs {
-  const byFlag = new Map(spec.options.map((o) => [kebab(o.name), o]));
+  const byFlag = new Map(spec.options.map((o) => [flagName(o), o]));
   const options: Record<string, OptionValue> = {};
   const given = new Set<string>();
   const positionals: string[] = [];
@@ -48,7 +50,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
     }
     const option = byFlag.get(flag);
     if (!option) {
-      const hint = closest(flag, [...byFlag.keys()]);
+      const hint = closestName(flag, [...byFlag.keys()]);
       throw new ContrastiveError(
         `contrastive ${spec.name}: unknown option --${flag}${hint ? ` (did you mean --${hint}?)` : ''}; see --help.`,
       );
@@ -113,7 +115,7 @@ export function commandHelp(spec: CommandSpec): string {
   lines.push('Options:');
   for (const o of spec.options) {
     const value = o.type === 'boolean' ? '' : o.choices ? ` <${o.choices.join('|')}>` : ` <${o.type}>`;
-    const flag = `--${kebab(o.name)}${value}`;
+    const flag = `--${flagName(o)}${value}`;
     const def =
       o.default === undefined
         ? ''
@@ -121,34 +123,4 @@ export function commandHelp(spec: CommandSpec): string {
     lines.push(`  ${flag.padEnd(26)} ${o.doc}${def}`);
   }
   return lines.join('\n');
-}
-
-/** The known name closest to `name` by edit distance, if it is close enough to be a typo. */
-function closest(name: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
-  for (const candidate of known) {
-    const d = editDistance(name, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j] + 1,
-        current[j - 1] + 1,
-        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length];
 }

@@ -1,4 +1,5 @@
 import { ContrastiveError } from '../errors.js';
+import { describeFsError } from '../run/folder.js';
 import { type CommandSpec, commandHelp, parseArgs } from './args.js';
 import { compareCommand } from './commands/compare.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -56,12 +57,29 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    await command.run(parseArgs(command, rest));
-    return 0;
+    return (await command.run(parseArgs(command, rest))) ?? 0;
   } catch (error) {
-    // expected errors print as their message alone; anything else is a bug and shows its stack
-    if (error instanceof ContrastiveError) console.error(`error: ${error.message}`);
-    else console.error(error);
+    console.error(errorText(error));
     return 1;
   }
+}
+
+/**
+ * What the user sees for an error: expected errors as their message alone; file-system and
+ * memory errors as one line naming the path or the limit; anything else is a bug and shows its
+ * stack.
+ */
+export function errorText(error: unknown): string {
+  if (error instanceof ContrastiveError) return `error: ${error.message}`;
+  const e = error as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && typeof e.path === 'string') {
+    return `error: ${e.syscall ?? 'access'} ${e.path}: ${describeFsError(e)}`;
+  }
+  if (
+    error instanceof RangeError &&
+    /allocation failed|Invalid array length|Invalid typed array length/i.test(error.message)
+  ) {
+    return `error: out of memory (${error.message}); use smaller sizes (--batch-size, --embedding-dim, --queue-size, --train-limit).`;
+  }
+  return `error: this is a bug, please report it (https://github.com/ with the command and this trace):\n${e?.stack ?? String(error)}`;
 }

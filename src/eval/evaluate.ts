@@ -23,7 +23,7 @@ export interface EvaluateOptions {
   knnTemperature?: number;
   /** Linear-probe settings, or `false` to skip it (it is the slowest metric). */
   linearProbe?: LinearProbeOptions | false;
-  /** Anchors for the hierarchy-consistency count. Default 2000. */
+  /** Anchors for the hierarchy-consistency count. Default 2000; 0 skips it (not measured). */
   consistencyAnchors?: number;
   /** Fine-class label rows held out of training: their test samples form the unseen-class queries. */
   heldOutClasses?: readonly (readonly number[])[];
@@ -70,6 +70,9 @@ export function evaluateEmbeddings(
     () =>
       `${fn}: train and test labels must have the same levels, but got ${trainLabels.cols} and ${testLabels.cols}.`,
   );
+  checkEvaluateOptions(fn, options);
+  checkFiniteEmbeddings(fn, 'train embeddings', train.embeddings);
+  checkFiniteEmbeddings(fn, 'test embeddings', test.embeddings);
   const numLevels = testLabels.cols;
   const k = options.knnK ?? 200;
   const temperature = options.knnTemperature ?? 0.07;
@@ -98,7 +101,7 @@ export function evaluateEmbeddings(
     });
     summary.linearProbe = { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy };
   }
-  if (numLevels >= 2) {
+  if (numLevels >= 2 && options.consistencyAnchors !== 0) {
     summary.consistency = hierarchyConsistency(test.embeddings, testRows, {
       maxAnchors: options.consistencyAnchors,
       seed: options.seed,
@@ -128,6 +131,48 @@ export function evaluateEmbeddings(
     subset.dispose();
   }
   return summary;
+}
+
+/**
+ * Throws when an embedding holds NaN or ±Infinity: a diverged model would otherwise score
+ * perfectly (every distance NaN, every tie broken in its favour).
+ */
+export function checkFiniteEmbeddings(fn: string, name: string, embeddings: tf.Tensor2D): void {
+  const values = embeddings.dataSync();
+  const d = embeddings.shape[1];
+  let bad = 0;
+  for (let i = 0; i < embeddings.shape[0]; i++) {
+    for (let j = 0; j < d; j++) {
+      if (!Number.isFinite(values[i * d + j])) {
+        bad++;
+        break;
+      }
+    }
+  }
+  check(
+    bad === 0,
+    () =>
+      `${fn}: ${bad} of ${embeddings.shape[0]} ${name} are not finite (NaN or Infinity): the model diverged or its weights are damaged; metrics on them would be meaningless.`,
+  );
+}
+
+/** Checks the options before any work, naming the option. */
+export function checkEvaluateOptions(fn: string, options: EvaluateOptions): void {
+  const int = (name: keyof EvaluateOptions, min: number) => {
+    const v = options[name];
+    check(
+      v === undefined || (typeof v === 'number' && Number.isInteger(v) && v >= min),
+      () => `${fn}: ${name} must be an integer >= ${min}, but got ${String(v)}.`,
+    );
+  };
+  int('knnK', 1);
+  int('consistencyAnchors', 0);
+  int('projectionPoints', 0);
+  const t = options.knnTemperature;
+  check(
+    t === undefined || (Number.isFinite(t) && t > 0),
+    () => `${fn}: knnTemperature must be a number > 0, but got ${String(t)}.`,
+  );
 }
 
 function rows(m: { values: Int32Array; rows: number; cols: number }): number[][] {

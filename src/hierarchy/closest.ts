@@ -42,3 +42,12 @@ export function closestNames<T extends { name: string }>(
     .slice(0, limit)
     .map((c) => c.candidate);
 }
+
+/** The known name closest to `name`, if one is close enough to be a typo of it. */
+export function closestName(name: string, known: readonly string[]): string | undefined {
+  return closestNames(
+    name,
+    known.map((k) => ({ name: k })),
+    1,
+  )[0]?.name;
+}

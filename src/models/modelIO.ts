@@ -4,6 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { sha256Hex } from '../io/checksum.js';
+import { faultPoint } from '../io/faults.js';
 
 /**
  * Saves a layers model to `dir/model.json` + `dir/weights.bin`: the standard tfjs layout, so
@@ -20,20 +22,28 @@ export async function saveLayersModel(model: tfl.LayersModel, dir: string): Prom
         generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
         convertedBy: null,
         weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+        // tfjs keeps userDefinedMetadata as is; loadLayersModelFromDir verifies the checksum
+        userDefinedMetadata: { tfjsContrastive: { weightsSha256: sha256Hex(new Uint8Array(weightData)) } },
       };
+      // weights first: model.json, written last, is what makes the folder a complete model
       await writeFileAtomic(join(dir, 'weights.bin'), new Uint8Array(weightData));
+      faultPoint('model-weights-written');
       await writeFileAtomic(join(dir, 'model.json'), JSON.stringify(modelJson));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );
 }
 
-/** Loads a model saved by {@link saveLayersModel} (or any single-shard tfjs layers model folder). */
+/**
+ * Loads a model saved by {@link saveLayersModel} (or any tfjs layers model folder). When the
+ * model carries a weights checksum (ours do), a mismatch is an error naming the folder.
+ */
 export async function loadLayersModelFromDir(dir: string): Promise<tfl.LayersModel> {
   const jsonPath = join(dir, 'model.json');
   let json: {
     modelTopology: object;
     weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+    userDefinedMetadata?: { tfjsContrastive?: { weightsSha256?: string } };
   };
   try {
     json = JSON.parse(await readFile(jsonPath, 'utf8'));
@@ -44,8 +54,21 @@ export async function loadLayersModelFromDir(dir: string): Promise<tfl.LayersMod
   }
   const buffers: Uint8Array[] = [];
   const specs: tf.io.WeightsManifestEntry[] = [];
+  if (!json || typeof json.modelTopology !== 'object' || !Array.isArray(json.weightsManifest)) {
+    throw new ContrastiveError(
+      `loadLayersModelFromDir: ${jsonPath} is not a tfjs layers model (no modelTopology / weightsManifest).`,
+    );
+  }
   for (const group of json.weightsManifest) {
-    for (const p of group.paths) buffers.push(await readFile(join(dir, p)));
+    for (const p of group.paths) {
+      buffers.push(
+        await readFile(join(dir, p)).catch((error: NodeJS.ErrnoException) => {
+          throw new ContrastiveError(
+            `loadLayersModelFromDir: cannot read ${join(dir, p)}: ${error.code ?? error.message}.`,
+          );
+        }),
+      );
+    }
     specs.push(...group.weights);
   }
   const total = buffers.reduce((s, b) => s + b.length, 0);
@@ -55,11 +78,23 @@ export async function loadLayersModelFromDir(dir: string): Promise<tfl.LayersMod
     weightData.set(b, offset);
     offset += b.length;
   }
-  return tfl.loadLayersModel(
-    tf.io.fromMemory({
-      modelTopology: json.modelTopology,
-      weightSpecs: specs,
-      weightData: weightData.buffer,
-    }),
-  );
+  const expected = json.userDefinedMetadata?.tfjsContrastive?.weightsSha256;
+  if (expected !== undefined && sha256Hex(weightData) !== expected) {
+    throw new ContrastiveError(
+      `loadLayersModelFromDir: the weights in ${dir} are damaged (checksum mismatch with model.json); they cannot be trusted.`,
+    );
+  }
+  return tfl
+    .loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: specs,
+        weightData: weightData.buffer,
+      }),
+    )
+    .catch((error: Error) => {
+      throw new ContrastiveError(
+        `loadLayersModelFromDir: cannot build the model in ${dir}: ${error.message}`,
+      );
+    });
 }

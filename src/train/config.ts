@@ -1,10 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { ContrastiveError } from '../errors.js';
-import { BACKEND_OPTION, convertOption, kebab, type OptionSpec, type OptionValue } from '../options.js';
+import {
+  BACKEND_OPTION,
+  convertOption,
+  flagName,
+  kebab,
+  type OptionSpec,
+  type OptionValue,
+  type OptionValues,
+} from '../options.js';
+import { METHODS, trainingMethod } from './methods/registry.js';
 
-/** Training methods: the supervised/self-supervised view trainer, the momentum trainer, and a classifier baseline. */
-export const METHODS = ['ce', 'simclr', 'supcon', 'himulcon', 'hicone', 'himulcone', 'moco', 'sane'] as const;
-export type Method = (typeof METHODS)[number];
+export { METHODS, type Method } from './methods/registry.js';
 
 /**
  * Every training option, described once: the `train` command's flags and `--help`, the JSON
@@ -17,6 +24,48 @@ export const TRAIN_OPTIONS = [
     type: 'string',
     default: 'fashion-mnist',
     doc: "'fashion-mnist', or a CSV/JSONL/.npy table or image folder",
+  },
+  {
+    name: 'testData',
+    type: 'string',
+    doc: 'a separate test set in the same format as --data (default: a stratified --test-fraction of --data)',
+  },
+  {
+    name: 'testFraction',
+    type: 'number',
+    default: 0.2,
+    doc: 'share of --data held out (stratified, seeded) for testing when there is no --test-data',
+  },
+  {
+    name: 'labelColumn',
+    type: 'string',
+    doc: "CSV column / JSONL key holding the label path, e.g. 'Clothes/Tops/T-shirt' (default: label)",
+  },
+  {
+    name: 'labelsPath',
+    flag: 'labels',
+    type: 'string',
+    doc: 'label paths of a .npy --data: a text file with one path per line, or a CSV',
+  },
+  { name: 'delimiter', type: 'string', doc: 'CSV field delimiter (default: ,)' },
+  {
+    name: 'imageSize',
+    type: 'integer',
+    default: 28,
+    doc: 'image folders: images are resized to this many pixels square',
+  },
+  { name: 'channels', type: 'integer', default: 1, doc: 'image folders: 1 (grey) or 3 (RGB)' },
+  {
+    name: 'skipUnreadable',
+    type: 'boolean',
+    default: false,
+    doc: 'image folders: skip files that cannot be decoded (default: an error naming the file)',
+  },
+  {
+    name: 'allowSharedNames',
+    type: 'boolean',
+    default: false,
+    doc: 'allow one node name under two parents in the label tree (default: an error naming both paths)',
   },
   {
     name: 'dataDir',
@@ -144,28 +193,16 @@ export const TRAIN_OPTIONS = [
     default: false,
     doc: 'continue the run in --out from its last checkpoint',
   },
+  {
+    name: 'resumeFrom',
+    type: 'string',
+    doc: "with --resume: the run's checkpoint file to resume from (e.g. checkpoint.prev.bin) instead of the latest",
+  },
   { name: 'config', type: 'string', doc: 'JSON file of options (flags given on the command line win)' },
 ] as const satisfies readonly OptionSpec[];
 
-type Spec = (typeof TRAIN_OPTIONS)[number];
-type ValueOf<S extends Spec> = S extends { choices: readonly (infer C)[] }
-  ? S['type'] extends 'list'
-    ? C[]
-    : C
-  : S['type'] extends 'number' | 'integer'
-    ? number
-    : S['type'] extends 'boolean'
-      ? boolean
-      : S['type'] extends 'list'
-        ? string[]
-        : string;
-
 /** The resolved options of a training run (what `config.json` in the run folder holds). */
-export type TrainConfig = {
-  [S in Spec as S extends { default: unknown } ? S['name'] : never]: ValueOf<S>;
-} & {
-  [S in Spec as S extends { default: unknown } ? never : S['name']]?: ValueOf<S>;
-};
+export type TrainConfig = OptionValues<typeof TRAIN_OPTIONS>;
 
 /**
  * Resolves a training configuration: defaults, then the JSON `config` file, then the options
@@ -208,7 +245,7 @@ export async function readConfigFile(path: string): Promise<Record<string, Optio
   const byName = new Map<string, OptionSpec>();
   for (const spec of TRAIN_OPTIONS as readonly OptionSpec[]) {
     byName.set(spec.name, spec);
-    byName.set(kebab(spec.name), spec);
+    byName.set(flagName(spec), spec);
   }
   const out: Record<string, OptionValue> = {};
   for (const [key, value] of Object.entries(raw)) {
@@ -256,11 +293,17 @@ function checkRanges(c: TrainConfig): void {
     const v = c[key] as number;
     if (!(v >= 0)) throw new ContrastiveError(`train: --${kebab(key)} must be >= 0, but got ${v}.`);
   }
-  if (
-    c.views < 1 ||
-    (c.views < 2 && ['simclr', 'supcon', 'himulcon', 'hicone', 'himulcone'].includes(c.method))
-  ) {
-    throw new ContrastiveError(`train: --views must be >= 2 for method ${c.method}, but got ${c.views}.`);
+  const minViews = trainingMethod(c.method).minViews;
+  if (c.views < minViews) {
+    throw new ContrastiveError(
+      `train: --views must be >= ${minViews} for method ${c.method}, but got ${c.views}.`,
+    );
+  }
+  if (c.channels !== 1 && c.channels !== 3) {
+    throw new ContrastiveError(`train: --channels must be 1 or 3, but got ${c.channels}.`);
+  }
+  if (!(c.testFraction > 0 && c.testFraction < 1)) {
+    throw new ContrastiveError(`train: --test-fraction must be in (0, 1), but got ${c.testFraction}.`);
   }
   if (!(c.validationFraction >= 0 && c.validationFraction < 1)) {
     throw new ContrastiveError(

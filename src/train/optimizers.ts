@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { check, checkInRange } from '../errors.js';
 import type { TensorRecord } from './checkpoint.js';
 
-/** Options of {@link createOptimizer}. */
+/** Options of {@link Optimizer}. */
 export interface OptimizerOptions {
   kind: 'sgd' | 'adam' | 'adamw';
   /** SGD momentum (0: plain SGD). Default 0.9. */
@@ -25,8 +25,8 @@ export interface OptimizerOptions {
 /** What one {@link Optimizer.step} did. */
 export interface StepResult {
   loss: tf.Scalar;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
+  /** Global gradient norm before clipping; computed (a host read) only when clipping is on. */
+  gradNorm?: number;
 }
 
 /**
@@ -59,13 +59,15 @@ export class Optimizer {
     const { value, grads } = tf.variableGrads(loss, this.variables);
     const o = this.options;
     const wd = o.weightDecay ?? 0;
-    let gradNorm = 0;
+    let gradNorm: number | undefined;
     tf.tidy(() => {
       let g = this.variables.map((v) => grads[v.name]);
-      gradNorm = Math.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))).dataSync()[0]);
-      if (o.gradClipNorm && o.gradClipNorm > 0 && gradNorm > o.gradClipNorm) {
-        const scale = o.gradClipNorm / (gradNorm + 1e-6);
-        g = g.map((x) => tf.mul(x, scale));
+      if (o.gradClipNorm && o.gradClipNorm > 0) {
+        gradNorm = Math.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))).dataSync()[0]);
+        if (gradNorm > o.gradClipNorm) {
+          const scale = o.gradClipNorm / (gradNorm + 1e-6);
+          g = g.map((x) => tf.mul(x, scale));
+        }
       }
       if (wd > 0 && o.kind !== 'adamw') {
         g = g.map((x, i) => (this.variables[i].rank >= 2 ? tf.add(x, tf.mul(this.variables[i], wd)) : x));
@@ -159,9 +161,4 @@ export class Optimizer {
     });
     this.slots = null;
   }
-}
-
-/** Builds an {@link Optimizer} for `variables`. */
-export function createOptimizer(variables: tf.Variable[], options: OptimizerOptions): Optimizer {
-  return new Optimizer(variables, options);
 }

@@ -14,8 +14,8 @@ import { readNpyMatrix, writeNpy } from '../../src/data/npy.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { Rng } from '../../src/random.js';
+import { train } from '../../src/run/train.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { train } from '../../src/train/trainer.js';
 import { quietProgress } from '../helpers/train.js';
 
 const fails = (p: Promise<unknown>, pattern: RegExp) =>

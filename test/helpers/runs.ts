@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { evaluateEmbeddings } from '../../src/eval/index.js';
 import { Rng } from '../../src/random.js';
-import type { MetricRecord } from '../../src/report/index.js';
+import type { MetricRecord } from '../../src/run/index.js';
 
 const PIXEL =
   'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==';

@@ -67,7 +67,7 @@ describe('optimisers, schedules, checkpoints', () => {
     const opt = new Optimizer([w, b], { kind: 'sgd', momentum: 0, gradClipNorm: 1 });
     const { gradNorm, loss: l } = opt.step(loss, 1);
     l.dispose();
-    expectClose(gradNorm, Math.sqrt(1 + 4 + 1), { rtol: 1e-6 });
+    expectClose(gradNorm!, Math.sqrt(1 + 4 + 1), { rtol: 1e-6 });
     const moved = Math.hypot(w.dataSync()[0] - 1, w.dataSync()[1] + 2, b.dataSync()[0] - 0.5);
     expectClose(moved, 1, { rtol: 1e-4 }, 'step length');
   });

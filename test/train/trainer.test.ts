@@ -8,7 +8,9 @@ import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { loadLayersModelFromDir } from '../../src/models/modelIO.js';
 import { loadRun } from '../../src/report/index.js';
-import { buildModel, quickKnn, train } from '../../src/train/trainer.js';
+import { train } from '../../src/run/train.js';
+import { buildModel } from '../../src/train/buildModel.js';
+import { quickKnn } from '../../src/train/quickKnn.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
 describe('trainer (embedded Fashion-MNIST subset, wasm)', () => {

@@ -19,16 +19,33 @@ export const embedCommand: CommandSpec = {
     const { ContrastiveError } = await import('../../errors.js');
     const out = options.out as string | undefined;
     if (!out) throw new ContrastiveError('contrastive embed: --out is required (a .npy or .jsonl file).');
+    if (!/\.(npy|jsonl)$/i.test(out)) {
+      throw new ContrastiveError(
+        `contrastive embed: --out ${out} must end in .npy or .jsonl (the format is chosen by the extension).`,
+      );
+    }
+    const { checkOutputFile } = await import('../output.js');
+    await checkOutputFile('embed', out);
     const { useBackend } = await import('../../engine/backend.js');
-    const { embedSplit, loadRunModel } = await import('../../eval/evaluateRun.js');
+    const { embedSplit } = await import('../../eval/embed.js');
+    const { checkFiniteEmbeddings } = await import('../../eval/evaluate.js');
+    const { loadTrainedRun } = await import('../../run/trainedRun.js');
     const { writeNpy } = await import('../../data/npy.js');
     const { writeFileAtomic } = await import('../../io/atomic.js');
     await useBackend(options.backend as 'auto');
-    const { model, data } = await loadRunModel(positionals[0], {
+    const { model, data } = await loadTrainedRun(positionals[0], {
       dataDir: options.dataDir as string | undefined,
+      command: 'embed',
     });
     const split = options.split === 'train' ? data.train : data.test;
     const embeddings = embedSplit(model, split, data.inputShape);
+    try {
+      checkFiniteEmbeddings('embed', `embeddings of the ${options.split} split`, embeddings);
+    } catch (error) {
+      embeddings.dispose();
+      model.dispose();
+      throw error;
+    }
     const depth = data.tree.depth;
     const paths = Array.from({ length: split.size }, (_, i) =>
       data.tree.path(depth - 1, split.labels[i * depth + depth - 1]).join('/'),

@@ -7,30 +7,44 @@ export const evalCommand: CommandSpec = {
     'Evaluate a trained run (kNN, linear probe, per-level retrieval, severity, consistency) into eval.json.',
   positionals: [{ name: 'run', doc: 'run folder' }],
   options: [
-    { name: 'dataDir', type: 'string', doc: "data folder (default: the run's)" },
+    {
+      name: 'data',
+      type: 'string',
+      doc: "the run's --data file or folder, if it moved (its contents must match what the run was trained on)",
+    },
+    { name: 'dataDir', type: 'string', doc: "Fashion-MNIST folder (default: the run's)" },
     {
       name: 'trainLimit',
       type: 'integer',
+      min: 0,
       doc: "training images used as the kNN/probe database (default: the run's)",
     },
-    { name: 'knnK', type: 'integer', default: 200, doc: 'kNN neighbours' },
-    { name: 'knnTemperature', type: 'number', default: 0.07, doc: 'kNN vote temperature' },
-    { name: 'probeEpochs', type: 'integer', default: 30, doc: 'linear-probe epochs (0: skip the probe)' },
+    { name: 'knnK', type: 'integer', default: 200, min: 1, doc: 'kNN neighbours' },
+    { name: 'knnTemperature', type: 'number', default: 0.07, min: 1e-6, doc: 'kNN vote temperature' },
+    {
+      name: 'probeEpochs',
+      type: 'integer',
+      default: 30,
+      min: 0,
+      doc: 'linear-probe epochs (0: skip the probe)',
+    },
     {
       name: 'consistencyAnchors',
       type: 'integer',
       default: 2000,
-      doc: 'anchors for the hierarchy-consistency count',
+      min: 0,
+      doc: 'anchors for the hierarchy-consistency count (0: not measured)',
     },
-    { name: 'strips', type: 'integer', default: 8, doc: 'nearest-neighbour strips for the report' },
+    { name: 'strips', type: 'integer', default: 8, min: 0, doc: 'nearest-neighbour strips for the report' },
     { name: 'seed', type: 'integer', default: 0, doc: 'seed of the sampled subsets' },
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
-    const { evaluateRun } = await import('../../eval/evaluateRun.js');
+    const { evaluateRun } = await import('../../run/evaluateRun.js');
     const { formatTable } = await import('../table.js');
     const o = options as Record<string, number | string | undefined>;
     const result = await evaluateRun(positionals[0], {
+      data: o.data as string | undefined,
       dataDir: o.dataDir as string | undefined,
       trainLimit: o.trainLimit as number | undefined,
       knnK: o.knnK as number,
@@ -58,7 +72,7 @@ export const evalCommand: CommandSpec = {
       [
         `linear probe: ${pct(result.linearProbe?.testAccuracy)}%`,
         `mistake severity (mean LCA height of wrong kNN predictions): ${result.severity.knn.meanLcaHeight.toFixed(3)}`,
-        `hierarchy-consistency violations: ${pct(result.consistency?.violationRate)}%`,
+        `hierarchy-consistency violations: ${result.consistency ? `${pct(result.consistency.violationRate)}%` : 'not measured'}`,
         ...(result.unseen
           ? [
               `held-out classes: ${result.unseen.numQueries} queries, coarse mAP@R ${pct(result.unseen.retrieval[0]?.mapAtR)}%`,

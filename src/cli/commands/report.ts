@@ -17,6 +17,10 @@ export const reportCommand: CommandSpec = {
     const { join } = await import('node:path');
     const { writeReport } = await import('../../report/index.js');
     const out = (options.out as string | undefined) ?? join(positionals[0], 'report.html');
+    const { checkOutputFile, checkOutputFolder } = await import('../output.js');
+    await checkOutputFile('report', out);
+    if (typeof options.chartsDir === 'string')
+      await checkOutputFolder('report', options.chartsDir, '--charts-dir');
     const result = await writeReport(positionals, {
       out,
       title: options.title as string | undefined,

@@ -1,4 +1,19 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, pickOptions } from '../../options.js';
+import { TRAIN_OPTIONS } from '../../train/config.js';
+import type { CommandSpec } from '../args.js';
+
+/** Train options every arm of the study shares; the study sets its own defaults for some. */
+const SHARED = pickOptions(TRAIN_OPTIONS, [
+  'encoder',
+  'epochs',
+  'trainLimit',
+  'testLimit',
+  'batchSize',
+  'learningRate',
+  'temperature',
+  'dataDir',
+]);
+const STUDY_DEFAULTS: Record<string, string | number> = { encoder: 'conv', epochs: 10 };
 
 /** `contrastive study fashion-mnist`: every method, several seeds, one results page. */
 export const studyCommand: CommandSpec = {
@@ -15,41 +30,30 @@ export const studyCommand: CommandSpec = {
     },
     { name: 'out', type: 'string', default: 'runs/study', doc: 'folder of the study runs' },
     { name: 'results', type: 'string', doc: 'where to write results.md (default: <out>/results.md)' },
-    { name: 'seeds', type: 'list', default: ['0', '1', '2'], doc: 'seeds' },
-    {
-      name: 'encoder',
-      type: 'string',
-      choices: ['conv', 'mlp'],
-      default: 'conv',
-      doc: 'backbone of every arm',
-    },
-    { name: 'epochs', type: 'integer', default: 10, doc: 'epochs per run' },
-    { name: 'trainLimit', type: 'integer', default: 0, doc: 'training images (0: all)' },
-    { name: 'testLimit', type: 'integer', default: 0, doc: 'test images (0: all)' },
-    { name: 'batchSize', type: 'integer', default: 256, doc: 'batch size' },
-    {
-      name: 'learningRate',
-      type: 'number',
-      default: 0.001,
-      doc: 'peak learning rate (with --no-tune; tuning chooses one per method)',
-    },
-    {
-      name: 'temperature',
-      type: 'number',
-      default: 0.1,
-      doc: 'loss temperature (with --no-tune; tuning chooses one per method)',
-    },
+    { name: 'seeds', type: 'numbers', default: [0, 1, 2], min: 0, doc: 'seeds (integers)' },
+    ...SHARED.map((o) => (o.name in STUDY_DEFAULTS ? { ...o, default: STUDY_DEFAULTS[o.name] } : o)),
     {
       name: 'tune',
       type: 'boolean',
       default: true,
       doc: 'first choose each method’s τ and learning rate on a validation split, by the same grid',
     },
-    { name: 'tuneTemperatures', type: 'list', default: ['0.07', '0.2', '0.5'], doc: 'τ values tried' },
-    { name: 'tuneLearningRates', type: 'list', default: ['0.001', '0.003'], doc: 'learning rates tried' },
-    { name: 'tuneEpochs', type: 'integer', default: 1, doc: 'epochs of each tuning run' },
-    { name: 'probeEpochs', type: 'integer', default: 20, doc: 'linear-probe epochs (0: skip)' },
-    { name: 'dataDir', type: 'string', doc: 'Fashion-MNIST folder' },
+    {
+      name: 'tuneTemperatures',
+      type: 'numbers',
+      default: [0.07, 0.2, 0.5],
+      min: 1e-6,
+      doc: 'τ values tried',
+    },
+    {
+      name: 'tuneLearningRates',
+      type: 'numbers',
+      default: [0.001, 0.003],
+      min: 1e-9,
+      doc: 'learning rates tried',
+    },
+    { name: 'tuneEpochs', type: 'integer', default: 1, min: 1, doc: 'epochs of each tuning run' },
+    { name: 'probeEpochs', type: 'integer', default: 20, min: 0, doc: 'linear-probe epochs (0: skip)' },
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
@@ -59,17 +63,13 @@ export const studyCommand: CommandSpec = {
         `contrastive study: only 'fashion-mnist' is supported, but got ${JSON.stringify(positionals[0])}.`,
       );
     }
-    const { runStudy } = await import('../../study/study.js');
-    const numbers = (value: unknown, flag: string) =>
-      (value as string[]).map((text) => {
-        const n = Number(text);
-        if (!(n > 0))
-          throw new ContrastiveError(
-            `contrastive study: ${flag}: ${JSON.stringify(text)} is not a number > 0.`,
-          );
-        return n;
-      });
+    const { runStudy } = await import('../../experiments/study.js');
     const o = options as Record<string, unknown>;
+    const seeds = o.seeds as number[];
+    const notInteger = seeds.find((s) => !Number.isInteger(s));
+    if (notInteger !== undefined) {
+      throw new ContrastiveError(`contrastive study: --seeds must be integers, but got ${notInteger}.`);
+    }
     const quick = o.quick === true;
     const shared = {
       encoder: quick ? 'mlp' : o.encoder,
@@ -88,19 +88,32 @@ export const studyCommand: CommandSpec = {
     await runStudy({
       out: o.out as string,
       resultsPath: o.results as string | undefined,
-      seeds: quick ? [0] : (o.seeds as string[]).map(Number),
+      seeds: quick ? [0] : seeds,
       shared: shared as never,
       probeEpochs: quick ? 0 : (o.probeEpochs as number),
       tune:
         o.tune === false
           ? undefined
           : {
-              temperatures: quick ? [0.1, 0.2] : numbers(o.tuneTemperatures, '--tune-temperatures'),
-              learningRates: quick ? [0.001] : numbers(o.tuneLearningRates, '--tune-learning-rates'),
+              temperatures: quick ? [0.1, 0.2] : (o.tuneTemperatures as number[]),
+              learningRates: quick ? [0.001] : (o.tuneLearningRates as number[]),
               epochs: quick ? 1 : (o.tuneEpochs as number),
             },
       command: `contrastive study ${process.argv.slice(3).join(' ')}`,
-      isolate: !quick,
+      // each full run in its own process: the wasm heap never shrinks
+      runCommand: quick ? undefined : runSelf,
     });
   },
 };
+
+/** Runs `contrastive <args>` in a child process of this same CLI; resolves to its exit status. */
+async function runSelf(args: string[]): Promise<number> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const bin = fileURLToPath(new URL('../bin.js', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve(code ?? 1));
+  });
+}

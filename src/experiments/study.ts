@@ -1,16 +1,16 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { evaluateRun } from '../eval/evaluateRun.js';
+import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { EvalFile } from '../report/loadRun.js';
 import { writeReport } from '../report/writeReport.js';
+import { evaluateRun } from '../run/evaluateRun.js';
+import { RunFolder } from '../run/folder.js';
+import type { EvalFile } from '../run/records.js';
+import { train } from '../run/train.js';
 import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import { ProgressReporter } from '../train/progress.js';
-import { train } from '../train/trainer.js';
 
 /** One arm of the study: a name and the training options that differ from the shared ones. */
 export interface StudyArm {
@@ -87,11 +87,12 @@ export interface StudyOptions {
   command?: string;
   progress?: ProgressReporter;
   /**
-   * Train and evaluate each run in a child process (`contrastive train` / `eval`), so every run
-   * starts with an empty wasm heap: the heap never shrinks, and two dozen runs in one process can
-   * exhaust its 4 GiB. Default false (in-process, what tests use).
+   * Runs `contrastive <args>` in a child process and resolves to its exit status. Given, each run
+   * trains and evaluates through it, so every run starts with an empty wasm heap: the heap never
+   * shrinks, and two dozen runs in one process can exhaust its 4 GiB. Absent, runs train
+   * in-process (what tests use). The CLI passes one that spawns itself.
    */
-  isolate?: boolean;
+  runCommand?: (args: string[]) => Promise<number> | number;
 }
 
 /** Mean and standard deviation (sample, n-1) of a metric over seeds. */
@@ -232,12 +233,8 @@ async function ensureRun(
   const evalPath = join(runDir, 'eval.json');
   if (!existsSync(evalPath)) {
     const trained = existsSync(join(runDir, 'model', 'model.json'));
-    const resume = !trained && existsSync(join(runDir, 'checkpoint.bin'));
-    if (!trained && !resume && existsSync(runDir)) {
-      // stopped before its first checkpoint: nothing to continue from, so start it again
-      progress.message(`study: ${label} stopped before its first checkpoint; starting it again`);
-      await rm(runDir, { recursive: true, force: true });
-    }
+    // a run stopped before its first checkpoint is 'started': train restarts it in place
+    const resume = !trained && (await new RunFolder(runDir).state()) === 'checkpointed';
     const evalOptions = {
       backend: options.shared.backend as 'auto',
       linearProbe: run.probeEpochs ? { epochs: run.probeEpochs } : (false as const),
@@ -245,18 +242,26 @@ async function ensureRun(
       strips: run.strips,
       seed: trainOptions.seed ?? 0,
     };
-    if (options.isolate) {
+    if (options.runCommand) {
       progress.message(`study: ${label} (child process)`);
-      await runIsolated(runDir, trainOptions, trained, resume, evalOptions, run.probeEpochs);
+      await runIsolated(
+        options.runCommand,
+        runDir,
+        trainOptions,
+        trained,
+        resume,
+        evalOptions,
+        run.probeEpochs,
+      );
     } else {
       if (!trained) {
-        const config = await resolveTrainConfig({ ...trainOptions, out: runDir, resume } as never);
-        const effective = resume
-          ? { ...(JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as TrainConfig), resume }
-          : config;
+        const config = resume
+          ? { ...(await new RunFolder(runDir).readConfig('study')), resume }
+          : await resolveTrainConfig({ ...trainOptions, out: runDir } as never);
         progress.message(`study: training ${label}`);
-        const result = await train(effective, { progress });
-        if (result.interrupted) throw new Error('study interrupted; run the same command again to continue');
+        const result = await train(config, { progress });
+        if (result.interrupted)
+          throw new ContrastiveError('study: interrupted; run the same command again to continue.');
       }
       progress.message(`study: evaluating ${label}`);
       await evaluateRun(runDir, evalOptions);
@@ -325,6 +330,7 @@ async function tune(
 
 /** `contrastive train` then `contrastive eval` for one run, each in its own process. */
 async function runIsolated(
+  runCommand: NonNullable<StudyOptions['runCommand']>,
   runDir: string,
   options: Partial<TrainConfig>,
   trained: boolean,
@@ -332,23 +338,22 @@ async function runIsolated(
   evalOptions: { backend: string; knnK: number; strips: number; seed: number },
   probeEpochs: number,
 ): Promise<void> {
-  const bin = fileURLToPath(new URL('../cli/bin.js', import.meta.url));
-  const run = (args: string[]) => {
-    const r = spawnSync(process.execPath, [bin, ...args], { stdio: 'inherit' });
-    if (r.status !== 0)
-      throw new Error(
-        `study: \`contrastive ${args.slice(0, 2).join(' ')}\` failed (exit ${r.status}); run the same command again to continue`,
+  const run = async (args: string[]) => {
+    const status = await runCommand(args);
+    if (status !== 0)
+      throw new ContrastiveError(
+        `study: \`contrastive ${args.slice(0, 2).join(' ')}\` failed (exit ${status}); run the same command again to continue.`,
       );
   };
   if (!trained) {
-    if (resume) run(['train', '--out', runDir, '--resume']);
+    if (resume) await run(['train', '--out', runDir, '--resume']);
     else {
       const config = join(runDir, '..', `.${runDir.split(/[\\/]/).pop()}.config.json`);
       await writeFileAtomic(config, JSON.stringify({ ...options, out: runDir }));
-      run(['train', '--config', config]);
+      await run(['train', '--config', config]);
     }
   }
-  run([
+  await run([
     'eval',
     runDir,
     '--knn-k',

@@ -1,23 +1,18 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadTrainingData, type TrainingData, type TrainingSplit } from '../data/dataset.js';
+import type { TrainingData, TrainingSplit } from '../data/dataset.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
-import { ContrastiveError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { loadLayersModelFromDir } from '../models/modelIO.js';
+import { embedSplit } from '../eval/embed.js';
+import { checkEvaluateOptions, type EvaluateOptions, evaluateEmbeddings } from '../eval/evaluate.js';
+import { nearestNeighbors } from '../eval/neighbors.js';
 import { Rng } from '../random.js';
-import type { EvalFile } from '../report/loadRun.js';
-import type { NeighborStrip } from '../report/runRecords.js';
-import type { TrainConfig } from '../train/config.js';
-import { embedSplit } from './embed.js';
-import { type EvaluateOptions, evaluateEmbeddings } from './evaluate.js';
-import { nearestNeighbors } from './neighbors.js';
-
-export { embedSplit };
+import { RunFolder } from './folder.js';
+import type { EvalFile, NeighborStrip } from './records.js';
+import { loadTrainedRun } from './trainedRun.js';
 
 /** Options of {@link evaluateRun}. */
 export interface EvaluateRunOptions extends EvaluateOptions {
+  /** The run's `--data`, moved (its contents must still match the run's fingerprint). */
+  data?: string;
   /** Override the run's data folder (e.g. the full set where the run used the embedded subset). */
   dataDir?: string;
   /** Use at most this many training images as the kNN / probe database (0: all). */
@@ -27,35 +22,17 @@ export interface EvaluateRunOptions extends EvaluateOptions {
   backend?: BackendName | 'auto';
 }
 
-/** A run's trained backbone and the data it was trained on. */
-export async function loadRunModel(runDir: string, options: { dataDir?: string; trainLimit?: number } = {}) {
-  const configPath = join(runDir, 'config.json');
-  const config = JSON.parse(
-    await readFile(configPath, 'utf8').catch(() => {
-      throw new ContrastiveError(`eval: ${configPath} not found; is ${runDir} a run folder?`);
-    }),
-  ) as TrainConfig;
-  const model = await loadLayersModelFromDir(join(runDir, 'model')).catch((error: Error) => {
-    throw new ContrastiveError(
-      `eval: ${runDir} has no trained model yet (${error.message}); train it to the end first.`,
-    );
-  });
-  const data = await loadTrainingData({
-    ...config,
-    dataDir: options.dataDir ?? config.dataDir,
-    trainLimit: options.trainLimit ?? config.trainLimit,
-  });
-  return { config, model, data };
-}
-
 /**
  * `contrastive eval`: embeds the run's training and test data with its backbone, computes every
  * metric of {@link evaluateEmbeddings} (unseen classes from the run's `holdoutClasses`), adds
  * nearest-neighbour strips for image data, and writes `<run>/eval.json`.
  */
 export async function evaluateRun(runDir: string, options: EvaluateRunOptions = {}): Promise<EvalFile> {
+  // everything that can fail cheaply fails before the embeddings are computed
+  checkEvaluateOptions('eval', options);
+  await new RunFolder(runDir).checkWritable('eval');
   await useBackend(options.backend ?? 'auto');
-  const { model, data } = await loadRunModel(runDir, options);
+  const { folder, model, data } = await loadTrainedRun(runDir, { ...options, command: 'eval' });
   const depth = data.tree.depth;
   const rows = (s: TrainingSplit) =>
     Array.from({ length: s.size }, (_, i) => Array.from(s.labels.subarray(i * depth, (i + 1) * depth)));
@@ -72,7 +49,7 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
           ? await neighborStrips(test.embeddings, data, options.strips ?? 8, options.seed ?? 0)
           : undefined,
     };
-    await writeFileAtomic(join(runDir, 'eval.json'), `${JSON.stringify(result)}\n`);
+    await folder.writeEvaluation(result);
     return result;
   } finally {
     tf.dispose([train.embeddings, test.embeddings]);

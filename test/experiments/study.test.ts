@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EMBEDDED_FASHION_MNIST_DIR } from '../../src/data/fashionMnist.js';
 import { useBackend } from '../../src/engine/backend.js';
-import { aggregate, runStudy } from '../../src/study/study.js';
+import { aggregate, runStudy } from '../../src/experiments/study.js';
 import { quietProgress, tempRuns } from '../helpers/train.js';
 
 /** Shared options of a study small enough for a test: 1-epoch MLP runs on the embedded subset. */

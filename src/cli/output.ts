@@ -1,0 +1,38 @@
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ContrastiveError } from '../errors.js';
+import { describeFsError } from '../run/folder.js';
+
+/**
+ * Checks, before any work, that `path` can be written as a file: not an existing folder, and in
+ * a folder that exists (or can be made) and is writable. Errors name the path and the flag.
+ */
+export async function checkOutputFile(command: string, path: string, flag = '--out'): Promise<void> {
+  const info = await stat(path).catch(() => null);
+  if (info?.isDirectory()) {
+    throw new ContrastiveError(`${command}: ${flag} ${path} is a folder; name a file to write.`);
+  }
+  const folder = dirname(path);
+  try {
+    await mkdir(folder, { recursive: true });
+    await access(folder, constants.W_OK);
+    if (info) await access(path, constants.W_OK);
+  } catch (error) {
+    throw new ContrastiveError(`${command}: cannot write ${flag} ${path}: ${describeFsError(error)}.`);
+  }
+}
+
+/** Like {@link checkOutputFile}, for an output folder: an existing file there is an error. */
+export async function checkOutputFolder(command: string, path: string, flag: string): Promise<void> {
+  const info = await stat(path).catch(() => null);
+  if (info && !info.isDirectory()) {
+    throw new ContrastiveError(`${command}: ${flag} ${path} is a file; name a folder.`);
+  }
+  try {
+    await mkdir(path, { recursive: true });
+    await access(path, constants.W_OK);
+  } catch (error) {
+    throw new ContrastiveError(`${command}: cannot write to ${flag} ${path}: ${describeFsError(error)}.`);
+  }
+}

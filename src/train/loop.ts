@@ -1,0 +1,193 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { augmentFeatures, augmentImages } from '../data/augment.js';
+import type { TrainingData } from '../data/dataset.js';
+import { ContrastiveError } from '../errors.js';
+import { faultPoint } from '../io/faults.js';
+import type { ContrastiveModel } from '../models/contrastiveModel.js';
+import { Rng } from '../random.js';
+import { BatchGatherer, epochBatches } from './batches.js';
+import type { Checkpoint } from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+import { trainingMethod } from './methods/registry.js';
+import { Optimizer } from './optimizers.js';
+import type { ProgressReporter } from './progress.js';
+import { quickKnn } from './quickKnn.js';
+import { constantWithWarmup, cosineWithWarmup, type Schedule } from './schedules.js';
+import { fromCheckpoint, initialState, toCheckpoint } from './state.js';
+import { LoggingWindow, type TrainingRecord } from './window.js';
+
+/** Where the loop's output goes; the run folder (`src/run/`) provides one backed by its files. */
+export interface TrainLoopIO {
+  progress: ProgressReporter;
+  /** Appends a metrics record (a logging window or an epoch). */
+  record(record: TrainingRecord): void;
+  /** Persists a checkpoint; must be atomic. */
+  saveCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** Saves the trained model once the last epoch is done. */
+  saveModel(model: ContrastiveModel): Promise<void>;
+  /** Aborting it stops the run after the current step, with a checkpoint. */
+  signal?: AbortSignal;
+  /** Stop (with a checkpoint, as on abort) once this many steps are done in total. */
+  stopAfterSteps?: number;
+  /** Called after each end-of-epoch checkpoint is written. */
+  onEpochEnd?(epoch: number): void;
+}
+
+/** How a loop ended. */
+export interface LoopResult {
+  /** Epochs completed. */
+  epochs: number;
+  steps: number;
+  /** Mean loss of the last epoch (or of the steps run when interrupted; NaN when none ran). */
+  finalLoss: number;
+  /** The last quick kNN accuracy on the test split (finest level), when evaluated. */
+  knnAccuracy?: number;
+  /** True when the run stopped early (abort or `stopAfterSteps`) after writing a checkpoint. */
+  interrupted: boolean;
+}
+
+/**
+ * Trains `config.method` on `data`: setup (models, optimiser, schedule, state — fresh or from
+ * `resumeFrom`), then the loop over epochs and batches, a checkpoint at every epoch end and on
+ * abort, and the model saved after the last epoch. The same seed on the same backend gives the
+ * same run, interrupted or not.
+ */
+export async function trainLoop(
+  config: TrainConfig,
+  data: TrainingData,
+  io: TrainLoopIO,
+  resumeFrom?: Checkpoint,
+): Promise<LoopResult> {
+  // setup
+  const method = trainingMethod(config.method);
+  const models = method.build(config, data);
+  const optimizer = new Optimizer(models.trainable, {
+    kind: config.optimizer,
+    momentum: config.momentum,
+    nesterov: config.nesterov,
+    weightDecay: config.weightDecay,
+    gradClipNorm: config.gradClip,
+  });
+  const stepsPerEpoch = epochBatches(config, data, new Rng(0)).length;
+  const totalSteps = stepsPerEpoch * config.epochs;
+  const learningRate = learningRateSchedule(config, stepsPerEpoch);
+  const state = resumeFrom ? fromCheckpoint(resumeFrom, models, optimizer) : initialState(config.seed);
+  const window = new LoggingWindow(io.progress, io.record, config.logEvery, config.epochs, totalSteps);
+  const gatherer = new BatchGatherer(data, config.batchSize);
+  const augment = (batch: tf.Tensor) =>
+    data.kind === 'image'
+      ? augmentImages(batch as tf.Tensor4D, state.augmentRng)
+      : augmentFeatures(batch as tf.Tensor2D, state.augmentRng);
+  const checkpoint = () => io.saveCheckpoint(toCheckpoint(state, models, optimizer, config));
+  let finalLoss = Number.NaN;
+  let knnAccuracy: number | undefined;
+  const result = (interrupted: boolean): LoopResult => ({
+    epochs: Math.min(state.epoch - (interrupted ? 0 : 1), config.epochs),
+    steps: state.step,
+    finalLoss,
+    knnAccuracy,
+    interrupted,
+  });
+
+  try {
+    // the loop
+    while (state.epoch <= config.epochs) {
+      const samplerRng = new Rng(state.epochSamplerState);
+      const batches = epochBatches(config, data, samplerRng);
+      while (state.stepInEpoch < batches.length) {
+        const lr = learningRate(state.step);
+        const { x, labels } = gatherer.gather(batches[state.stepInEpoch]);
+        const out = withHeapGuard(config, () =>
+          method.step(
+            models,
+            optimizer,
+            { x, labels, augment, learningRate: lr, step: state.step, stepsPerEpoch, mixRng: state.mixRng },
+            config,
+          ),
+        );
+        x.dispose();
+        if (!Number.isFinite(out.loss)) {
+          throw new ContrastiveError(
+            `train: the loss became ${out.loss} at epoch ${state.epoch}, step ${state.step + 1} (learning rate ${lr.toExponential(2)}); lower --learning-rate or set --grad-clip. The last checkpoint is intact.`,
+          );
+        }
+        state.step++;
+        state.stepInEpoch++;
+        state.epochLoss += out.loss;
+        state.epochSteps++;
+        window.add({
+          epoch: state.epoch,
+          step: state.step,
+          stepInEpoch: state.stepInEpoch,
+          stepsPerEpoch: batches.length,
+          batchSize: labels.length,
+          loss: out.loss,
+          levelLosses: out.levelLosses,
+          learningRate: lr,
+        });
+        faultPoint('step');
+        const stopRequested =
+          io.signal?.aborted || (io.stopAfterSteps !== undefined && state.step >= io.stopAfterSteps);
+        if (stopRequested && !(state.stepInEpoch === batches.length)) {
+          finalLoss = state.epochLoss / state.epochSteps;
+          await checkpoint();
+          return result(true);
+        }
+      }
+      // end of epoch: next epoch's sampler state, a quick evaluation, a checkpoint
+      const record: TrainingRecord = {
+        kind: 'epoch',
+        epoch: state.epoch,
+        step: state.step,
+        loss: state.epochLoss / Math.max(1, state.epochSteps),
+        seconds: window.elapsed,
+      };
+      if (config.evalEvery > 0 && (state.epoch % config.evalEvery === 0 || state.epoch === config.epochs)) {
+        knnAccuracy = quickKnn(models.model, data);
+        record.knnAccuracy = knnAccuracy;
+      }
+      io.record(record);
+      io.progress.message(
+        `epoch ${state.epoch}/${config.epochs}: loss ${record.loss.toFixed(4)}${knnAccuracy !== undefined && record.knnAccuracy !== undefined ? `, kNN accuracy ${(100 * knnAccuracy).toFixed(2)}%` : ''}`,
+      );
+      finalLoss = record.loss;
+      state.epochSamplerState = samplerRng.state();
+      state.epoch++;
+      state.stepInEpoch = 0;
+      state.epochLoss = 0;
+      state.epochSteps = 0;
+      await checkpoint();
+      io.onEpochEnd?.(state.epoch - 1);
+      const stopRequested =
+        io.signal?.aborted || (io.stopAfterSteps !== undefined && state.step >= io.stopAfterSteps);
+      if (stopRequested && state.epoch <= config.epochs) return result(true);
+    }
+    await io.saveModel(models.model);
+    return result(false);
+  } finally {
+    optimizer.dispose();
+    models.model.dispose();
+    models.keyModel?.dispose();
+  }
+}
+
+function learningRateSchedule(config: TrainConfig, stepsPerEpoch: number): Schedule {
+  const warmup = Math.round(config.warmupEpochs * stepsPerEpoch);
+  return config.schedule === 'cosine'
+    ? cosineWithWarmup(config.learningRate, stepsPerEpoch * config.epochs, warmup)
+    : constantWithWarmup(config.learningRate, warmup);
+}
+
+/** The wasm backend aborts when its 4 GiB heap runs out; say so, and what to do, instead of a stack trace. */
+function withHeapGuard<T>(config: TrainConfig, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof Error && /Aborted|out of memory|memory access out of bounds/i.test(error.message)) {
+      throw new ContrastiveError(
+        `train: the ${config.backend === 'auto' ? 'active' : config.backend} backend ran out of memory at batch size ${config.batchSize} × ${config.views} views (the wasm heap is at most 4 GiB); lower --batch-size. The last checkpoint is intact.`,
+      );
+    }
+    throw error;
+  }
+}

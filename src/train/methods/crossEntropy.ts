@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { ContrastiveModel } from '../../models/contrastiveModel.js';
+import { buildModel } from '../buildModel.js';
+import type { TrainingMethod } from './types.js';
+import { scalarValue, variablesOf } from './viewMethods.js';
+
+/**
+ * The cross-entropy baseline: a linear classifier over the backbone's embedding, trained on the
+ * finest level. The head is built (so every run saves the same parts) but not trained.
+ */
+export const ce: TrainingMethod = {
+  summary: 'cross-entropy baseline: a linear classifier on the finest level',
+  minViews: 1,
+  labels: 'finest',
+  build(config, data) {
+    const base = buildModel(config, data);
+    const numClasses = data.tree.levelSizes[data.tree.depth - 1];
+    const input = tfl.input({ shape: [base.backbone.outputs[0].shape[1] as number] });
+    const logits = tfl.layers
+      .dense({
+        units: numClasses,
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: config.seed + 11 }),
+      })
+      .apply(input) as tfl.SymbolicTensor;
+    const classifier = tfl.model({ inputs: input, outputs: logits, name: 'classifier' });
+    const model = new ContrastiveModel(base.backbone, base.head, classifier);
+    return { model, trainable: [...variablesOf(model.backbone), ...variablesOf(classifier)] };
+  },
+  step({ model }, optimizer, inputs) {
+    const depth = inputs.labels[0].length;
+    const numClasses = model.classifier!.outputs[0].shape[1] as number;
+    const view = inputs.augment(inputs.x);
+    const targets = tf.tidy(() =>
+      tf.oneHot(
+        tf.tensor1d(
+          Int32Array.from(inputs.labels, (row) => row[depth - 1]),
+          'int32',
+        ),
+        numClasses,
+      ),
+    );
+    const { loss } = optimizer.step(
+      () =>
+        tf.losses.softmaxCrossEntropy(
+          targets,
+          model.classifier!.apply(model.embed(view, true), { training: true }) as tf.Tensor,
+        ) as tf.Scalar,
+      inputs.learningRate,
+    );
+    tf.dispose([view, targets]);
+    return { loss: scalarValue(loss) };
+  },
+};

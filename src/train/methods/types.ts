@@ -1,0 +1,60 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { TrainingData } from '../../data/dataset.js';
+import type { ContrastiveModel } from '../../models/contrastiveModel.js';
+import type { MomentumQueue } from '../../models/momentumQueue.js';
+import type { Rng } from '../../random.js';
+import type { TrainConfig } from '../config.js';
+import type { Optimizer } from '../optimizers.js';
+
+/**
+ * What a method trains. `model` is what the run saves (backbone + head); momentum methods add a
+ * key encoder and a queue, which checkpoints save and restore with the rest.
+ */
+export interface MethodModels {
+  model: ContrastiveModel;
+  /** The variables the optimiser updates. */
+  trainable: tf.Variable[];
+  keyModel?: ContrastiveModel;
+  queue?: MomentumQueue;
+}
+
+/** One batch, as the loop hands it to a method's step. */
+export interface StepInputs {
+  /** The batch's raw inputs `[n, ...inputShape]`; the method draws its own augmented views. */
+  x: tf.Tensor;
+  /** Label rows `[n][L]`, coarsest level first. */
+  labels: number[][];
+  /** Draws one augmented view of a batch (seeded by the run's augmentation RNG). */
+  augment(batch: tf.Tensor): tf.Tensor;
+  learningRate: number;
+  /** Steps done before this one, and per epoch: for schedules inside a method (SANE's α_t, β_t ramp). */
+  step: number;
+  stepsPerEpoch: number;
+  /** The run's second RNG stream (SANE's mixup coefficients and permutations). */
+  mixRng: Rng;
+}
+
+/** A step's loss, and per-level losses for hierarchical methods (coarsest first). */
+export interface StepOutput {
+  loss: number;
+  levelLosses?: number[];
+}
+
+/**
+ * Everything the trainer knows about one method. Adding a method is one entry in
+ * `methods/registry.ts` that implements this.
+ */
+export interface TrainingMethod {
+  /** One line for `--help` and docs. */
+  summary: string;
+  /** Views per sample the method needs at least (`--views`). */
+  minViews: number;
+  /** Which labels the loss uses: none (self-supervised), the finest level, or every level. */
+  labels: 'none' | 'finest' | 'all';
+  /** Throws a `ContrastiveError` when the options or the data do not suit the method. */
+  validate?(config: TrainConfig, data: TrainingData): void;
+  /** Builds the models (deterministic in `config.seed`). */
+  build(config: TrainConfig, data: TrainingData): MethodModels;
+  /** One optimiser step on a batch. */
+  step(models: MethodModels, optimizer: Optimizer, inputs: StepInputs, config: TrainConfig): StepOutput;
+}

@@ -1,0 +1,119 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ContrastiveError } from '../../errors.js';
+import { hiMulConLossDetails } from '../../losses/hiMulCon.js';
+import { ntXentLoss } from '../../losses/ntXent.js';
+import { supConLoss } from '../../losses/supCon.js';
+import { buildModel } from '../buildModel.js';
+import type { TrainConfig } from '../config.js';
+import type { MethodModels, StepOutput, TrainingMethod } from './types.js';
+
+/**
+ * The view methods: V augmented views of each sample through one encoder, and a loss over the
+ * projections `[N, V, P]`. SimCLR ignores the labels, SupCon uses the finest level, the
+ * hierarchical methods use every level.
+ */
+type ViewLoss = (
+  projections: tf.Tensor3D,
+  labels: number[][],
+  config: TrainConfig,
+) => { loss: tf.Scalar; levelLosses?: tf.Scalar[] };
+
+function viewMethod(
+  summary: string,
+  labels: TrainingMethod['labels'],
+  viewLoss: ViewLoss,
+  validate?: TrainingMethod['validate'],
+): TrainingMethod {
+  return {
+    summary,
+    minViews: 2,
+    labels,
+    validate,
+    build(config, data): MethodModels {
+      const model = buildModel(config, data);
+      return { model, trainable: [...variablesOf(model.backbone), ...variablesOf(model.head)] };
+    },
+    step({ model }, optimizer, inputs, config): StepOutput {
+      const n = inputs.labels.length;
+      const views = tf.concat(
+        Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
+        0,
+      );
+      let levelTensors: tf.Scalar[] | undefined;
+      const { loss } = optimizer.step(() => {
+        const projections = model.project(model.embed(views, true), true);
+        const perSample = tf.transpose(tf.reshape(projections, [config.views, n, -1]), [1, 0, 2]);
+        const result = viewLoss(perSample as tf.Tensor3D, inputs.labels, config);
+        levelTensors = result.levelLosses?.map((t) => tf.keep(t));
+        return result.loss;
+      }, inputs.learningRate);
+      views.dispose();
+      const levelLosses = levelTensors?.map((t) => t.dataSync()[0]);
+      tf.dispose(levelTensors ?? []);
+      return { loss: scalarValue(loss), levelLosses };
+    },
+  };
+}
+
+const hierarchical = (variant: 'hmc' | 'hce' | 'hmce'): ViewLoss => {
+  return (projections, labels, config) => {
+    const details = hiMulConLossDetails(projections, labels, {
+      temperature: config.temperature,
+      baseTemperature: config.baseTemperature,
+      variant,
+      levelWeights: config.levelWeights,
+      mode: config.hierarchyMode,
+    });
+    return { loss: details.loss, levelLosses: details.levels.map((l) => l.rawLoss) };
+  };
+};
+
+const referenceModeNeedsLevels: TrainingMethod['validate'] = (config, data) => {
+  if (config.hierarchyMode === 'reference' && data.tree.depth < 2) {
+    throw new ContrastiveError(
+      `train: --hierarchy-mode reference needs at least 2 label levels, the data has ${data.tree.depth}.`,
+    );
+  }
+};
+
+export const simclr = viewMethod('SimCLR: NT-Xent over augmented views, no labels', 'none', (p, _, c) => ({
+  loss: ntXentLoss(p, { temperature: c.temperature }),
+}));
+
+export const supcon = viewMethod('SupCon: positives share the finest label', 'finest', (p, labels, c) => ({
+  loss: supConLoss(
+    p,
+    labels.map((row) => row[row.length - 1]),
+    { temperature: c.temperature, baseTemperature: c.baseTemperature ?? c.temperature },
+  ),
+}));
+
+export const himulcon = viewMethod(
+  'HiMulCon: a SupCon term per level, weighted by level',
+  'all',
+  hierarchical('hmc'),
+  referenceModeNeedsLevels,
+);
+export const hicone = viewMethod(
+  'HiConE: per-level terms with the hierarchy-constraint clamp',
+  'all',
+  hierarchical('hce'),
+  referenceModeNeedsLevels,
+);
+export const himulcone = viewMethod(
+  'HiMulConE: HiMulCon and HiConE combined',
+  'all',
+  hierarchical('hmce'),
+  referenceModeNeedsLevels,
+);
+
+export function variablesOf(part: { trainableWeights: { read(): tf.Tensor }[] }): tf.Variable[] {
+  return part.trainableWeights.map((w) => w.read() as tf.Variable);
+}
+
+/** Reads a scalar loss to the host and frees it. */
+export function scalarValue(t: tf.Scalar): number {
+  const v = t.dataSync()[0];
+  t.dispose();
+  return v;
+}
