@@ -15,7 +15,7 @@ export async function checkOutputFile(command: string, path: string, flag = '--o
   }
   const folder = dirname(path);
   try {
-    await mkdir(folder, { recursive: true });
+    await makeFolder(folder);
     await access(folder, constants.W_OK);
     if (info) await access(path, constants.W_OK);
   } catch (error) {
@@ -30,9 +30,20 @@ export async function checkOutputFolder(command: string, path: string, flag: str
     throw new ContrastiveError(`${command}: ${flag} ${path} is a file; name a folder.`);
   }
   try {
-    await mkdir(path, { recursive: true });
+    await makeFolder(path);
     await access(path, constants.W_OK);
   } catch (error) {
     throw new ContrastiveError(`${command}: cannot write to ${flag} ${path}: ${describeFsError(error)}.`);
+  }
+}
+
+/** `mkdir -p`, where a file in the way reads as ENOTDIR (mkdir says EEXIST). */
+async function makeFolder(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+      throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    throw error;
   }
 }

@@ -36,6 +36,12 @@ export interface TrainingDataOptions {
   testFraction?: number;
   labelColumn?: string;
   labelsPath?: string;
+  /** CSV field delimiter. */
+  delimiter?: string;
+  /** Image folders: skip files that cannot be decoded instead of failing. */
+  skipUnreadable?: boolean;
+  /** Let one node name sit under two parents in the label tree. */
+  allowSharedNames?: boolean;
   imageSize?: number;
   channels?: number;
   seed?: number;
@@ -129,6 +135,7 @@ async function loadTableData(options: TrainingDataOptions): Promise<TrainingData
   const read = (path: string) =>
     readFeatureTable(path, {
       labelColumn: options.labelColumn,
+      delimiter: options.delimiter,
       labelsPath: path === options.data ? options.labelsPath : undefined,
     });
   const table = await read(options.data);
@@ -153,7 +160,12 @@ async function loadImageFolderData(options: TrainingDataOptions): Promise<Traini
   const size = options.imageSize ?? 28;
   const channels = options.channels === 3 ? 3 : 1;
   const read = async (root: string): Promise<FeatureTable> => {
-    const folder = await readImageFolder(root, { size: [size, size], channels, pad: 'repeat-leaf' });
+    const folder = await readImageFolder(root, {
+      size: [size, size],
+      channels,
+      pad: 'repeat-leaf',
+      skipUnreadable: options.skipUnreadable,
+    });
     return {
       features: folder.images,
       numRows: folder.shape[0],
@@ -180,7 +192,10 @@ function splitLabelled(
       `train: --test-data has ${test.dim} features per row but --data has ${table.dim}.`,
     );
   }
-  const tree = LabelTree.fromPaths([...table.paths, ...(test?.paths ?? [])], { pad: 'repeat-leaf' });
+  const tree = LabelTree.fromPaths([...table.paths, ...(test?.paths ?? [])], {
+    pad: 'repeat-leaf',
+    allowSharedNames: options.allowSharedNames,
+  });
   const encode = (t: FeatureTable): TrainingSplit => ({
     inputs: t.features,
     labels: tree.encode(padded(t.paths, tree.depth)),

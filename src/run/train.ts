@@ -77,10 +77,16 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       );
     }
     if (state === 'started') {
+      // nothing to resume from: start over with the options it was started with
       progress.message(`${out} stopped before its first checkpoint; starting it over.`);
+      config = {
+        ...resumedConfig(config, await folder.readConfig('train --resume'), 0, progress),
+        resume: false,
+      };
     } else {
       resumeFrom = await folder.readCheckpoint(config.resumeFrom);
-      config = resumedConfig(config, resumeFrom.checkpoint, progress);
+      const meta = checkpointMeta(resumeFrom.checkpoint);
+      config = resumedConfig(config, meta.config as unknown as TrainConfig, meta.epoch - 1, progress);
     }
   } else if (state === 'checkpointed' || state === 'finished') {
     throw new ContrastiveError(
@@ -149,24 +155,22 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 }
 
 /**
- * The options a resumed run uses: the checkpoint's, with the allowed overrides from `requested`.
- * A requested option that would change the run is an error listing each conflict.
+ * The options a resumed run uses: the saved ones (the checkpoint's), with the allowed overrides
+ * from `requested`. A requested option that would change the run is an error listing each
+ * conflict; `epochs` may not go below the `done` epochs.
  */
 function resumedConfig(
   requested: TrainConfig,
-  checkpoint: Checkpoint,
+  saved: TrainConfig,
+  done: number,
   progress: ProgressReporter,
 ): TrainConfig {
-  const meta = checkpointMeta(checkpoint);
-  const saved = meta.config as unknown as TrainConfig;
+  const savedValues = saved as Record<string, unknown>;
   const conflicts = Object.entries(requested)
     .filter(([key, value]) => !RESUMABLE_OVERRIDES.has(key) && value !== undefined)
-    .filter(
-      ([key, value]) => JSON.stringify(value) !== JSON.stringify((saved as Record<string, unknown>)[key]),
-    )
+    .filter(([key, value]) => JSON.stringify(value) !== JSON.stringify(savedValues[key]))
     .map(
-      ([key, value]) =>
-        `--${key} ${JSON.stringify(value)} (the run has ${JSON.stringify((saved as Record<string, unknown>)[key])})`,
+      ([key, value]) => `--${key} ${JSON.stringify(value)} (the run has ${JSON.stringify(savedValues[key])})`,
     );
   if (conflicts.length > 0) {
     throw new ContrastiveError(
@@ -179,7 +183,6 @@ function resumedConfig(
     if (value !== undefined) (config as Record<string, unknown>)[key] = value;
   }
   if (config.epochs !== saved.epochs) {
-    const done = meta.epoch - 1;
     if (config.epochs < done) {
       throw new ContrastiveError(
         `train --resume: --epochs ${config.epochs} is below the ${done} epochs already done.`,
