@@ -34,7 +34,7 @@ export {
 export { type InfoNCEOptions, infoNCELoss } from './losses/moco.js';
 export { type NtXentOptions, ntXentLoss } from './losses/ntXent.js';
 export { l2NormalizeRows, stopGradient } from './losses/parts/features.js';
-export type { LabelsLike } from './losses/parts/labels.js';
+export { finestCommonLevel, type LabelsLike, UNKNOWN_LABEL } from './losses/parts/labels.js';
 export { tiledLogSumExpExcludingSelf } from './losses/parts/tiledLogSumExp.js';
 export {
   type MomentumMixupOptions,
