@@ -2,6 +2,15 @@
  * Datasets, file readers and splits (the label tree lives in `src/hierarchy/`). Samplers,
  * augmentations and image folders have their own modules.
  */
+
+export { DATA_OPTIONS } from './dataOptions.js';
+export {
+  evenLabelPaths,
+  loadTrainingData,
+  type TrainingData,
+  type TrainingDataOptions,
+  type TrainingSplit,
+} from './dataset.js';
 export {
   DEBIAN_FASHION_MNIST_DIR,
   EMBEDDED_FASHION_MNIST_DIR,
@@ -23,6 +32,20 @@ export {
   readLabelPaths,
 } from './featureTable.js';
 export { encodeIdx, type IdxArray, type IdxData, type IdxDtype, parseIdx, readIdx, writeIdx } from './idx.js';
+export {
+  decodeImage,
+  type ImageDecodeOptions,
+  type ResolvedDecodeOptions,
+  resolveDecodeOptions,
+} from './imageDecode.js';
+export {
+  type ImageManifest,
+  isImageManifest,
+  type Manifest,
+  type ManifestOptions,
+  readImageManifest,
+  readManifest,
+} from './manifest.js';
 export { encodeNpy, type NpyArray, type NpyMatrix, readNpy, readNpyMatrix, writeNpy } from './npy.js';
 export {
   type HoldoutOptions,
