@@ -3,7 +3,21 @@
  * augmentations and image folders have their own modules.
  */
 
-export { DATA_OPTIONS } from './dataOptions.js';
+export {
+  type BlurOptions,
+  type ChannelStats,
+  type ColorAugmentOptions,
+  type ColorJitterOptions,
+  colorAugment,
+  measureChannelStats,
+  SIMCLR_AUGMENT,
+} from './colorAugment.js';
+export {
+  COLOR_AUGMENT_OPTIONS,
+  type ColorAugmentOptionValues,
+  colorAugmentOptionsFrom,
+  DATA_OPTIONS,
+} from './dataOptions.js';
 export {
   evenLabelPaths,
   loadTrainingData,
