@@ -13,7 +13,7 @@ export interface ImageDecodeOptions {
    * below a crop size). Default 0: every size is resized.
    */
   minSourceSize?: number;
-  /** Images decoded at the same time (sharp runs them on libuv's pool). Default: the CPU count, at most 8. */
+  /** Images decoded at the same time (sharp runs them on libuv's pool). Default: the CPU count, at least 4 and at most 8. */
   concurrency?: number;
 }
 
@@ -39,7 +39,7 @@ export function resolveDecodeOptions(fn: string, options: ImageDecodeOptions): R
   }
   if (channels !== 1 && channels !== 3)
     throw new ContrastiveError(`${fn}: channels must be 1 or 3, but got ${String(channels)}.`);
-  const concurrency = options.concurrency ?? Math.min(8, availableParallelism());
+  const concurrency = options.concurrency ?? Math.min(8, Math.max(4, availableParallelism()));
   if (!(Number.isInteger(concurrency) && concurrency >= 1))
     throw new ContrastiveError(`${fn}: concurrency must be an integer >= 1, but got ${concurrency}.`);
   return { height, width, channels, minSourceSize: options.minSourceSize ?? 0, concurrency };
@@ -87,7 +87,8 @@ export async function decodeFailure(file: string, error: unknown): Promise<strin
 
 /**
  * Decodes `files` with up to `concurrency` in flight, calling `done(i, pixels)` for each in any
- * order, or `failed(i, reason)` (which may throw to stop). Resolves when every file is handled.
+ * order, or `failed(i, reason)`. When either callback throws, no new file is started, the files in
+ * flight finish, and the first error is rethrown: nothing runs after this returns.
  */
 export async function decodeAll(
   files: readonly string[],
@@ -96,18 +97,30 @@ export async function decodeAll(
   failed: (index: number, reason: string) => void,
 ): Promise<void> {
   let next = 0;
+  let stopped = false;
+  let firstError: unknown = null;
+  const stop = (error: unknown) => {
+    if (!stopped) firstError = error;
+    stopped = true;
+  };
   const worker = async () => {
-    while (next < files.length) {
+    while (!stopped && next < files.length) {
       const i = next++;
-      let pixels: Uint8Array;
+      let pixels: Uint8Array | null = null;
+      let reason = '';
       try {
         pixels = await decodeImage(files[i], options);
       } catch (error) {
-        failed(i, await decodeFailure(files[i], error));
-        continue;
+        reason = await decodeFailure(files[i], error);
       }
-      done(i, pixels);
+      try {
+        if (pixels) done(i, pixels);
+        else failed(i, reason);
+      } catch (error) {
+        stop(error);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency, files.length) }, worker));
+  if (stopped) throw firstError;
 }

@@ -46,6 +46,7 @@ export {
   readLabelPaths,
 } from './featureTable.js';
 export { encodeIdx, type IdxArray, type IdxData, type IdxDtype, parseIdx, readIdx, writeIdx } from './idx.js';
+export { type CachedBatch, CachedBatchReader, ImageCache, type ImageCacheOptions } from './imageCache.js';
 export {
   decodeImage,
   type ImageDecodeOptions,
