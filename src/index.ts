@@ -59,6 +59,7 @@ export {
 } from './models/batchNorm.js';
 export { ContrastiveModel } from './models/contrastiveModel.js';
 export { mlpEncoder, projectionHead, smallConvEncoder } from './models/encoders.js';
+export * from './models/index.js';
 export { loadLayersModelFromDir, saveLayersModel } from './models/modelIO.js';
 export { copyWeights, momentumUpdate } from './models/momentum.js';
 export { MomentumQueue, type MomentumQueueState } from './models/momentumQueue.js';
