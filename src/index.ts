@@ -33,7 +33,7 @@ export {
 export { type InfoNCEOptions, infoNCELoss } from './losses/moco.js';
 export { type NtXentOptions, ntXentLoss } from './losses/ntXent.js';
 export { l2NormalizeRows, stopGradient } from './losses/parts/features.js';
-export type { LabelsLike } from './losses/parts/labels.js';
+export { finestCommonLevel, type LabelsLike, UNKNOWN_LABEL } from './losses/parts/labels.js';
 export { tiledLogSumExpExcludingSelf } from './losses/parts/tiledLogSumExp.js';
 export {
   type MomentumMixupOptions,
@@ -58,6 +58,7 @@ export {
 } from './models/batchNorm.js';
 export { ContrastiveModel } from './models/contrastiveModel.js';
 export { mlpEncoder, projectionHead, smallConvEncoder } from './models/encoders.js';
+export * from './models/index.js';
 export { loadLayersModelFromDir, saveLayersModel } from './models/modelIO.js';
 export { copyWeights, momentumUpdate } from './models/momentum.js';
 export { MomentumQueue, type MomentumQueueState } from './models/momentumQueue.js';

@@ -4,6 +4,7 @@ import { LabelTree } from '../hierarchy/labelTree.js';
 import { loadFashionMnist } from './fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from './featureTable.js';
 import { readImageFolder } from './imageFolder.js';
+import { isImageManifest, readImageManifest } from './manifest.js';
 import { holdOutClasses, trainTestSplit } from './splits.js';
 
 /** Inputs and label rows of one split, row-major. */
@@ -27,6 +28,11 @@ export interface TrainingData {
   source: string;
   /** Label rows of the fine classes left out of training. */
   heldOut: number[][];
+  /**
+   * What loading noticed but did not fail on (short label paths padded, a last line without a
+   * newline whose label is new, ...), one line each; the library never prints them.
+   */
+  warnings: string[];
 }
 
 /** Options that decide the data of a run (a subset of the training config). */
@@ -51,6 +57,24 @@ export interface TrainingDataOptions {
   holdoutClasses?: readonly string[];
   /** Hold out this fraction of the training split as the evaluation split (the test split is not used). */
   validationFraction?: number;
+  /**
+   * A manifest's image column (CSV) or key (JSONL). A `.csv`/`.jsonl` (or `.gz`) `data` whose
+   * header (first record) has a column `image` is read as an image manifest anyway; naming the
+   * column makes `data` a manifest whatever its header says (a missing column is an error).
+   */
+  imageColumn?: string;
+  /** A manifest's (or table's) one column per level, coarsest first, instead of a label-path column. */
+  levelColumns?: readonly string[];
+  /** Separator inside label paths. Default `/`. */
+  separator?: string;
+  /**
+   * Label paths shorter than the deepest: `'repeat-leaf'` (default) pads them with their last
+   * segment; `'unknown'` keeps them as partial labels (-1 below, for the hierarchical losses).
+   * Either way the result's `warnings` says how many there were, once.
+   */
+  shortLabels?: 'repeat-leaf' | 'unknown';
+  /** Images smaller than this on either side are an error (they would be upscaled). Default 0. */
+  minImageSize?: number;
 }
 
 /**
@@ -64,7 +88,12 @@ export async function loadTrainingData(options: TrainingDataOptions): Promise<Tr
   if (!(fraction > 0)) return data;
   const depth = data.tree.depth;
   const dim = data.inputShape.reduce((a, b) => a * b, 1);
-  const split = trainTestSplit(data.train.labels, depth, { testFraction: fraction, seed: options.seed });
+  const split = data.train.labels.includes(-1)
+    ? trainTestSplit(deepestKnownNode(data.train.labels, depth), 1, {
+        testFraction: fraction,
+        seed: options.seed,
+      })
+    : trainTestSplit(data.train.labels, depth, { testFraction: fraction, seed: options.seed });
   return {
     ...data,
     train: subset(data.train, dim, depth, split.train),
@@ -80,7 +109,10 @@ async function loadDataset(options: TrainingDataOptions): Promise<TrainingData> 
       throw new ContrastiveError(
         `train: --data ${options.data}: no such file or folder (or use 'fashion-mnist').`,
       );
-    return info.isDirectory() ? loadImageFolderData(options) : loadTableData(options);
+    if (info.isDirectory()) return loadImageFolderData(options);
+    if (options.imageColumn !== undefined || (await isImageManifest(options.data, options)))
+      return loadImageManifestData(options);
+    return loadTableData(options);
   }
   const limit = (n: number | undefined) => (n && n > 0 ? n : undefined);
   const [train, test] = await Promise.all([
@@ -102,6 +134,7 @@ async function loadDataset(options: TrainingDataOptions): Promise<TrainingData> 
     tree,
     source: `Fashion-MNIST (${train.source.kind}: ${train.source.dir})`,
     heldOut,
+    warnings: [],
   };
 }
 
@@ -136,6 +169,8 @@ async function loadTableData(options: TrainingDataOptions): Promise<TrainingData
     readFeatureTable(path, {
       labelColumn: options.labelColumn,
       delimiter: options.delimiter,
+      levelColumns: options.levelColumns,
+      separator: options.separator,
       labelsPath: path === options.data ? options.labelsPath : undefined,
     });
   const table = await read(options.data);
@@ -155,27 +190,105 @@ async function loadTableData(options: TrainingDataOptions): Promise<TrainingData
   );
 }
 
-/** An image folder (the folder tree is the label tree), split stratified into train and test. */
-async function loadImageFolderData(options: TrainingDataOptions): Promise<TrainingData> {
+/** The image size and channels of a run's image data, checked. */
+function imageShape(options: TrainingDataOptions): { size: number; channels: 1 | 3 } {
   const size = options.imageSize ?? 28;
-  const channels = options.channels === 3 ? 3 : 1;
-  const read = async (root: string): Promise<FeatureTable> => {
-    const folder = await readImageFolder(root, {
-      size: [size, size],
-      channels,
-      pad: 'repeat-leaf',
-      skipUnreadable: options.skipUnreadable,
-    });
+  const channels = options.channels ?? 1;
+  if (!(Number.isInteger(size) && size >= 1 && size <= 4096))
+    throw new ContrastiveError(`train: --image-size must be an integer in [1, 4096], but got ${size}.`);
+  if (channels !== 1 && channels !== 3)
+    throw new ContrastiveError(`train: --channels must be 1 or 3, but got ${channels}.`);
+  return { size, channels };
+}
+
+/** Reads an image folder or a manifest as a table of pixels (the `--test-data` may be either). */
+async function readImages(path: string, options: TrainingDataOptions): Promise<FeatureTable> {
+  const { size, channels } = imageShape(options);
+  const decode = {
+    size: [size, size] as const,
+    channels,
+    minSourceSize: options.minImageSize,
+    skipUnreadable: options.skipUnreadable,
+  };
+  const info = await stat(path).catch(() => null);
+  if (!info) throw new ContrastiveError(`train: ${path}: no such file or folder.`);
+  if (info.isDirectory()) {
+    const folder = await readImageFolder(path, { ...decode, pad: 'keep' });
     return {
       features: folder.images,
       numRows: folder.shape[0],
       dim: size * size * channels,
       paths: folder.paths,
     };
+  }
+  const manifest = await readImageManifest(path, {
+    ...decode,
+    imageColumn: options.imageColumn,
+    labelColumn: options.labelColumn,
+    levelColumns: options.levelColumns,
+    separator: options.separator,
+  });
+  return {
+    features: manifest.images,
+    numRows: manifest.shape[0],
+    dim: size * size * channels,
+    paths: manifest.paths,
+    warnings: manifest.warnings,
   };
-  const table = await read(options.data);
-  const test = options.testData ? await read(options.testData) : null;
+}
+
+/** An image folder (the folder tree is the label tree), split stratified into train and test. */
+async function loadImageFolderData(options: TrainingDataOptions): Promise<TrainingData> {
+  const { size, channels } = imageShape(options);
+  const table = await readImages(options.data, options);
+  const test = options.testData ? await readImages(options.testData, options) : null;
   return splitLabelled(table, test, [size, size, channels], 'image', options, `image folder ${options.data}`);
+}
+
+/**
+ * An image manifest (CSV/JSONL: image path and label path per row), split stratified into train
+ * and test; the same images as a folder tree give the same dataset.
+ */
+async function loadImageManifestData(options: TrainingDataOptions): Promise<TrainingData> {
+  const { size, channels } = imageShape(options);
+  const table = await readImages(options.data, options);
+  const test = options.testData ? await readImages(options.testData, options) : null;
+  return splitLabelled(
+    table,
+    test,
+    [size, size, channels],
+    'image',
+    options,
+    `image manifest ${options.data}`,
+  );
+}
+
+/**
+ * Makes label paths one depth: pads short ones by repeating their leaf (`'repeat-leaf'`) or leaves
+ * them short for partial encoding (`'unknown'`), and returns one warning with the count.
+ */
+export function evenLabelPaths(
+  paths: readonly (readonly string[])[],
+  mode: 'repeat-leaf' | 'unknown',
+  source: string,
+): { paths: string[][]; depth: number; warning: string | null } {
+  let depth = 0;
+  for (const p of paths) depth = Math.max(depth, p.length);
+  let short = 0;
+  let example: readonly string[] | null = null;
+  const out = paths.map((p) => {
+    if (p.length === depth) return p as string[];
+    short++;
+    example ??= p;
+    return mode === 'repeat-leaf'
+      ? [...p, ...new Array<string>(depth - p.length).fill(p[p.length - 1])]
+      : [...p];
+  });
+  const warning =
+    short === 0 || example === null
+      ? null
+      : `${source}: ${short} of ${paths.length} label paths are shorter than the deepest (${depth} levels), e.g. ${JSON.stringify((example as readonly string[]).join('/'))}; ${mode === 'repeat-leaf' ? 'padded by repeating their last level' : 'kept as partial labels (-1 below their known levels)'}.`;
+  return { paths: out, depth, warning };
 }
 
 /** Builds the tree from every path, encodes, splits (or takes the given test set) and holds out classes. */
@@ -192,26 +305,40 @@ function splitLabelled(
       `train: --test-data has ${test.dim} features per row but --data has ${table.dim}.`,
     );
   }
-  const tree = LabelTree.fromPaths([...table.paths, ...(test?.paths ?? [])], {
-    pad: 'repeat-leaf',
+  const mode = options.shortLabels ?? 'repeat-leaf';
+  if (mode !== 'repeat-leaf' && mode !== 'unknown')
+    throw new ContrastiveError(
+      `train: --short-labels must be 'repeat-leaf' or 'unknown', but got ${JSON.stringify(mode)}.`,
+    );
+  const warnings = [...(table.warnings ?? []), ...(test?.warnings ?? [])];
+  const even = evenLabelPaths([...table.paths, ...(test?.paths ?? [])], mode, source);
+  if (even.warning) warnings.push(even.warning);
+  const tree = LabelTree.fromPaths(even.paths, {
+    padToDepth: mode === 'unknown' ? 'unknown' : 'error',
     allowSharedNames: options.allowSharedNames,
   });
-  const encode = (t: FeatureTable): TrainingSplit => ({
+  const encode = (paths: string[][], t: FeatureTable): TrainingSplit => ({
     inputs: t.features,
-    labels: tree.encode(padded(t.paths, tree.depth)),
+    labels: tree.encode(paths, { padToDepth: mode === 'unknown' ? 'unknown' : 'error' }),
     size: t.numRows,
   });
   let trainSplit: TrainingSplit;
   let testSplit: TrainingSplit;
   if (test) {
-    trainSplit = encode(table);
-    testSplit = encode(test);
+    trainSplit = encode(even.paths.slice(0, table.numRows), table);
+    testSplit = encode(even.paths.slice(table.numRows), test);
   } else {
-    const all = encode(table);
+    const all = encode(even.paths, table);
     const fraction = options.testFraction ?? 0.2;
     if (!(fraction > 0 && fraction < 1))
       throw new ContrastiveError(`train: --test-fraction must be in (0, 1), but got ${fraction}.`);
-    const split = trainTestSplit(all.labels, tree.depth, { testFraction: fraction, seed: options.seed });
+    const split =
+      mode === 'unknown'
+        ? trainTestSplit(deepestKnownNode(all.labels, tree.depth), 1, {
+            testFraction: fraction,
+            seed: options.seed,
+          })
+        : trainTestSplit(all.labels, tree.depth, { testFraction: fraction, seed: options.seed });
     [trainSplit, testSplit] = [split.train, split.test].map((rows) =>
       subset(all, table.dim, tree.depth, rows),
     );
@@ -225,13 +352,26 @@ function splitLabelled(
     tree,
     source: `${source}${test ? '' : ` (${Math.round(100 * (options.testFraction ?? 0.2))}% held out for testing)`}`,
     heldOut,
+    warnings,
   };
 }
 
-function padded(paths: string[][], depth: number): string[][] {
-  return paths.map((p) =>
-    p.length < depth ? [...p, ...new Array(depth - p.length).fill(p[p.length - 1])] : p,
-  );
+/** One dense class per row: its deepest known node (partial rows stratify with their parent). */
+function deepestKnownNode(labels: Int32Array, depth: number): Int32Array {
+  const ids = new Map<string, number>();
+  const out = new Int32Array(labels.length / depth);
+  for (let i = 0; i < out.length; i++) {
+    let known = depth;
+    while (known > 1 && labels[i * depth + known - 1] === -1) known--;
+    const key = `${known}/${labels[i * depth + known - 1]}`;
+    let id = ids.get(key);
+    if (id === undefined) {
+      id = ids.size;
+      ids.set(key, id);
+    }
+    out[i] = id;
+  }
+  return out;
 }
 
 /** The given rows of a split, copied. */

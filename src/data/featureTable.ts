@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
+import { createGunzip } from 'node:zlib';
 import { ContrastiveError } from '../errors.js';
 import { type FromPathsOptions, LabelTree } from '../hierarchy/labelTree.js';
 import { readNpyMatrix } from './npy.js';
@@ -16,11 +17,19 @@ export interface FeatureTable {
    * segments rather than joined strings, so a name may contain the separator of another file.
    */
   paths: string[][];
+  /**
+   * Things worth telling the user that are not errors (e.g. a last line without a newline whose
+   * label appears nowhere else: perhaps a cut-off file). The library never prints them.
+   */
+  warnings?: string[];
 }
 
 /** Options of {@link readFeatureTable}. */
 export interface FeatureTableOptions {
-  /** `csv`, `jsonl` or `npy`; default from the file extension (`.jsonl`/`.ndjson`, `.npy`, else CSV). */
+  /**
+   * `csv`, `jsonl` or `npy`; default from the file extension (`.jsonl`/`.ndjson`, `.npy`, else
+   * CSV). A `.gz` suffix (`items.csv.gz`, `items.jsonl.gz`) is read through gzip.
+   */
   format?: 'csv' | 'jsonl' | 'npy';
   /** CSV (and a CSV labels file of `.npy`): the label-path column. Default `label`. */
   labelColumn?: string;
@@ -62,7 +71,7 @@ export async function readFeatureTable(
   path: string,
   options: FeatureTableOptions = {},
 ): Promise<FeatureTable> {
-  const ext = extname(path).slice(1).toLowerCase();
+  const ext = tableExtension(path);
   const format =
     options.format ?? (ext === 'jsonl' || ext === 'ndjson' ? 'jsonl' : ext === 'npy' ? 'npy' : 'csv');
   if (format !== 'csv' && format !== 'jsonl' && format !== 'npy') {
@@ -157,19 +166,67 @@ function splitPath(text: string, separator: string, where: () => string): string
   return segments;
 }
 
-/** The lines of a file, numbered from 1, streamed; a leading byte-order mark is dropped. */
-async function* lines(path: string, fn: string): AsyncGenerator<[string, number]> {
-  const stream = createReadStream(path, { encoding: 'utf8' });
+/** The extension that decides a table's format, lower case, with a `.gz` suffix looked through. */
+export function tableExtension(path: string): string {
+  const lower = path.toLowerCase();
+  const inner = lower.endsWith('.gz') ? lower.slice(0, -3) : lower;
+  return extname(inner).slice(1);
+}
+
+/**
+ * The lines of a file, numbered from 1, streamed (through gzip for `.gz`); a leading byte-order
+ * mark is dropped, `\r\n` ends a line like `\n`. The third element is false only for a last line
+ * that no newline ends.
+ */
+export async function* lines(path: string, fn: string): AsyncGenerator<[string, number, boolean]> {
+  const file = createReadStream(path);
   await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (error: NodeJS.ErrnoException) =>
+    file.once('open', () => resolve());
+    file.once('error', (error: NodeJS.ErrnoException) =>
       reject(new ContrastiveError(`${fn}: cannot read ${path}: ${error.code ?? error.message}.`)),
     );
   });
+  const gzip = path.toLowerCase().endsWith('.gz');
+  let source: NodeJS.ReadableStream = file;
+  if (gzip) {
+    const gunzip = createGunzip();
+    file.on('error', (error) => gunzip.destroy(error));
+    source = file.pipe(gunzip);
+  }
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
   let n = 0;
-  for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
+  const clean = (line: string) => {
+    const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+    return n === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  };
+  const chunks = source[Symbol.asyncIterator]();
+  while (true) {
+    let chunk: IteratorResult<string | Buffer>;
+    try {
+      chunk = await chunks.next();
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      throw new ContrastiveError(
+        `${fn}: cannot read ${path}: ${gzip ? `not a valid gzip file (${e.message})` : (e.code ?? e.message)}.`,
+      );
+    }
+    if (chunk.done) break;
+    rest += typeof chunk.value === 'string' ? chunk.value : decoder.write(chunk.value);
+    let start = 0;
+    let newline = rest.indexOf('\n', start);
+    while (newline >= 0) {
+      n++;
+      yield [clean(rest.slice(start, newline)), n, true];
+      start = newline + 1;
+      newline = rest.indexOf('\n', start);
+    }
+    rest = rest.slice(start);
+  }
+  rest += decoder.end();
+  if (rest !== '') {
     n++;
-    yield [n === 1 && line.charCodeAt(0) === 0xfeff ? line.slice(1) : line, n];
+    yield [clean(rest), n, false];
   }
 }
 
@@ -199,7 +256,7 @@ export function csvFields(line: string, delimiter = ','): string[] {
 }
 
 /** A CSV header and the columns chosen from it. */
-interface CsvColumns {
+export interface CsvColumns {
   header: string[];
   label: number[];
   features: number[];
@@ -266,45 +323,66 @@ function csvPath(
   });
 }
 
-/** Streams a CSV file, calling `row` for each record after the header. */
-async function eachCsvRecord(
+/**
+ * Streams a CSV file, calling `row` for each record after the header. A last line without a
+ * newline that has fewer fields than the header is an error saying the file looks cut off; one
+ * with every field is kept, and `row` learns that it was unterminated.
+ */
+export async function eachCsvRecord(
   fn: string,
   path: string,
-  options: FeatureTableOptions,
-  withFeatures: boolean,
-  row: (fields: string[], n: number, columns: CsvColumns) => void,
+  options: Pick<FeatureTableOptions, 'delimiter'>,
+  header: (fields: string[]) => CsvColumns,
+  row: (fields: string[], n: number, columns: CsvColumns, terminated: boolean) => void,
 ): Promise<void> {
   const name = basename(path);
   const delimiter = options.delimiter ?? ',';
   let columns: CsvColumns | null = null;
-  for await (const [line, n] of lines(path, fn)) {
+  for await (const [line, n, terminated] of lines(path, fn)) {
     if (line.trim() === '') continue;
     const fields = csvFields(line, delimiter);
     if (!columns) {
-      columns = csvColumns(
-        fn,
-        name,
-        fields.map((f) => f.trim()),
-        options,
-        withFeatures,
-      );
+      columns = header(fields.map((f) => f.trim()));
       continue;
+    }
+    if (!terminated && fields.length < columns.header.length) {
+      throw new ContrastiveError(
+        `${fn}: ${name} line ${n}: the file ends in the middle of this line (no newline, ${fields.length} of ${columns.header.length} fields): it looks cut off; fix or re-export the file.`,
+      );
     }
     if (fields.length !== columns.header.length) {
       throw new ContrastiveError(
         `${fn}: ${name} line ${n}: expected ${columns.header.length} fields like the header, but got ${fields.length}.`,
       );
     }
-    row(fields, n, columns);
+    row(fields, n, columns, terminated);
   }
   if (!columns) throw new ContrastiveError(`${fn}: ${name} must start with a header line, but is empty.`);
+}
+
+/**
+ * The warning for a file whose last line has no newline and whose label path appears on no other
+ * line: the classic sign of a cut-off export (`Sneaker` read as a new class `Sneak`).
+ */
+export function unterminatedLabelWarning(
+  name: string,
+  line: number,
+  paths: readonly (readonly string[])[],
+  separator: string,
+): string | null {
+  const last = paths[paths.length - 1].join('\u0000');
+  for (let i = 0; i < paths.length - 1; i++) if (paths[i].join('\u0000') === last) return null;
+  return `${name} line ${line}: the file does not end with a newline and this last line's label ${JSON.stringify(paths[paths.length - 1].join(separator))} appears on no other line; if the file was cut off, that label is truncated.`;
 }
 
 async function readCsv(path: string, options: FeatureTableOptions): Promise<FeatureTable> {
   const fn = 'readCsv';
   const name = basename(path);
   const buffer = new RowBuffer();
-  await eachCsvRecord(fn, path, options, true, (fields, n, columns) => {
+  let unterminated = 0;
+  const header = (fields: string[]) => csvColumns(fn, name, fields, options, true);
+  await eachCsvRecord(fn, path, options, header, (fields, n, columns, terminated) => {
+    if (!terminated) unterminated = n;
     const at = buffer.begin(columns.features.length, () => `${fn}: ${name} line ${n}`);
     const values = buffer.values;
     columns.features.forEach((i, k) => {
@@ -319,7 +397,12 @@ async function readCsv(path: string, options: FeatureTableOptions): Promise<Feat
     });
     buffer.end(csvPath(fn, name, n, fields, columns, options));
   });
-  return buffer.table();
+  const table = buffer.table();
+  const warning =
+    unterminated > 0
+      ? unterminatedLabelWarning(name, unterminated, table.paths, options.separator ?? '/')
+      : null;
+  return warning ? { ...table, warnings: [warning] } : table;
 }
 
 async function readJsonl(path: string, options: FeatureTableOptions): Promise<FeatureTable> {
@@ -329,14 +412,14 @@ async function readJsonl(path: string, options: FeatureTableOptions): Promise<Fe
   const labelKey = options.labelKey ?? options.labelColumn ?? 'label';
   const separator = options.separator ?? '/';
   const buffer = new RowBuffer();
-  for await (const [line, n] of lines(path, fn)) {
+  for await (const [line, n, terminated] of lines(path, fn)) {
     if (line.trim() === '') continue;
     let record: unknown;
     try {
       record = JSON.parse(line);
     } catch (error) {
       throw new ContrastiveError(
-        `${fn}: ${name} line ${n}: expected a JSON object, but the line is not valid JSON (${(error as Error).message}).`,
+        `${fn}: ${name} line ${n}: expected a JSON object, but the line is not valid JSON (${(error as Error).message})${terminated ? '' : '; the file ends in the middle of this line: it looks cut off'}.`,
       );
     }
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
@@ -404,8 +487,9 @@ function jsonlPath(
 export async function readLabelPaths(path: string, options: FeatureTableOptions = {}): Promise<string[][]> {
   const name = basename(path);
   const paths: string[][] = [];
-  if (extname(path).toLowerCase() === '.csv') {
-    await eachCsvRecord('readLabels', path, options, false, (fields, n, columns) => {
+  if (tableExtension(path) === 'csv') {
+    const header = (fields: string[]) => csvColumns('readLabels', name, fields, options, false);
+    await eachCsvRecord('readLabels', path, options, header, (fields, n, columns) => {
       paths.push(csvPath('readLabels', name, n, fields, columns, options));
     });
     return paths;

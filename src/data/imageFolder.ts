@@ -1,17 +1,22 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join, relative, sep } from 'node:path';
 import { ContrastiveError } from '../errors.js';
+import {
+  decodeAll,
+  type ImageDecodeOptions,
+  type ResolvedDecodeOptions,
+  resolveDecodeOptions,
+} from './imageDecode.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff']);
 
 /** Options of {@link readImageFolder}. */
-export interface ImageFolderOptions {
-  /** Output size `[height, width]`; images are resized to it (stretched). Default `[28, 28]`. */
-  size?: readonly [number, number];
-  /** 1 (grey) or 3 (RGB). Default 1. */
-  channels?: 1 | 3;
-  /** Leaves at different depths are an error unless `'repeat-leaf'` pads short paths with their last folder. */
-  pad?: 'error' | 'repeat-leaf';
+export interface ImageFolderOptions extends ImageDecodeOptions {
+  /**
+   * Leaves at different depths are an error unless `'repeat-leaf'` pads short paths with their
+   * last folder, or `'keep'` returns them as they are (the caller pads or marks them unknown).
+   */
+  pad?: 'error' | 'repeat-leaf' | 'keep';
   /** Skip (and list) unreadable images instead of failing on the first one. Default false. */
   skipUnreadable?: boolean;
 }
@@ -30,7 +35,8 @@ export interface ImageFolder {
 
 /**
  * Reads `root/Clothes/Tops/T-shirt/*.png|jpg|...`: the folder tree is the label hierarchy, files
- * are visited in sorted order, decoded and resized with `sharp`.
+ * are visited in sorted order, decoded (in parallel) and resized with `sharp`, colour or grey at
+ * any size.
  */
 export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
   const [h, w] = options.size ?? [28, 28];
@@ -49,39 +55,25 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
   const depth = Math.max(...paths.map((p) => p.length));
   const shallow = paths.findIndex((p) => p.length !== depth);
   if (shallow >= 0) {
-    if (options.pad !== 'repeat-leaf') {
+    if (options.pad !== 'repeat-leaf' && options.pad !== 'keep') {
       throw new ContrastiveError(
         `readImageFolder: ${files[shallow]} is ${paths[shallow].length} folder(s) deep but others are ${depth}; pass pad: 'repeat-leaf' to pad shallow labels.`,
       );
     }
-    paths = paths.map((p) => [...p, ...new Array(depth - p.length).fill(p[p.length - 1])]);
+    if (options.pad === 'repeat-leaf')
+      paths = paths.map((p) => [...p, ...new Array(depth - p.length).fill(p[p.length - 1])]);
   }
-  const { default: sharp } = await import('sharp');
-  const size = h * w * channels;
-  const images = new Float32Array(files.length * size);
-  const kept: number[] = [];
-  const skipped: ImageFolder['skipped'] = [];
-  for (const [i, file] of files.entries()) {
-    try {
-      let pipeline = sharp(file).resize(w, h, { fit: 'fill' }).removeAlpha();
-      pipeline = channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
-      const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-      if (info.channels !== channels) throw new Error(`decoded ${info.channels} channels`);
-      const offset = kept.length * size;
-      for (let k = 0; k < size; k++) images[offset + k] = data[k] / 255;
-      kept.push(i);
-    } catch (error) {
-      const reason = (error as Error).message;
-      if (!options.skipUnreadable) {
-        throw new ContrastiveError(
-          `readImageFolder: cannot decode ${file}: ${reason} (pass skipUnreadable: true to skip such files).`,
-        );
-      }
-      skipped.push({ file, reason });
+  const decode = resolveDecodeOptions('readImageFolder', { ...options, size: [h, w], channels });
+  const decoded = await decodeImageList(files, decode, (i, reason) => {
+    if (!options.skipUnreadable) {
+      throw new ContrastiveError(
+        `readImageFolder: cannot decode ${files[i]}: ${reason} (pass skipUnreadable: true to skip such files).`,
+      );
     }
-  }
+  });
+  const { images, kept, skipped } = decoded;
   return {
-    images: images.slice(0, kept.length * size),
+    images,
     shape: [kept.length, h, w, channels],
     paths: kept.map((i) => paths[i]),
     files: kept.map((i) => files[i]),
@@ -106,4 +98,38 @@ async function listImages(dir: string): Promise<string[]> {
   };
   await walk(dir);
   return out;
+}
+
+/** Decoded images in file order, as floats in [0, 1]; failures go to `failed` (which may throw). */
+export async function decodeImageList(
+  files: readonly string[],
+  decode: ResolvedDecodeOptions,
+  failed: (index: number, reason: string) => void,
+): Promise<{ images: Float32Array; kept: number[]; skipped: { file: string; reason: string }[] }> {
+  const size = decode.height * decode.width * decode.channels;
+  const all = new Float32Array(files.length * size);
+  const ok = new Uint8Array(files.length);
+  const reasons = new Map<number, string>();
+  await decodeAll(
+    files,
+    decode,
+    (i, pixels) => {
+      const offset = i * size;
+      for (let k = 0; k < size; k++) all[offset + k] = pixels[k] / 255;
+      ok[i] = 1;
+    },
+    (i, reason) => {
+      failed(i, reason);
+      reasons.set(i, reason);
+    },
+  );
+  const kept: number[] = [];
+  for (let i = 0; i < files.length; i++) if (ok[i]) kept.push(i);
+  if (kept.length === files.length) return { images: all, kept, skipped: [] };
+  const images = new Float32Array(kept.length * size);
+  kept.forEach((i, r) => {
+    images.set(all.subarray(i * size, (i + 1) * size), r * size);
+  });
+  const skipped = [...reasons].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ file: files[i], reason }));
+  return { images, kept, skipped };
 }

@@ -2,6 +2,29 @@
  * Datasets, file readers and splits (the label tree lives in `src/hierarchy/`). Samplers,
  * augmentations and image folders have their own modules.
  */
+
+export {
+  type BlurOptions,
+  type ChannelStats,
+  type ColorAugmentOptions,
+  type ColorJitterOptions,
+  colorAugment,
+  measureChannelStats,
+  SIMCLR_AUGMENT,
+} from './colorAugment.js';
+export {
+  COLOR_AUGMENT_OPTIONS,
+  type ColorAugmentOptionValues,
+  colorAugmentOptionsFrom,
+  DATA_OPTIONS,
+} from './dataOptions.js';
+export {
+  evenLabelPaths,
+  loadTrainingData,
+  type TrainingData,
+  type TrainingDataOptions,
+  type TrainingSplit,
+} from './dataset.js';
 export {
   DEBIAN_FASHION_MNIST_DIR,
   EMBEDDED_FASHION_MNIST_DIR,
@@ -23,6 +46,21 @@ export {
   readLabelPaths,
 } from './featureTable.js';
 export { encodeIdx, type IdxArray, type IdxData, type IdxDtype, parseIdx, readIdx, writeIdx } from './idx.js';
+export { type CachedBatch, CachedBatchReader, ImageCache, type ImageCacheOptions } from './imageCache.js';
+export {
+  decodeImage,
+  type ImageDecodeOptions,
+  type ResolvedDecodeOptions,
+  resolveDecodeOptions,
+} from './imageDecode.js';
+export {
+  type ImageManifest,
+  isImageManifest,
+  type Manifest,
+  type ManifestOptions,
+  readImageManifest,
+  readManifest,
+} from './manifest.js';
 export { encodeNpy, type NpyArray, type NpyMatrix, readNpy, readNpyMatrix, writeNpy } from './npy.js';
 export {
   type HoldoutOptions,

@@ -67,10 +67,12 @@ export function hierarchyConsistency(
       for (let l = 0; l + 1 < numLevels; l++) {
         // near: share prefix 0..l+1 (i excluded); far: share 0..l but not l+1
         const fine = ids.queryIds[l + 1];
+        const fineKnown = ids.queryKnown[l + 1];
+        if (fineKnown && fineKnown[i] === 0) continue; // the anchor does not know level l+1
         let nn = 0;
         let nf = 0;
         for (const j of ids.members[l][ids.queryIds[l][i]]) {
-          if (j === i) continue;
+          if (j === i || (fineKnown && fineKnown[j] === 0)) continue; // partial label: unknown at l+1
           if (fine[j] === fine[i]) near[nn++] = row[j];
           else far[nf++] = row[j];
         }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../errors.js';
-import { type LabelsLike, readLabelMatrix } from '../losses/parts/labels.js';
+import { type LabelMatrix, type LabelsLike, readLabelMatrix } from '../losses/parts/labels.js';
 import { Rng } from '../random.js';
 import { type HierarchyConsistency, hierarchyConsistency } from './consistency.js';
 import { knnClassify } from './knn.js';
@@ -10,7 +10,11 @@ import { pca2d } from './projection.js';
 import { type LevelRetrieval, retrievalMetrics } from './retrieval.js';
 import { type MistakeSeverity, mistakeSeverity } from './severity.js';
 
-/** Embeddings of one split with their `[N, L]` label rows (coarsest first). */
+/**
+ * Embeddings of one split with their `[N, L]` label rows (coarsest first). Rows may be partial
+ * (-1 below a known prefix): kNN, retrieval and consistency count them only at the levels they
+ * know; mistake severity and the linear probe (finest classes) use only fully labelled rows.
+ */
 export interface EmbeddedSplit {
   embeddings: tf.Tensor2D;
   labels: LabelsLike;
@@ -63,8 +67,9 @@ export function evaluateEmbeddings(
   options: EvaluateOptions = {},
 ): EvaluationSummary {
   const fn = 'evaluateEmbeddings';
-  const testLabels = readLabelMatrix(fn, 'test labels', test.labels);
-  const trainLabels = readLabelMatrix(fn, 'train labels', train.labels);
+  const partial = { allowUnknown: true };
+  const testLabels = readLabelMatrix(fn, 'test labels', test.labels, partial);
+  const trainLabels = readLabelMatrix(fn, 'train labels', train.labels, partial);
   check(
     testLabels.cols === trainLabels.cols,
     () =>
@@ -80,6 +85,12 @@ export function evaluateEmbeddings(
   const trainRows = rows(trainLabels);
   const knn = knnClassify(test.embeddings, testRows, train.embeddings, trainRows, { k, temperature });
   const nn = nearestNeighbors(test.embeddings, test.embeddings, 1, { excludeSelf: true });
+  // mistake severity compares full paths: partial rows (and neighbours) are left out of it
+  const testFull = fullyKnown(testLabels);
+  const testIsFull = new Uint8Array(testLabels.rows);
+  for (const i of testFull) testIsFull[i] = 1;
+  const nnPairs = testFull.filter((i) => testIsFull[nn.indices[i]] === 1);
+  const knnPredicted = rows(knn.predicted);
   const summary: EvaluationSummary = {
     numTrain: trainLabels.rows,
     numTest: testLabels.rows,
@@ -87,18 +98,33 @@ export function evaluateEmbeddings(
     knn: { k, temperature, accuracyByLevel: knn.accuracyByLevel },
     retrieval: retrievalMetrics(test.embeddings, testRows),
     severity: {
-      knn: mistakeSeverity(rows(knn.predicted), testRows),
-      nearestNeighbor: mistakeSeverity(
-        Array.from(nn.indices, (j) => testRows[j]),
-        testRows,
+      knn: severityOf(
+        testFull.map((i) => knnPredicted[i]),
+        testFull.map((i) => testRows[i]),
+        numLevels,
+      ),
+      nearestNeighbor: severityOf(
+        nnPairs.map((i) => testRows[nn.indices[i]]),
+        nnPairs.map((i) => testRows[i]),
+        numLevels,
       ),
     },
   };
   if (options.linearProbe !== false) {
-    const probe = linearProbe(train.embeddings, trainRows, test.embeddings, testRows, {
-      seed: options.seed,
-      ...(options.linearProbe ?? {}),
-    });
+    // the probe learns the finest classes: rows with a partial label path are left out
+    const trainFull = fullyKnown(trainLabels);
+    const subset = (x: tf.Tensor2D, idx: number[], n: number) => (idx.length === n ? x : gatherRows(x, idx));
+    const trainX = subset(train.embeddings, trainFull, trainLabels.rows);
+    const testX = subset(test.embeddings, testFull, testLabels.rows);
+    const probe = linearProbe(
+      trainX,
+      trainFull.map((i) => trainRows[i]),
+      testX,
+      testFull.map((i) => testRows[i]),
+      { seed: options.seed, ...(options.linearProbe ?? {}) },
+    );
+    if (trainX !== train.embeddings) trainX.dispose();
+    if (testX !== test.embeddings) testX.dispose();
     summary.linearProbe = { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy };
   }
   if (numLevels >= 2 && options.consistencyAnchors !== 0) {
@@ -173,6 +199,19 @@ export function checkEvaluateOptions(fn: string, options: EvaluateOptions): void
     t === undefined || (Number.isFinite(t) && t > 0),
     () => `${fn}: knnTemperature must be a number > 0, but got ${String(t)}.`,
   );
+}
+
+/** {@link mistakeSeverity}, or no mistakes when no row is fully labelled. */
+function severityOf(predicted: number[][], truth: number[][], numLevels: number): MistakeSeverity {
+  if (truth.length > 0) return mistakeSeverity(predicted, truth);
+  return { meanLcaHeight: 0, numMistakes: 0, histogram: new Array<number>(numLevels + 1).fill(0) };
+}
+
+/** Indices of the rows whose label path is known at every level. */
+function fullyKnown(m: LabelMatrix): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < m.rows; i++) if (!m.knownDepth || m.knownDepth[i] === m.cols) out.push(i);
+  return out;
 }
 
 function rows(m: { values: Int32Array; rows: number; cols: number }): number[][] {

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { check, checkPositive } from '../errors.js';
 import type { LabelMatrix, LabelsLike } from '../losses/parts/labels.js';
 import { sharedLevelIds, sharedPrefixLength } from './labels.js';
@@ -20,7 +20,10 @@ export interface KnnOptions {
 export interface KnnResult {
   /** Predicted label row of each query (`[Q, L]` row-major, the path of the winning class). */
   predicted: LabelMatrix;
-  /** Accuracy at every level: the predicted path's prefix equals the true one (levels up to `level`). */
+  /**
+   * Accuracy at every level: the predicted path's prefix equals the true one (levels up to
+   * `level`), over the queries that know the level (partial labels: -1 below a known prefix).
+   */
   accuracyByLevel: number[];
   /** Accuracy at the predicted level: the usual kNN top-1 accuracy. */
   accuracy: number;
@@ -32,7 +35,9 @@ export interface KnnResult {
  * weight `exp(sim / τ)`; the class with the largest total wins.
  *
  * @param queries `[Q, D]` test embeddings; `queryLabels` their true label rows.
- * @param database `[M, D]` training embeddings; `databaseLabels` their label rows.
+ * @param database `[M, D]` training embeddings; `databaseLabels` their label rows. With partial
+ *   labels only database rows that know `level` vote, and each level's accuracy counts only the
+ *   queries that know it.
  */
 export function knnClassify(
   queries: tf.Tensor2D,
@@ -57,7 +62,19 @@ export function knnClassify(
     () =>
       `${fn}: labels must have one row per embedding (${queries.shape[0]} queries, ${database.shape[0]} database), but got ${ids.queryLabels.rows} and ${ids.databaseLabels.rows}.`,
   );
-  const neighbors = nearestNeighbors(queries, database, k, { blockSize: options.blockSize });
+  // partial labels: only database rows that know the predicted level vote
+  const voters = ids.databaseKnown[level];
+  const voterRows = voters ? Int32Array.from(knownIndices(voters)) : null;
+  check(
+    voterRows === null || voterRows.length > 0,
+    () => `${fn}: no database row knows level ${level}, so none can vote for a class there.`,
+  );
+  const voterEmbeddings = voterRows ? tf.gather(database, voterRows) : database;
+  const neighbors = nearestNeighbors(queries, voterEmbeddings, k, { blockSize: options.blockSize });
+  if (voterRows) {
+    voterEmbeddings.dispose();
+    for (let r = 0; r < neighbors.indices.length; r++) neighbors.indices[r] = voterRows[neighbors.indices[r]];
+  }
   const classOf = ids.databaseIds[level];
   const numQ = queries.shape[0];
   const cols = ids.queryLabels.cols;
@@ -88,9 +105,23 @@ export function knnClassify(
     predicted.values.set(ids.databaseLabels.values.subarray(row * cols, (row + 1) * cols), q * cols);
   }
   const accuracyByLevel = Array.from({ length: level + 1 }, (_, l) => {
+    const known = ids.queryKnown[l];
     let hits = 0;
-    for (let q = 0; q < numQ; q++) if (sharedPrefixLength(predicted, q, ids.queryLabels, q) > l) hits++;
-    return hits / numQ;
+    let counted = 0;
+    for (let q = 0; q < numQ; q++) {
+      if (known && known[q] === 0) continue; // the query does not know this level
+      counted++;
+      if (sharedPrefixLength(predicted, q, ids.queryLabels, q) > l) hits++;
+    }
+    return counted > 0 ? hits / counted : 0;
   });
   return { predicted, accuracyByLevel, accuracy: accuracyByLevel[level] };
+}
+
+function knownIndices(known: Uint8Array): number[] {
+  const out: number[] = [];
+  known.forEach((k, i) => {
+    if (k === 1) out.push(i);
+  });
+  return out;
 }

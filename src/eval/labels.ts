@@ -14,16 +14,29 @@ export interface SharedLevelIds {
   members: Int32Array[][];
   queryLabels: LabelMatrix;
   databaseLabels: LabelMatrix;
+  /**
+   * Partial labels: `queryKnown[l]` (and `databaseKnown[l]`) is 1 for the rows whose label path
+   * reaches level l, or `undefined` when every row knows it. A row unknown at level l is in a
+   * group of its own kind (never shared with a known row), so it is never relevant to a known
+   * query; metrics skip it as a query at that level.
+   */
+  queryKnown: (Uint8Array | undefined)[];
+  databaseKnown: (Uint8Array | undefined)[];
 }
 
-/** Reads query and database labels (`[N]` or `[N, L]`, coarsest first) and groups them by prefix. */
+/**
+ * Reads query and database labels (`[N]` or `[N, L]`, coarsest first; -1 below a row's known
+ * prefix) and groups them by prefix.
+ */
 export function sharedLevelIds(
   fn: string,
   queryLabels: LabelsLike,
   databaseLabels?: LabelsLike,
 ): SharedLevelIds {
-  const q = readLabelMatrix(fn, 'labels', queryLabels);
-  const d = databaseLabels === undefined ? q : readLabelMatrix(fn, 'database labels', databaseLabels);
+  const partial = { allowUnknown: true };
+  const q = readLabelMatrix(fn, 'labels', queryLabels, partial);
+  const d =
+    databaseLabels === undefined ? q : readLabelMatrix(fn, 'database labels', databaseLabels, partial);
   check(
     q.cols === d.cols,
     () => `${fn}: database labels must have ${q.cols} levels like the query labels, but got ${d.cols}.`,
@@ -33,12 +46,27 @@ export function sharedLevelIds(
     rows: d === q ? q.rows : q.rows + d.rows,
     cols: q.cols,
   };
+  if (q.knownDepth || d.knownDepth) {
+    const depthOf = (m: LabelMatrix) => m.knownDepth ?? new Int32Array(m.rows).fill(m.cols);
+    merged.knownDepth = d === q ? depthOf(q) : concat(depthOf(q), depthOf(d));
+  }
   const groupings = prefixGroupings(merged);
   const offset = d === q ? 0 : q.rows;
   const queryIds = groupings.map((g) => g.ids.subarray(0, q.rows));
   const databaseIds = groupings.map((g) => g.ids.subarray(offset, offset + d.rows));
   const members = groupings.map((g, l) => groupMembers(g, databaseIds[l]));
-  return { numLevels: q.cols, queryIds, databaseIds, members, queryLabels: q, databaseLabels: d };
+  const queryKnown = groupings.map((g) => g.known?.subarray(0, q.rows));
+  const databaseKnown = groupings.map((g) => g.known?.subarray(offset, offset + d.rows));
+  return {
+    numLevels: q.cols,
+    queryIds,
+    databaseIds,
+    members,
+    queryLabels: q,
+    databaseLabels: d,
+    queryKnown,
+    databaseKnown,
+  };
 }
 
 function concat(a: Int32Array, b: Int32Array): Int32Array {

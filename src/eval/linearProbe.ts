@@ -56,6 +56,11 @@ export function linearProbe(
     level >= 0 && level < ids.numLevels,
     () => `${fn}: level must be in [0, ${ids.numLevels - 1}], but got ${level}.`,
   );
+  check(
+    ids.databaseKnown[level] === undefined && ids.queryKnown[level] === undefined,
+    () =>
+      `${fn}: every train and test row must know level ${level} (the probed classes), but some labels are -1 there; drop those rows (evaluateEmbeddings does) or probe a coarser level.`,
+  );
   const yTrain = ids.databaseIds[level];
   const yTest = ids.queryIds[level];
   const numClasses = Math.max(...yTrain, ...yTest) + 1;

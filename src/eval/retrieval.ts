@@ -30,7 +30,10 @@ export interface LevelRetrieval {
   rPrecision: number;
   /** Mean average precision at R (Musgrave et al. 2020; pytorch-metric-learning's `mean_average_precision_at_r`). */
   mapAtR: number;
-  /** Queries with at least one relevant item (the others are left out, as in PML). */
+  /**
+   * Queries with at least one relevant item (the others are left out, as in PML); with partial
+   * labels, only queries that know this level (and only database items that know it are relevant).
+   */
   numQueries: number;
 }
 
@@ -40,7 +43,9 @@ export interface LevelRetrieval {
  * collapsed embedding scores low rather than perfectly.
  *
  * @param embeddings `[Q, D]` query embeddings.
- * @param labels `[Q]` or `[Q, L]` label rows, coarsest first.
+ * @param labels `[Q]` or `[Q, L]` label rows, coarsest first; -1 below a row's known prefix (a
+ *   partial label): such a row is skipped as a query at the levels it does not know and is never
+ *   relevant there.
  */
 export function retrievalMetrics(
   embeddings: tf.Tensor2D,
@@ -66,18 +71,29 @@ export function retrievalMetrics(
     map: 0,
     n: 0,
   }));
-  const sorted = new Float32Array(m);
+  const allSorted = new Float32Array(m);
+  const levelSorted = new Float32Array(m); // reused: the ranking among database items known at a level
   const relevant = new Float32Array(m);
   forEachSimilarityRow(
     embeddings,
     database,
     (q, row) => {
       if (wanted && !wanted.has(q)) return;
-      sorted.set(row);
-      sorted.sort(); // ascending; the excluded self (-Infinity) comes first
-      const valid = m - (leaveOneOut ? 1 : 0);
-      const start = m - valid;
+      allSorted.set(row);
+      allSorted.sort(); // ascending; the excluded self (-Infinity) comes first
       for (let l = 0; l < ids.numLevels; l++) {
+        const known = ids.queryKnown[l];
+        if (known && known[q] === 0) continue; // the query does not know this level
+        // partial labels: items that do not know the level are left out of its ranking
+        const dbKnown = ids.databaseKnown[l];
+        let sorted = allSorted;
+        let m = allSorted.length;
+        if (dbKnown) {
+          m = 0;
+          for (let j = 0; j < dbKnown.length; j++) if (dbKnown[j] === 1) levelSorted[m++] = row[j];
+          sorted = levelSorted.subarray(0, m).sort();
+        }
+        const start = leaveOneOut ? 1 : 0; // the query itself (-Infinity) when it is in the database
         const group = ids.members[l][ids.queryIds[l][q]];
         let r = 0;
         for (const j of group) if (!(leaveOneOut && j === q)) relevant[r++] = row[j];

@@ -7,11 +7,13 @@ export interface FromPathsOptions {
   separator?: string;
   /**
    * Paths shorter than the deepest one are an error by default; `'repeat-leaf'` pads them by
-   * repeating their last segment (`Goods/Bag` in a 3-level tree becomes `Goods/Bag/Bag`).
+   * repeating their last segment (`Goods/Bag` in a 3-level tree becomes `Goods/Bag/Bag`);
+   * `'unknown'` keeps them as partial labels (known only to their depth): they add no node of
+   * their own below, so each must be a prefix of some full-depth path.
    */
-  padToDepth?: 'error' | 'repeat-leaf';
+  padToDepth?: PadToDepth;
   /** Older name of {@link padToDepth}. */
-  pad?: 'error' | 'repeat-leaf';
+  pad?: PadToDepth;
   /** Names of the levels, coarsest first (default `level0`, `level1`, ...). */
   levelNames?: readonly string[];
   /**
@@ -21,12 +23,22 @@ export interface FromPathsOptions {
   allowSharedNames?: boolean;
 }
 
+/**
+ * What to do with a label path shorter than the tree: `'error'`, `'repeat-leaf'` (pad it with its
+ * last segment) or `'unknown'` (a partial label: -1 at the levels below it, see `UNKNOWN_LABEL`).
+ */
+export type PadToDepth = 'error' | 'repeat-leaf' | 'unknown';
+
 /** Options of {@link LabelTree.encode}. */
 export interface EncodeOptions {
   /** Separator inside string paths. Default: the tree's own (the one it was built with). */
   separator?: string;
-  /** `'repeat-leaf'` pads paths shorter than the tree by repeating their leaf, as when building. */
-  padToDepth?: 'error' | 'repeat-leaf';
+  /**
+   * A path shorter than the tree is an error by default; `'repeat-leaf'` pads it by repeating its
+   * leaf, as when building; `'unknown'` encodes its known prefix and -1 in every column below
+   * (what the hierarchical losses and the metrics read as "level not known").
+   */
+  padToDepth?: PadToDepth;
 }
 
 /** The serialised form, as saved in a run folder (`labelTree.json`). */
@@ -111,8 +123,8 @@ export class LabelTree {
     const separator = checkSeparator(fn, options.separator);
     const pad = options.padToDepth ?? options.pad ?? 'error';
     check(
-      pad === 'error' || pad === 'repeat-leaf',
-      () => `${fn}: padToDepth must be 'error' or 'repeat-leaf', but got ${JSON.stringify(pad)}.`,
+      pad === 'error' || pad === 'repeat-leaf' || pad === 'unknown',
+      () => `${fn}: padToDepth must be 'error', 'repeat-leaf' or 'unknown', but got ${JSON.stringify(pad)}.`,
     );
     // Split each distinct path once: datasets repeat a handful of paths many times.
     const distinct = new Map<string, { segments: string[]; index: number }>();
@@ -137,7 +149,7 @@ export class LabelTree {
     const deepest = rows.reduce((a, b) => (b.segments.length > a.segments.length ? b : a));
     const depth = deepest.segments.length;
     for (const r of rows) {
-      if (r.segments.length === depth) continue;
+      if (r.segments.length === depth || pad === 'unknown') continue;
       check(
         pad === 'repeat-leaf',
         () =>
@@ -151,7 +163,28 @@ export class LabelTree {
       separator,
     );
     const byName = Array.from({ length: depth }, () => new Map<string, number>());
-    for (const r of rows) {
+    // full paths first, so that partial ones ('unknown') only name nodes that full paths made
+    const ordered =
+      pad === 'unknown'
+        ? [
+            ...rows.filter((r) => r.segments.length === depth),
+            ...rows.filter((r) => r.segments.length < depth),
+          ]
+        : rows;
+    for (const r of ordered) {
+      if (r.segments.length < depth) {
+        let parent = -1;
+        r.segments.forEach((name, l) => {
+          const id = tree.index[l].get(key(parent, name));
+          check(
+            id !== undefined,
+            () =>
+              `${fn}: path ${r.index} (${JSON.stringify(r.segments.join(separator))}) is a partial label (${r.segments.length} of ${depth} levels) and must be a prefix of some full-depth path, but no full path passes through ${JSON.stringify(r.segments.slice(0, l + 1).join(separator))}; pad it with padToDepth: 'repeat-leaf' or add a full path.`,
+          );
+          parent = id;
+        });
+        continue;
+      }
       let parent = -1;
       r.segments.forEach((name, l) => {
         let id = tree.index[l].get(key(parent, name));
@@ -402,10 +435,11 @@ export class LabelTree {
       if (leaf === undefined) {
         const segments = typeof p === 'string' ? p.split(separator).map((s) => s.trim()) : [...p];
         if (segments.length < depth && opts.padToDepth === 'repeat-leaf') padSegments(segments, depth);
+        const partial = opts.padToDepth === 'unknown' && segments.length < depth && segments.length > 0;
         check(
-          segments.length === depth,
+          segments.length === depth || partial,
           () =>
-            `${fn}: path ${i} must have ${depth} levels like the tree, but got ${segments.length} (${JSON.stringify(p)})${segments.length < depth ? "; pass padToDepth: 'repeat-leaf' to pad it" : ''}.`,
+            `${fn}: path ${i} must have ${depth} levels like the tree, but got ${segments.length} (${JSON.stringify(p)})${segments.length < depth ? "; pass padToDepth: 'repeat-leaf' to pad it, or 'unknown' to keep it as a partial label" : ''}.`,
         );
         let parent = -1;
         segments.forEach((name, l) => {
@@ -413,10 +447,19 @@ export class LabelTree {
           if (id === undefined) throw this.unknownLabel(fn, i, p, segments, l, parent);
           parent = id;
         });
-        leaf = parent;
+        // a partial path's deepest known node, encoded as -(1 + level) - depth*id: decoded below
+        leaf = partial ? -1 - (segments.length - 1) - depth * parent : parent;
         cache.set(text, leaf);
       }
-      for (let l = depth - 1, id = leaf; l >= 0; l--) {
+      let known = depth;
+      let id = leaf;
+      if (leaf < 0) {
+        const code = -1 - leaf;
+        known = (code % depth) + 1;
+        id = Math.floor(code / depth);
+      }
+      for (let l = depth - 1; l >= known; l--) out[i * depth + l] = -1;
+      for (let l = known - 1; l >= 0; l--) {
         out[i * depth + l] = id;
         id = this.nodes[l][id].parent;
       }
@@ -424,7 +467,10 @@ export class LabelTree {
     return out;
   }
 
-  /** Decodes `[N, L]` rows to their paths' segments; a row whose columns are not one leaf's ancestors is an error. */
+  /**
+   * Decodes `[N, L]` rows to their paths' segments; a row whose columns are not one node's
+   * ancestors is an error. A partial row (-1 below a known prefix) decodes to its known prefix.
+   */
   decodeRows(rows: ArrayLike<number>): string[][] {
     const fn = 'LabelTree.decode';
     const depth = this.depth;
@@ -435,21 +481,28 @@ export class LabelTree {
     );
     const out: string[][] = [];
     for (let i = 0; i < rows.length / depth; i++) {
-      const leaf = rows[i * depth + depth - 1];
+      let known = depth;
+      while (known > 0 && rows[i * depth + known - 1] === -1) known--;
       check(
-        Number.isInteger(leaf) && leaf >= 0 && leaf < this.nodes[depth - 1].length,
-        () =>
-          `${fn}: row ${i} must end in a leaf id in [0, ${this.nodes[depth - 1].length - 1}], but got ${leaf}.`,
+        known > 0,
+        () => `${fn}: row ${i} must know at least its coarsest level, but every column is -1.`,
       );
-      for (let l = depth - 2, id = this.nodes[depth - 1][leaf].parent; l >= 0; l--) {
+      const last = known - 1;
+      const leaf = rows[i * depth + last];
+      check(
+        Number.isInteger(leaf) && leaf >= 0 && leaf < this.nodes[last].length,
+        () =>
+          `${fn}: row ${i} must end in a ${known === depth ? 'leaf' : `level-${last} node`} id in [0, ${this.nodes[last].length - 1}], but got ${leaf}.`,
+      );
+      for (let l = last - 1, id = this.nodes[last][leaf].parent; l >= 0; l--) {
         check(
           rows[i * depth + l] === id,
           () =>
-            `${fn}: row ${i} must hold the ancestors of leaf ${leaf} (${this.row(leaf).join(',')}), but got ${Array.from({ length: depth }, (_, k) => rows[i * depth + k]).join(',')}.`,
+            `${fn}: row ${i} must hold the ancestors of ${known === depth ? `leaf ${leaf} (${this.row(leaf).join(',')})` : `node ${leaf} at level ${last}`}, but got ${Array.from({ length: depth }, (_, k) => rows[i * depth + k]).join(',')}.`,
         );
         id = this.nodes[l][id].parent;
       }
-      out.push(this.path(depth - 1, leaf));
+      out.push(this.path(last, leaf));
     }
     return out;
   }

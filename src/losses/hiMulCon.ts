@@ -53,6 +53,8 @@ export interface HiMulConLevel {
   sampleIndices: Int32Array;
   /** Anchors with at least one positive at this level; 0 means the level contributed 0. */
   numAnchorsCounted: number;
+  /** Samples (of `sampleIndices`) whose label path reaches this level (all of them without partial labels). */
+  numKnown: number;
 }
 
 /** {@link hiMulConLossDetails}'s result. */
@@ -72,8 +74,22 @@ export interface HiMulConDetails {
  * walks from the finest level to the coarsest and uses `max(L_l, finer used losses)` so a pair
  * farther apart in the tree never costs less than a closer pair.
  *
+ * **Partial labels.** A row may know only a prefix of its path (`Clothes/Tops` in a 3-level
+ * tree): its unknown columns hold -1 (`UNKNOWN_LABEL`), always below the known prefix. At a
+ * level l such a row does not know, it is not an anchor (it has no level-l class to pull towards)
+ * and it is never a positive of any anchor (not even of its own other views); it takes part in
+ * the levels it knows exactly as a fully labelled row does. It stays in every other anchor's
+ * denominator `Σ_{a ≠ i} exp(s_ia)` at every level: the contrast set `A(i)` is label-free by
+ * definition (all rows but i, positives included), so it does not depend on how deep other rows
+ * happen to be labelled — a level's terms for the rows that know it are then the same whatever
+ * the unknown rows' true classes are, the shared denominator is computed once for all levels, and
+ * an unlabelled image still acts as the "some other image" SimCLR-style contrast it is. With every
+ * level known nothing changes. In `'reference'` mode, rows equally unknown below the same prefix
+ * count as one distinct label row when duplicates are removed (what `unique` does on the -1s).
+ *
  * @param features `[N, V, D]`, or flat `[N*V, D]` view-major.
- * @param labels `[N, L]` non-negative integers, column 0 = coarsest level (a label path per row).
+ * @param labels `[N, L]` integers, column 0 = coarsest level (a label path per row); -1 marks
+ *   levels below a row's known prefix.
  * @example
  * ```ts
  * // paths Clothes/Tops/T-shirt ... as [N, 3] integer rows
@@ -109,7 +125,7 @@ export function hiMulConLossDetails(
     mode === 'paper' || mode === 'reference',
     () => `${fn}: mode must be 'paper' or 'reference', but got ${String(mode)}.`,
   );
-  const matrix = readLabelMatrix(fn, 'labels', labels);
+  const matrix = readLabelMatrix(fn, 'labels', labels, { allowUnknown: true });
   check(
     mode === 'paper' || matrix.cols >= 2,
     () =>
@@ -146,6 +162,7 @@ export function hiMulConLossDetails(
         usedLoss,
         sampleIndices: raw[c].sampleIndices,
         numAnchorsCounted: raw[c].numCounted,
+        numKnown: raw[c].numKnown,
       });
     }
     return { loss: tf.div(total, matrix.cols) as tf.Scalar, levels };
@@ -156,6 +173,14 @@ interface RawLevel {
   loss: tf.Scalar;
   sampleIndices: Int32Array;
   numCounted: number;
+  numKnown: number;
+}
+
+function countKnown(known: Uint8Array | undefined, size: number): number {
+  if (!known) return size;
+  let k = 0;
+  for (const x of known) k += x;
+  return k;
 }
 
 /** Paper form: every level contrasts all N*V rows; only the positive sets change. */
@@ -170,7 +195,12 @@ function paperLevels(
   const all = Int32Array.from({ length: n }, (_, i) => i);
   return prefixGroupings(labels).map((grouping) => {
     const terms = anchorTerms(contrast, { kind: 'groups', grouping });
-    return { loss: meanOverCounted(terms), sampleIndices: all, numCounted: terms.numCounted };
+    return {
+      loss: meanOverCounted(terms),
+      sampleIndices: all,
+      numCounted: terms.numCounted,
+      numKnown: countKnown(grouping.known, n),
+    };
   });
 }
 
@@ -203,7 +233,12 @@ function referenceLevels(
     ]) as tf.Tensor2D;
     const grouping = prefixGroupings(labels, current)[c];
     const terms = anchorTerms(buildContrast(subFlat, m, v, v, temperature), { kind: 'groups', grouping });
-    out[c] = { loss: meanOverCounted(terms), sampleIndices: current, numCounted: terms.numCounted };
+    out[c] = {
+      loss: meanOverCounted(terms),
+      sampleIndices: current,
+      numCounted: terms.numCounted,
+      numKnown: countKnown(grouping.known, m),
+    };
     current = firstOfEachPrefix(current, grouping.ids, labels, c);
   }
   return out;

@@ -47,6 +47,10 @@ export interface SupConDetails {
  * The denominator runs over all `N*V` rows but the anchor itself.
  *
  * @param features `[N, V, D]`, or flat `[N*V, D]` view-major (row `v*N + i` is view v of sample i).
+ * SupCon needs a class for every row: labels with -1 (partial label paths) are an error; take
+ * the finest level every row knows with `finestCommonLevel(labelRows)` (which says when there
+ * is none) and pass its `labels`.
+ *
  * @param labelsOrMask `[N]` integer class labels, or an `[N, N]` 0/1 positive mask (row i = the
  *   positives of anchor i; may be asymmetric), or `null` for SimCLR (only the other views).
  * @example

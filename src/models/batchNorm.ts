@@ -97,6 +97,8 @@ export class FusedBatchNormalization extends Stock {
   static override className = 'BatchNormalization';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[] {
+    // a frozen batch norm runs in inference mode: its moving statistics are kept as they are
+    if (!this.trainable && kwargs.training === true) kwargs = { ...kwargs, training: false };
     const self = this as unknown as BatchNormInternals;
     const input = Array.isArray(inputs) ? inputs[0] : inputs;
     const rank = input.rank;

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { DATA_OPTIONS } from '../data/dataOptions.js';
 import { ContrastiveError } from '../errors.js';
 import {
   BACKEND_OPTION,
@@ -25,36 +26,8 @@ export const TRAIN_OPTIONS = [
     default: 'fashion-mnist',
     doc: "'fashion-mnist', or a CSV/JSONL/.npy table or image folder",
   },
-  {
-    name: 'testData',
-    type: 'string',
-    doc: 'a separate test set in the same format as --data (default: a stratified --test-fraction of --data)',
-  },
-  {
-    name: 'testFraction',
-    type: 'number',
-    default: 0.2,
-    doc: 'share of --data held out (stratified, seeded) for testing when there is no --test-data',
-  },
-  {
-    name: 'labelColumn',
-    type: 'string',
-    doc: "CSV column / JSONL key holding the label path, e.g. 'Clothes/Tops/T-shirt' (default: label)",
-  },
-  {
-    name: 'labelsPath',
-    flag: 'labels',
-    type: 'string',
-    doc: 'label paths of a .npy --data: a text file with one path per line, or a CSV',
-  },
+  ...DATA_OPTIONS.map((o) => (o.name === 'labelsPath' ? { ...o, flag: 'labels' } : o)),
   { name: 'delimiter', type: 'string', doc: 'CSV field delimiter (default: ,)' },
-  {
-    name: 'imageSize',
-    type: 'integer',
-    default: 28,
-    doc: 'image folders: images are resized to this many pixels square',
-  },
-  { name: 'channels', type: 'integer', default: 1, doc: 'image folders: 1 (grey) or 3 (RGB)' },
   {
     name: 'skipUnreadable',
     type: 'boolean',
@@ -304,6 +277,11 @@ function checkRanges(c: TrainConfig): void {
   }
   if (!(c.testFraction > 0 && c.testFraction < 1)) {
     throw new ContrastiveError(`train: --test-fraction must be in (0, 1), but got ${c.testFraction}.`);
+  }
+  if (!(Number.isInteger(c.imageSize) && c.imageSize >= 1 && c.imageSize <= 4096)) {
+    throw new ContrastiveError(
+      `train: --image-size must be an integer in [1, 4096], but got ${c.imageSize}.`,
+    );
   }
   if (!(c.validationFraction >= 0 && c.validationFraction < 1)) {
     throw new ContrastiveError(

@@ -311,3 +311,32 @@ describe('closestNames', () => {
     assert.deepEqual(closestNames('zzz', names, 3), []);
   });
 });
+
+describe('LabelTree partial labels', () => {
+  it("encodes paths shorter than the tree as -1 below their prefix with padToDepth: 'unknown'", () => {
+    const tree = LabelTree.fromPaths(PATHS);
+    const rows = tree.encode(['Clothes/Tops', 'Goods', 'Goods/Bags/Bag', 'Clothes/Tops'], {
+      padToDepth: 'unknown',
+    });
+    assert.deepEqual(Array.from(rows), [0, 0, -1, 1, -1, -1, 1, 3, 4, 0, 0, -1]);
+    assert.deepEqual(tree.decode(rows), ['Clothes/Tops', 'Goods', 'Goods/Bags/Bag', 'Clothes/Tops']);
+    // the default is unchanged: short paths are an error naming both remedies
+    fails(() => tree.encode(['Clothes/Tops']), /path 0 must have 3 levels.*'repeat-leaf'.*'unknown'/);
+    fails(() => tree.encode(['Clothes/Hats'], { padToDepth: 'unknown' }), /unknown label "Hats"/);
+  });
+
+  it('builds a tree from full and partial paths; a partial path must lie on a full one', () => {
+    const tree = LabelTree.fromPaths(['Clothes/Tops', ...PATHS, 'Goods'], { padToDepth: 'unknown' });
+    assert.deepEqual(tree.levelSizes, [2, 4, 5]);
+    assert.deepEqual(tree.classes(0), ['Clothes', 'Goods']);
+    fails(
+      () => LabelTree.fromPaths([...PATHS, 'Goods/Toys'], { padToDepth: 'unknown' }),
+      /path 5 \("Goods\/Toys"\) is a partial label \(2 of 3 levels\) and must be a prefix of some full-depth path, but no full path passes through "Goods\/Toys"/,
+    );
+    fails(() => tree.decode([-1, -1, -1]), /row 0 must know at least its coarsest level/);
+    fails(
+      () => tree.decode([1, 0, -1]),
+      /row 0 must hold the ancestors of node 0 at level 1, but got 1,0,-1/,
+    );
+  });
+});

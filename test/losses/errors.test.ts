@@ -40,7 +40,7 @@ forEachBackend('loss input errors', () => {
     );
     throwsMessage(
       () => hiMulConLoss(f(), [[[0]], [[1]]] as unknown as number[][]),
-      /hiMulConLoss: labels must hold non-negative integers, but labels\[0,0\] is 0/,
+      /hiMulConLoss: labels must hold non-negative integers \(or -1 at unknown levels\), but labels\[0,0\] is 0/,
     );
   });
 

@@ -95,10 +95,20 @@ export function anchorTerms(contrast: Contrast, positives: Positives): AnchorTer
   const selfWeight = new Float32Array(n); // 1 when i's own other views are positives
   let groupSum: tf.Tensor2D; // [N, D]: Σ_j S_ij viewSum_j
   if (positives.kind === 'groups') {
-    const { ids, sizes } = positives.grouping;
+    const { ids, sizes, known } = positives.grouping;
     for (let i = 0; i < n; i++) {
       rowCount[i] = sizes[ids[i]];
       selfWeight[i] = 1;
+    }
+    if (known) {
+      // a row that does not know this level is no anchor and nobody's positive here: its group
+      // holds only rows equally unknown, and none of them counts a positive
+      for (let i = 0; i < n; i++) {
+        if (known[i] === 0) {
+          rowCount[i] = 0;
+          selfWeight[i] = 0;
+        }
+      }
     }
     if (sizes.length === n) {
       groupSum = contrast.viewSum; // every sample alone in its group

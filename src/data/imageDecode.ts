@@ -1,0 +1,126 @@
+import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { ContrastiveError } from '../errors.js';
+
+/** How images are turned into pixels: every reader (folder, manifest, cache) decodes the same way. */
+export interface ImageDecodeOptions {
+  /** Output size `[height, width]`; images are resized to it (stretched). Default `[28, 28]`. */
+  size?: readonly [number, number];
+  /** 1 (grey) or 3 (RGB). Default 1. Any source (grey, RGB, RGBA, palette) is converted to it. */
+  channels?: 1 | 3;
+  /**
+   * Reject images smaller than this many pixels on either side (they would be upscaled, e.g.
+   * below a crop size). Default 0: every size is resized.
+   */
+  minSourceSize?: number;
+  /** Images decoded at the same time (sharp runs them on libuv's pool). Default: the CPU count, at least 4 and at most 8. */
+  concurrency?: number;
+}
+
+/** The decoder's settings with defaults filled in. */
+export interface ResolvedDecodeOptions {
+  height: number;
+  width: number;
+  channels: 1 | 3;
+  minSourceSize: number;
+  concurrency: number;
+}
+
+/** Checks and fills in {@link ImageDecodeOptions}. */
+export function resolveDecodeOptions(fn: string, options: ImageDecodeOptions): ResolvedDecodeOptions {
+  const [height, width] = options.size ?? [28, 28];
+  const channels = options.channels ?? 1;
+  for (const [name, v] of [
+    ['height', height],
+    ['width', width],
+  ] as const) {
+    if (!(Number.isInteger(v) && v >= 1 && v <= 4096))
+      throw new ContrastiveError(`${fn}: size ${name} must be an integer in [1, 4096], but got ${v}.`);
+  }
+  if (channels !== 1 && channels !== 3)
+    throw new ContrastiveError(`${fn}: channels must be 1 or 3, but got ${String(channels)}.`);
+  const concurrency = options.concurrency ?? Math.min(8, Math.max(4, availableParallelism()));
+  if (!(Number.isInteger(concurrency) && concurrency >= 1))
+    throw new ContrastiveError(`${fn}: concurrency must be an integer >= 1, but got ${concurrency}.`);
+  return { height, width, channels, minSourceSize: options.minSourceSize ?? 0, concurrency };
+}
+
+type Sharp = typeof import('sharp').default;
+let sharpModule: Sharp | null = null;
+
+async function loadSharp(): Promise<Sharp> {
+  sharpModule ??= (await import('sharp')).default;
+  return sharpModule;
+}
+
+/**
+ * Decodes one image to `height × width × channels` uint8 pixels (row-major, HWC), resized with
+ * `fit: 'fill'`, alpha dropped, grey via sharp's `grayscale()` or sRGB. Throws the underlying
+ * error; callers turn it into a message naming the file (and line).
+ */
+export async function decodeImage(file: string, options: ResolvedDecodeOptions): Promise<Uint8Array> {
+  const sharp = await loadSharp();
+  const input = sharp(file);
+  if (options.minSourceSize > 0) {
+    const meta = await input.metadata();
+    const w = meta.width ?? 0;
+    const h = meta.height ?? 0;
+    if (w < options.minSourceSize || h < options.minSourceSize)
+      throw new Error(
+        `the image is ${w}×${h}, smaller than the minimum ${options.minSourceSize} pixels per side`,
+      );
+  }
+  let pipeline = input.resize(options.width, options.height, { fit: 'fill' }).removeAlpha();
+  pipeline = options.channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== options.channels) throw new Error(`decoded ${info.channels} channels`);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Why a file could not be decoded, in words: a missing file says so rather than sharp's text. */
+export async function decodeFailure(file: string, error: unknown): Promise<string> {
+  const info = await stat(file).catch(() => null);
+  if (!info) return 'no such file';
+  if (!info.isFile()) return 'not a file';
+  return (error as Error).message;
+}
+
+/**
+ * Decodes `files` with up to `concurrency` in flight, calling `done(i, pixels)` for each in any
+ * order, or `failed(i, reason)`. When either callback throws, no new file is started, the files in
+ * flight finish, and the first error is rethrown: nothing runs after this returns.
+ */
+export async function decodeAll(
+  files: readonly string[],
+  options: ResolvedDecodeOptions,
+  done: (index: number, pixels: Uint8Array) => void,
+  failed: (index: number, reason: string) => void,
+): Promise<void> {
+  let next = 0;
+  let stopped = false;
+  let firstError: unknown = null;
+  const stop = (error: unknown) => {
+    if (!stopped) firstError = error;
+    stopped = true;
+  };
+  const worker = async () => {
+    while (!stopped && next < files.length) {
+      const i = next++;
+      let pixels: Uint8Array | null = null;
+      let reason = '';
+      try {
+        pixels = await decodeImage(files[i], options);
+      } catch (error) {
+        reason = await decodeFailure(files[i], error);
+      }
+      try {
+        if (pixels) done(i, pixels);
+        else failed(i, reason);
+      } catch (error) {
+        stop(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.concurrency, files.length) }, worker));
+  if (stopped) throw firstError;
+}

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { ImageCache } from '../../src/data/imageCache.js';
+import { readImageFolder } from '../../src/data/imageFolder.js';
+import { ContrastiveError } from '../../src/errors.js';
+
+describe('image cache', () => {
+  let root: string;
+  let files: string[];
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'contrastive-cache-'));
+    for (const [c, dir] of ['A/x', 'A/y', 'B/z'].entries()) {
+      await mkdir(join(root, 'set', dir), { recursive: true });
+      for (let i = 0; i < 6; i++) {
+        const w = 9 + i;
+        const h = 7 + c;
+        const pixels = Buffer.from(Array.from({ length: w * h * 3 }, (_, k) => (k * (i + 3) + c * 50) % 256));
+        await sharp(pixels, { raw: { width: w, height: h, channels: 3 } })
+          .png()
+          .toFile(join(root, 'set', dir, `${i}.png`));
+      }
+    }
+    files = (await readImageFolder(join(root, 'set'), { size: [4, 4] })).files;
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('holds exactly the pixels the folder reader decodes, and is reused while nothing changes', async () => {
+    const cacheDir = join(root, 'cache');
+    const folder = await readImageFolder(join(root, 'set'), { size: [5, 6], channels: 3 });
+    const progress: number[] = [];
+    const cache = await ImageCache.open(files, {
+      cacheDir,
+      size: [5, 6],
+      channels: 3,
+      onProgress: (done) => progress.push(done),
+    });
+    assert.equal(cache.reused, false);
+    assert.equal(cache.count, 18);
+    assert.equal(cache.imageSize, 90);
+    assert.equal(progress[progress.length - 1], 18);
+    const all = new Float32Array(18 * 90);
+    await cache.readRows(
+      Array.from({ length: 18 }, (_, i) => i),
+      all,
+    );
+    assert.deepEqual(all, folder.images);
+    await cache.close();
+    const again = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3 });
+    assert.equal(again.reused, true);
+    assert.equal(again.path, cache.path);
+    await again.close();
+    // other options: another cache; a touched source: rebuilt
+    const grey = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 1 });
+    assert.equal(grey.reused, false);
+    assert.notEqual(grey.path, cache.path);
+    await grey.close();
+    await utimes(files[4], new Date(), new Date(Date.now() + 5000));
+    const touched = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3, name: 'fixed' });
+    assert.equal(touched.reused, false);
+    await touched.close();
+    const same = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3, name: 'fixed' });
+    assert.equal(same.reused, true);
+    await same.close();
+    await utimes(files[4], new Date(), new Date(Date.now() + 10000));
+    const rebuilt = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3, name: 'fixed' });
+    assert.equal(rebuilt.reused, false, 'same name, new mtime: rebuilt');
+    await rebuilt.close();
+    assert.deepEqual(
+      (await readdir(cacheDir)).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temporary file left',
+    );
+  });
+
+  it('reads batches by row index with a prefetch of the next one', async () => {
+    const cache = await ImageCache.open(files, { cacheDir: join(root, 'cache'), size: [5, 6], channels: 3 });
+    const all = new Float32Array(18 * 90);
+    await cache.readRows(
+      Array.from({ length: 18 }, (_, i) => i),
+      all,
+    );
+    const batches = [[3, 1], [0], [17, 5, 9]];
+    const reader = cache.batchReader(batches);
+    for (const [k, rows] of batches.entries()) {
+      const batch = await reader.next();
+      assert.ok(batch);
+      assert.equal(batch.batch, k);
+      assert.ok(batch.waitedMs >= 0);
+      assert.equal(batch.inputs.length, rows.length * 90);
+      rows.forEach((row, r) => {
+        assert.deepEqual(batch.inputs.subarray(r * 90, (r + 1) * 90), all.subarray(row * 90, (row + 1) * 90));
+      });
+    }
+    assert.equal(await reader.next(), null);
+    await assert.rejects(
+      cache.readRows([18], new Float32Array(90)),
+      (e: unknown) =>
+        e instanceof ContrastiveError &&
+        /indices\[0\] must be an image index in \[0, 17\], but got 18/.test(e.message),
+    );
+    await cache.close();
+  });
+
+  it('names a missing or undecodable image, and leaves no partial cache', async () => {
+    const cacheDir = join(root, 'bad-cache');
+    await assert.rejects(
+      ImageCache.open([...files, join(root, 'nope.png')], { cacheDir }),
+      (e: unknown) =>
+        e instanceof ContrastiveError && /image .*nope\.png \(number 18\) does not exist/.test(e.message),
+    );
+    const broken = join(root, 'broken.png');
+    await writeFile(broken, 'not a png');
+    await assert.rejects(
+      ImageCache.open([...files, broken], { cacheDir }),
+      (e: unknown) =>
+        e instanceof ContrastiveError && /ImageCache.open: cannot decode .*broken\.png/.test(e.message),
+    );
+    assert.deepEqual(await readdir(cacheDir), []);
+  });
+});
