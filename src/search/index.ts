@@ -1,0 +1,20 @@
+/** Put trained embeddings to work: a hierarchy-aware index, search, placement in the tree, duplicates. */
+export {
+  EmbeddingIndex,
+  type EmbeddingIndexOptions,
+  type EmbeddingSpace,
+  type IndexItem,
+  type IndexItemInput,
+  type IndexSnapshot,
+  type ModelIdentity,
+  type RowNeighbors,
+  type SearchGroup,
+  type SearchHit,
+  type SearchOptions,
+  type SearchQuery,
+  type SearchResult,
+} from './embeddingIndex.js';
+export type { HnswOptions } from './hnsw.js';
+export { decodeIndexFile, encodeIndexFile, INDEX_FORMAT_VERSION, INDEX_MAGIC } from './indexFile.js';
+export { resolveLevel, resolveNode, type TreeNodeRef } from './treeNodes.js';
+export type { EmbeddingsLike } from './vectors.js';
