@@ -54,7 +54,10 @@ describe('EmbeddingIndex save / load', () => {
     assert.deepEqual(loaded.items(), index.items());
     assert.deepEqual(loaded.matrix(), index.matrix());
     const q = { id: 'item-5' };
-    assert.deepEqual(loaded.search(q, { k: 7, within: 'Clothes' }), index.search(q, { k: 7, within: 'Clothes' }));
+    assert.deepEqual(
+      loaded.search(q, { k: 7, within: 'Clothes' }),
+      index.search(q, { k: 7, within: 'Clothes' }),
+    );
     assert.equal(loaded.approximate, false);
   });
 
@@ -86,7 +89,10 @@ describe('EmbeddingIndex save / load', () => {
       b.writeUInt32LE(v, 8);
       return b;
     };
-    await rejects(await variant('newer.index', version(2)), /format version 2, newer than this tfjs-contrastive reads \(1\)/);
+    await rejects(
+      await variant('newer.index', version(2)),
+      /format version 2, newer than this tfjs-contrastive reads \(1\)/,
+    );
     await rejects(await variant('older.index', version(0)), /format version 0, older than .* rebuild it/);
     await rejects(
       await variant('flipped.index', (b) => {
@@ -96,7 +102,10 @@ describe('EmbeddingIndex save / load', () => {
       /is corrupt: its SHA-256 checksum does not match/,
     );
     await rejects(await variant('short.index', (b) => b.subarray(0, b.length - 8)), /is corrupt/);
-    await rejects(await variant('foreign.index', () => Buffer.from('{"not": "an index"}')), /is not a tfjs-contrastive index file/);
+    await rejects(
+      await variant('foreign.index', () => Buffer.from('{"not": "an index"}')),
+      /is not a tfjs-contrastive index file/,
+    );
     await rejects(join(dir, 'missing.index'), /cannot read .*ENOENT/);
   });
 });
