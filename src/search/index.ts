@@ -16,5 +16,18 @@ export {
 } from './embeddingIndex.js';
 export type { HnswOptions } from './hnsw.js';
 export { decodeIndexFile, encodeIndexFile, INDEX_FORMAT_VERSION, INDEX_MAGIC } from './indexFile.js';
+export {
+  type CalibrateOptions,
+  calibrate,
+  type LabelledEmbeddings,
+  type LevelCalibration,
+  type LevelPrediction,
+  type MethodCalibration,
+  type PathCalibration,
+  type PathPrediction,
+  type PlacementMethod,
+  type PredictPathOptions,
+  predictPath,
+} from './predictPath.js';
 export { resolveLevel, resolveNode, type TreeNodeRef } from './treeNodes.js';
 export type { EmbeddingsLike } from './vectors.js';
