@@ -1,4 +1,11 @@
 /** Put trained embeddings to work: a hierarchy-aware index, search, placement in the tree, duplicates. */
+
+export {
+  type DuplicatePair,
+  type DuplicateReport,
+  type FindDuplicatesOptions,
+  findDuplicates,
+} from './duplicates.js';
 export {
   EmbeddingIndex,
   type EmbeddingIndexOptions,
