@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ContrastiveError } from '../errors.js';
-import { forEachSimilarityRow, topK } from '../eval/neighbors.js';
+import { topK } from '../eval/neighbors.js';
 import type { LabelPath, LabelTree } from '../hierarchy/labelTree.js';
 import { HnswGraph, type HnswOptions } from './hnsw.js';
 import { resolveLevel, resolveNode, type TreeLayout, treeLayout } from './treeNodes.js';
@@ -129,8 +129,8 @@ export interface IndexSnapshot {
 interface SearchView {
   /** `order[pos]` = storage row at layout position pos. */
   order: Int32Array;
-  /** `[N, dim]` tensor in layout order. */
-  matrix: tf.Tensor2D;
+  /** `[dim, N]`: the rows in layout order, transposed once so every block is a plain product. */
+  transposed: tf.Tensor2D;
   /** `nodeStart[l][id]`, `nodeEnd[l][id]`: the node's items are positions `[start, end)`. */
   nodeStart: Int32Array[];
   nodeEnd: Int32Array[];
@@ -637,7 +637,11 @@ export class EmbeddingIndex {
     return results;
   }
 
-  /** Runs `visit(q, similarities to positions [start, end))` for every query, one block at a time. */
+  /**
+   * Runs `visit(q, similarities to positions [start, end))` for every query, one block of queries
+   * at a time (`[block, D] x [D, end - start]`, the blocking of `forEachSimilarityRow`, on the
+   * cached transposed matrix: stored rows and queries are already unit length).
+   */
   private forEachScopeRow(
     queries: Float32Array,
     numQueries: number,
@@ -646,16 +650,28 @@ export class EmbeddingIndex {
     visit: (query: number, row: Float32Array) => void,
   ): void {
     const view = this.searchView();
-    const queryTensor = tf.tensor2d(queries, [numQueries, this.dim]);
+    const width = end - start;
+    // a block's similarities are blockSize x width floats: keep them near 16M (64 MB)
+    const blockSize = Math.max(1, Math.min(256, Math.floor(2 ** 24 / Math.max(width, 1))));
     const database =
       start === 0 && end === this.count
-        ? view.matrix
-        : tf.slice(view.matrix, [start, 0], [end - start, this.dim]);
+        ? view.transposed
+        : tf.slice(view.transposed, [0, start], [this.dim, width]);
     try {
-      forEachSimilarityRow(queryTensor, database, visit, { blockSize: 256 });
+      for (let first = 0; first < numQueries; first += blockSize) {
+        const size = Math.min(blockSize, numQueries - first);
+        const block = tf.tidy(() =>
+          tf.matMul(
+            tf.tensor2d(queries.subarray(first * this.dim, (first + size) * this.dim), [size, this.dim]),
+            database,
+          ),
+        );
+        const sims = block.dataSync() as Float32Array;
+        block.dispose();
+        for (let r = 0; r < size; r++) visit(first + r, sims.subarray(r * width, (r + 1) * width));
+      }
     } finally {
-      queryTensor.dispose();
-      if (database !== view.matrix) database.dispose();
+      if (database !== view.transposed) database.dispose();
     }
   }
 
@@ -712,7 +728,7 @@ export class EmbeddingIndex {
     const nodeEnd = this.layout.leafEnd.map((ends) => ends.map((e) => bucketStart[e]));
     this.view = {
       order,
-      matrix: tf.tensor2d(sorted, [n, this.dim]),
+      transposed: tf.tidy(() => tf.transpose(tf.tensor2d(sorted, [n, this.dim]))),
       nodeStart,
       nodeEnd,
       labelledEnd: bucketStart[numLeaves],
@@ -721,7 +737,7 @@ export class EmbeddingIndex {
   }
 
   private invalidate(): void {
-    this.view?.matrix.dispose();
+    this.view?.transposed.dispose();
     this.view = null;
     this.positionOfRow = null;
     this.prototypeCache.clear();
