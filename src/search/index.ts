@@ -21,6 +21,14 @@ export {
   type SearchQuery,
   type SearchResult,
 } from './embeddingIndex.js';
+export {
+  decodeImage,
+  type EmbeddedInputs,
+  type EmbedInputsOptions,
+  embedInputs,
+  type InputSource,
+  parseInputSource,
+} from './embedInputs.js';
 export type { HnswOptions } from './hnsw.js';
 export { decodeIndexFile, encodeIndexFile, INDEX_FORMAT_VERSION, INDEX_MAGIC } from './indexFile.js';
 export {
@@ -36,5 +44,6 @@ export {
   type PredictPathOptions,
   predictPath,
 } from './predictPath.js';
+export { openRunEncoder, type RunEncoder } from './runModel.js';
 export { resolveLevel, resolveNode, type TreeNodeRef } from './treeNodes.js';
 export type { EmbeddingsLike } from './vectors.js';

@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { ContrastiveError } from '../errors.js';
+import { loadRunModel } from '../eval/evaluateRun.js';
+import { LabelTree, type LabelTreeJSON } from '../hierarchy/labelTree.js';
+import { loadLayersModelFromDir } from '../models/modelIO.js';
+import type { EmbeddingSpace, ModelIdentity } from './embeddingIndex.js';
+
+/** A trained run's encoder, ready to embed: what {@link embedInputs} and the CLI's search commands use. */
+export interface RunEncoder {
+  runDir: string;
+  /** The run's label tree. */
+  tree: LabelTree;
+  /** Shape of one input, e.g. `[28, 28, 1]` or `[D]` (from the backbone's input layer). */
+  inputShape: number[];
+  space: EmbeddingSpace;
+  /** The model's checksum and origin, stored in an index built with it. */
+  identity: ModelIdentity;
+  /** `[N, ...inputShape]` inputs to `[N, D]` embeddings of the chosen space (inference mode). */
+  embed(inputs: tf.Tensor): tf.Tensor2D;
+  dispose(): void;
+}
+
+/**
+ * Loads a run's backbone (and, for `space: 'head'`, its projection head) and its label tree.
+ * The one place this module knows the layout of a run folder (`model/`, `head/`,
+ * `labelTree.json`, else the tree of `loadRunModel`'s data), so it can follow run loading when
+ * that moves.
+ */
+export async function openRunEncoder(
+  runDir: string,
+  space: EmbeddingSpace = 'backbone',
+): Promise<RunEncoder> {
+  const fn = 'openRunEncoder';
+  if (space !== 'backbone' && space !== 'head')
+    throw new ContrastiveError(
+      `${fn}: space must be 'backbone' or 'head', but got ${JSON.stringify(space)}.`,
+    );
+  await readFile(join(runDir, 'config.json'), 'utf8').catch(() => {
+    throw new ContrastiveError(`${fn}: ${join(runDir, 'config.json')} not found; is ${runDir} a run folder?`);
+  });
+  const load = (dir: string) =>
+    loadLayersModelFromDir(join(runDir, dir)).catch((error: Error) => {
+      throw new ContrastiveError(
+        `${fn}: ${runDir} has no trained ${dir === 'model' ? 'model' : 'projection head'} (${error.message}); train it to the end first.`,
+      );
+    });
+  const backbone = await load('model');
+  const head = space === 'head' ? await load('head') : null;
+  const treeText = await readFile(join(runDir, 'labelTree.json'), 'utf8').catch(() => null);
+  let tree: LabelTree;
+  if (treeText !== null) {
+    tree = LabelTree.fromSerialized(JSON.parse(treeText) as LabelTreeJSON);
+  } else {
+    // runs written before labelTree.json existed: the tree of the run's data
+    const run = await loadRunModel(runDir);
+    run.model.dispose();
+    tree = run.data.tree;
+  }
+  const hash = createHash('sha256');
+  for (const dir of space === 'head' ? ['model', 'head'] : ['model'])
+    await hashModelFolder(hash, join(runDir, dir));
+  const inputShape = (backbone.inputs[0].shape as (number | null)[]).slice(1) as number[];
+  return {
+    runDir,
+    tree,
+    inputShape,
+    space,
+    identity: { checksum: hash.digest('hex'), source: resolve(runDir) },
+    embed: (inputs) =>
+      tf.tidy(() => {
+        const features = backbone.predict(inputs) as tf.Tensor2D;
+        return head ? (head.predict(features) as tf.Tensor2D) : features;
+      }),
+    dispose: () => {
+      backbone.dispose();
+      head?.dispose();
+    },
+  };
+}
+
+/** Feeds a tfjs model folder (model.json and its weight files) into `hash`. */
+async function hashModelFolder(hash: ReturnType<typeof createHash>, dir: string): Promise<void> {
+  const json = await readFile(join(dir, 'model.json'));
+  hash.update(json);
+  const manifest = (JSON.parse(json.toString('utf8')) as { weightsManifest: { paths: string[] }[] })
+    .weightsManifest;
+  for (const group of manifest) for (const p of group.paths) hash.update(await readFile(join(dir, p)));
+}
