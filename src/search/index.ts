@@ -44,6 +44,6 @@ export {
   type PredictPathOptions,
   predictPath,
 } from './predictPath.js';
-export { openRunEncoder, type RunEncoder } from './runModel.js';
+export { openIndexEncoder, openRunEncoder, type RunEncoder } from './runModel.js';
 export { resolveLevel, resolveNode, type TreeNodeRef } from './treeNodes.js';
 export type { EmbeddingsLike } from './vectors.js';

@@ -89,3 +89,30 @@ async function hashModelFolder(hash: ReturnType<typeof createHash>, dir: string)
     .weightsManifest;
   for (const group of manifest) for (const p of group.paths) hash.update(await readFile(join(dir, p)));
 }
+
+/**
+ * The encoder that made `index` (its recorded run folder, or `runDir`), checked against the
+ * index's model checksum, so queries are embedded exactly as the items were.
+ */
+export async function openIndexEncoder(
+  index: {
+    model: ModelIdentity | null;
+    space: EmbeddingSpace;
+    checkModel(model: ModelIdentity, where?: string): void;
+  },
+  runDir?: string,
+): Promise<RunEncoder> {
+  const dir = runDir ?? index.model?.source;
+  if (!dir)
+    throw new ContrastiveError(
+      'openIndexEncoder: this index records no model (its vectors came from elsewhere); pass the run folder that made them, or query with a vector.',
+    );
+  const encoder = await openRunEncoder(dir, index.space);
+  try {
+    index.checkModel(encoder.identity, 'openIndexEncoder');
+  } catch (error) {
+    encoder.dispose();
+    throw error;
+  }
+  return encoder;
+}
