@@ -2,10 +2,14 @@ import { ContrastiveError } from '../errors.js';
 import { describeFsError } from '../run/folder.js';
 import { type CommandSpec, commandHelp, parseArgs } from './args.js';
 import { compareCommand } from './commands/compare.js';
+import { dedupeCommand } from './commands/dedupe.js';
 import { doctorCommand } from './commands/doctor.js';
 import { embedCommand } from './commands/embed.js';
 import { evalCommand } from './commands/evaluate.js';
+import { indexCommand } from './commands/index.js';
+import { predictCommand } from './commands/predict.js';
 import { reportCommand } from './commands/report.js';
+import { searchCommand } from './commands/search.js';
 import { studyCommand } from './commands/study.js';
 import { trainCommand } from './commands/train.js';
 
@@ -13,6 +17,10 @@ const COMMANDS: readonly CommandSpec[] = [
   trainCommand,
   evalCommand,
   embedCommand,
+  indexCommand,
+  searchCommand,
+  predictCommand,
+  dedupeCommand,
   compareCommand,
   reportCommand,
   studyCommand,

@@ -1,18 +1,37 @@
 import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { DATA_SOURCE_OPTIONS, dataSource, progressLine } from './index.js';
 
-/** `contrastive embed runs/x --out emb.npy`: backbone embeddings of a split, with their labels. */
+/**
+ * `contrastive embed runs/x --out emb.npy`: embeddings of the run's own split (`--split`), or of any
+ * data (`--data`: Fashion-MNIST, an image folder, images, a feature table), with labels alongside.
+ */
 export const embedCommand: CommandSpec = {
   name: 'embed',
-  summary: 'Write the embeddings of a split as .npy (or JSONL), with the label paths alongside.',
+  summary:
+    "Write embeddings as .npy (or JSONL), with label paths alongside: the run's split, or any data with --data.",
   positionals: [{ name: 'run', doc: 'run folder' }],
   options: [
     {
       name: 'out',
       type: 'string',
-      doc: 'output file: .npy (labels go to <out>.labels.txt) or .jsonl (required)',
+      doc: 'output file: .npy (labels go to <out>.labels.txt, ids to <out>.ids.txt with --data) or .jsonl (required)',
     },
-    { name: 'split', type: 'string', choices: ['train', 'test'], default: 'test', doc: 'which split' },
-    { name: 'dataDir', type: 'string', doc: "data folder (default: the run's)" },
+    ...DATA_SOURCE_OPTIONS.map((o) =>
+      o.name === 'split'
+        ? { ...o, doc: "which split of the run's data (or of fashion-mnist with --data)" }
+        : o.name === 'dataDir'
+          ? { ...o, doc: "data folder (default: the run's)" }
+          : o.name === 'data'
+            ? { ...o, doc: `${o.doc} (default: the run's own --split)` }
+            : o,
+    ),
+    {
+      name: 'space',
+      type: 'string',
+      choices: ['backbone', 'head'],
+      default: 'backbone',
+      doc: 'with --data: the backbone output or the projection head output',
+    },
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
@@ -27,42 +46,68 @@ export const embedCommand: CommandSpec = {
     const { checkOutputFile } = await import('../output.js');
     await checkOutputFile('embed', out);
     const { useBackend } = await import('../../engine/backend.js');
-    const { embedSplit } = await import('../../eval/embed.js');
-    const { checkFiniteEmbeddings } = await import('../../eval/evaluate.js');
-    const { loadTrainedRun } = await import('../../run/trainedRun.js');
     const { writeNpy } = await import('../../data/npy.js');
     const { writeFileAtomic } = await import('../../io/atomic.js');
     await useBackend(options.backend as 'auto');
-    const { model, data } = await loadTrainedRun(positionals[0], {
-      dataDir: options.dataDir as string | undefined,
-      command: 'embed',
-    });
-    const split = options.split === 'train' ? data.train : data.test;
-    const embeddings = embedSplit(model, split, data.inputShape);
-    try {
-      checkFiniteEmbeddings('embed', `embeddings of the ${options.split} split`, embeddings);
-    } catch (error) {
+    let values: Float32Array;
+    let dim: number;
+    let paths: (string | null)[];
+    let ids: string[] | null = null;
+    if (options.data !== undefined) {
+      const { embedInputs } = await import('../../search/embedInputs.js');
+      const source = await dataSource('embed', options);
+      const embedded = await embedInputs(positionals[0], source, {
+        space: options.space as 'backbone' | 'head',
+        onProgress: progressLine('embedding'),
+      });
+      values = embedded.embeddings;
+      dim = embedded.dim;
+      paths = embedded.items.map((it) =>
+        it.label == null ? null : typeof it.label === 'string' ? it.label : it.label.join('/'),
+      );
+      ids = embedded.items.map((it) => String(it.id));
+    } else {
+      const { embedSplit } = await import('../../eval/embed.js');
+      const { checkFiniteEmbeddings } = await import('../../eval/evaluate.js');
+      const { loadTrainedRun } = await import('../../run/trainedRun.js');
+      const { model, data } = await loadTrainedRun(positionals[0], {
+        dataDir: options.dataDir as string | undefined,
+        command: 'embed',
+      });
+      const split = options.split === 'train' ? data.train : data.test;
+      const embeddings = embedSplit(model, split, data.inputShape);
+      try {
+        checkFiniteEmbeddings('embed', `embeddings of the ${options.split} split`, embeddings);
+      } catch (error) {
+        embeddings.dispose();
+        model.dispose();
+        throw error;
+      }
+      const depth = data.tree.depth;
+      paths = Array.from({ length: split.size }, (_, i) =>
+        data.tree.path(depth - 1, split.labels[i * depth + depth - 1]).join('/'),
+      );
+      values = embeddings.dataSync() as Float32Array;
+      dim = embeddings.shape[1];
       embeddings.dispose();
       model.dispose();
-      throw error;
     }
-    const depth = data.tree.depth;
-    const paths = Array.from({ length: split.size }, (_, i) =>
-      data.tree.path(depth - 1, split.labels[i * depth + depth - 1]).join('/'),
-    );
-    const values = embeddings.dataSync() as Float32Array;
-    const dim = embeddings.shape[1];
+    const count = paths.length;
     if (out.endsWith('.jsonl')) {
       const lines = paths.map((label, i) =>
-        JSON.stringify({ label, embedding: Array.from(values.subarray(i * dim, (i + 1) * dim)) }),
+        JSON.stringify({
+          ...(ids ? { id: ids[i] } : {}),
+          label,
+          embedding: Array.from(values.subarray(i * dim, (i + 1) * dim)),
+        }),
       );
       await writeFileAtomic(out, `${lines.join('\n')}\n`);
     } else {
-      await writeNpy(out, { shape: [split.size, dim], data: values });
-      await writeFileAtomic(`${out}.labels.txt`, `${paths.join('\n')}\n`);
+      await writeNpy(out, { shape: [count, dim], data: values });
+      // a labels file only when every row has a label: readFeatureTable reads it back as is
+      if (paths.every((p) => p !== null)) await writeFileAtomic(`${out}.labels.txt`, `${paths.join('\n')}\n`);
+      if (ids) await writeFileAtomic(`${out}.ids.txt`, `${ids.join('\n')}\n`);
     }
-    embeddings.dispose();
-    model.dispose();
-    console.log(`wrote ${split.size} embeddings of dimension ${dim} to ${out}`);
+    console.log(`wrote ${count} embeddings of dimension ${dim} to ${out}`);
   },
 };

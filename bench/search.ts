@@ -1,0 +1,164 @@
+/**
+ * Search benchmarks (issue 13) on every Fashion-MNIST image (70,000 with Debian's
+ * dataset-fashion-mnist) embedded by a seeded random projection of the pixels (64-d):
+ * - exact search vs HNSW (usearch): build time, memory, queries/s (one at a time and in batches),
+ *   recall@10 of HNSW against exact;
+ * - predictPath on the 60k training split as the index, the 10k test split halved into calibration
+ *   and test: accuracy at full coverage for the kNN vote and the prototypes next to knnClassify, and
+ *   coverage / precision at a 0.95 target after calibration; a held-out class (Shirt) answered at
+ *   its parent vs seen classes.
+ *
+ *   node dist/bench/search.js [--queries 1000] [--dim 64]
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../src/engine/backend.js';
+import { knnClassify } from '../src/eval/knn.js';
+import { calibrate, EmbeddingIndex, type PathPrediction, predictPath } from '../src/search/index.js';
+import { projectedFashionMnist } from '../test/search/fixtures.js';
+
+const arg = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+};
+const numQueries = Number(arg('queries', '1000'));
+const dim = Number(arg('dim', '64'));
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+/** Resident memory after garbage collection has settled (run with --expose-gc for a sharper number). */
+const settledRss = async () => {
+  for (let i = 0; i < 3; i++) {
+    globalThis.gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return process.memoryUsage().rss;
+};
+
+await useBackend('wasm');
+const data = await projectedFashionMnist(dim);
+console.log(
+  `search bench: ${data.count} Fashion-MNIST images (${data.source}), random projection to ${dim}-d, backend wasm`,
+);
+const items = Array.from({ length: data.count }, (_, i) => ({ id: i, label: data.paths[i] }));
+const queryRows = Array.from({ length: numQueries }, (_, i) => (i * 7919) % data.count);
+const queries = new Float32Array(numQueries * dim);
+queryRows.forEach((row, i) => {
+  queries.set(data.vectors.subarray(row * dim, (row + 1) * dim), i * dim);
+});
+
+// exact
+let t = performance.now();
+const index = EmbeddingIndex.create({ tree: data.tree, dim });
+index.add(items, data.vectors);
+index.search(queries.subarray(0, dim), { k: 10 }); // builds the search view (depth-first order + tensor)
+const exactBuild = performance.now() - t;
+// exact search holds the stored rows and one transposed copy (the search tensor): counted, not sampled
+const exactMemory = 2 * data.count * dim * 4;
+t = performance.now();
+const single = Math.min(200, numQueries);
+for (let q = 0; q < single; q++) index.search(queries.subarray(q * dim, (q + 1) * dim), { k: 10 });
+const exactSingleQps = single / ((performance.now() - t) / 1000);
+t = performance.now();
+const exact = index.searchBatch(queries, { k: 10 });
+const exactBatchQps = numQueries / ((performance.now() - t) / 1000);
+
+// HNSW
+const rss0 = await settledRss();
+t = performance.now();
+await index.buildApproximate({ connectivity: 16, expansionAdd: 128, expansionSearch: 128 });
+const hnswBuild = performance.now() - t;
+const hnswMemory = (await settledRss()) - rss0;
+t = performance.now();
+for (let q = 0; q < numQueries; q++) index.search(queries.subarray(q * dim, (q + 1) * dim), { k: 10 });
+const hnswSingleQps = numQueries / ((performance.now() - t) / 1000);
+t = performance.now();
+const approx = index.searchBatch(queries, { k: 10 });
+const hnswBatchQps = numQueries / ((performance.now() - t) / 1000);
+let found = 0;
+approx.forEach((r, i) => {
+  const truth = new Set(exact[i].hits.map((h) => h.id));
+  found += r.hits.filter((h) => truth.has(h.id)).length;
+});
+const recall = found / (10 * numQueries);
+index.dropApproximate();
+
+console.log('');
+console.log('method   build      memory              queries/s (1 at a time)  queries/s (batch)  recall@10');
+console.log(
+  `exact    ${(exactBuild / 1000).toFixed(2).padStart(6)} s  ${mb(exactMemory).padStart(12)}        ${exactSingleQps.toFixed(0).padStart(10)}               ${exactBatchQps.toFixed(0).padStart(8)}        1 (by definition)`,
+);
+console.log(
+  `HNSW     ${(hnswBuild / 1000).toFixed(2).padStart(6)} s  ${mb(hnswMemory).padStart(12)}        ${hnswSingleQps.toFixed(0).padStart(10)}               ${hnswBatchQps.toFixed(0).padStart(8)}        ${recall.toFixed(4)}`,
+);
+console.log(
+  `(exact memory: stored rows + the transposed search tensor, counted; HNSW: growth of resident memory while building the graph, on top of exact's (a loose lower bound: usearch keeps its own copy of the vectors plus ~2M links per node, about ${mb(data.count * (dim * 4 + 2 * 16 * 4))}); M=16, efConstruction=128, ef=128; ${numQueries} queries; load average ${(await import('node:os')).loadavg()[0].toFixed(1)})`,
+);
+
+// predictPath: train split as the index, test split halved into calibration and test
+const train = EmbeddingIndex.create({ tree: data.tree, dim });
+train.add(items.slice(0, data.trainCount), data.vectors.subarray(0, data.trainCount * dim));
+const half = data.trainCount + Math.floor((data.count - data.trainCount) / 2);
+const validation = {
+  embeddings: data.vectors.slice(data.trainCount * dim, half * dim),
+  labels: data.paths.slice(data.trainCount, half),
+};
+const testLabels = data.paths.slice(half);
+const testEmbeddings = data.vectors.slice(half * dim);
+const truth = data.tree.encode(testLabels);
+const accuracyAt = (predictions: PathPrediction[], level: number, answeredOnly: boolean) => {
+  let answered = 0;
+  let right = 0;
+  predictions.forEach((p, q) => {
+    if (answeredOnly && p.depth <= level) return;
+    answered++;
+    if (p.levels.slice(0, level + 1).every((x, j) => x.id === truth[q * 3 + j])) right++;
+  });
+  return answered ? right / answered : Number.NaN;
+};
+const rows = (paths: string[][]) => paths.map((p) => data.tree.row(data.tree.encode([p])[2]));
+const q = tf.tensor2d(testEmbeddings, [testLabels.length, dim]);
+const db = tf.tensor2d(data.vectors.subarray(0, data.trainCount * dim), [data.trainCount, dim]);
+const knn = knnClassify(q, rows(testLabels), db, rows(data.paths.slice(0, data.trainCount)));
+tf.dispose([q, db]);
+const calibration = calibrate(train, validation, { targetPrecision: 0.95 });
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+console.log('');
+console.log(
+  `predictPath (index: ${data.trainCount} train; calibration ${validation.labels.length}, test ${testLabels.length} of the test split)`,
+);
+console.log(`knnClassify (k=200, τ=0.07) accuracy by level: ${knn.accuracyByLevel.map(pct).join(' / ')}`);
+for (const method of ['knn', 'prototype'] as const) {
+  const full = predictPath(train, testEmbeddings, { method });
+  const calibrated = predictPath(train, testEmbeddings, { method, calibration });
+  const coverage = [0, 1, 2].map((l) => calibrated.filter((p) => p.depth > l).length / calibrated.length);
+  console.log(
+    `${method.padEnd(9)} full coverage accuracy: ${[0, 1, 2].map((l) => pct(accuracyAt(full, l, false))).join(' / ')}; at target 0.95: coverage ${coverage.map(pct).join(' / ')}, precision ${[0, 1, 2].map((l) => pct(accuracyAt(calibrated, l, true))).join(' / ')}`,
+  );
+}
+console.log(
+  `calibrate chose: ${calibration.method} (mean coverage at target: ${calibration.methods.map((m) => `${m.method} ${pct(m.meanCoverage)}`).join(', ')})`,
+);
+
+// a class the index has never seen
+const unseen = 'Shirt';
+const seenIndex = EmbeddingIndex.create({ tree: data.tree, dim });
+const keep = items.slice(0, data.trainCount).filter((it) => data.paths[it.id][2] !== unseen);
+seenIndex.add(
+  keep,
+  keep.map((it) => data.vectors.subarray(it.id * dim, (it.id + 1) * dim)),
+);
+const seenValidation = validation.labels.map((_, i) => i).filter((i) => validation.labels[i][2] !== unseen);
+const seenCalibration = calibrate(
+  seenIndex,
+  {
+    embeddings: seenValidation.map((i) => validation.embeddings.subarray(i * dim, (i + 1) * dim)),
+    labels: seenValidation.map((i) => validation.labels[i]),
+  },
+  { targetPrecision: 0.95 },
+);
+const placed = predictPath(seenIndex, testEmbeddings, { calibration: seenCalibration });
+const rate = (isUnseen: boolean, depth: number) => {
+  const group = placed.filter((_, i) => (testLabels[i][2] === unseen) === isUnseen);
+  return group.filter((p) => p.depth === depth).length / group.length;
+};
+console.log(
+  `held-out class ${unseen} (not in the index): answered at the class level ${pct(rate(true, 3))} vs seen classes ${pct(rate(false, 3))}; at the family level (a parent) ${pct(rate(true, 2))} vs ${pct(rate(false, 2))}`,
+);

@@ -1,0 +1,233 @@
+import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { DATA_SOURCE_OPTIONS, dataSource, progressLine } from './index.js';
+
+/** `contrastive predict catalogue.index --data new-items/ --out preds.csv`. */
+export const predictCommand: CommandSpec = {
+  name: 'predict',
+  summary:
+    'Place new items in the tree: a class and a calibrated confidence per level, stopping at the deepest confident level.',
+  positionals: [{ name: 'index', doc: 'index file written by contrastive index' }],
+  options: [
+    ...DATA_SOURCE_OPTIONS,
+    { name: 'out', type: 'string', doc: 'predictions file: .csv or .jsonl (required)' },
+    {
+      name: 'calibrateOn',
+      type: 'string',
+      doc: "labelled data to calibrate on (same forms as --data; default: the index's labelled items, each left out of its own neighbours)",
+    },
+    {
+      name: 'calibrationLimit',
+      type: 'integer',
+      default: 5000,
+      doc: 'index items used to calibrate when --calibrate-on is not given',
+    },
+    {
+      name: 'targetPrecision',
+      type: 'number',
+      default: 0.95,
+      doc: 'accuracy wanted for every answered level',
+    },
+    {
+      name: 'minConfidence',
+      type: 'number',
+      doc: 'one calibrated-confidence threshold for every level instead of the calibrated ones',
+    },
+    {
+      name: 'method',
+      type: 'string',
+      choices: ['auto', 'knn', 'prototype'],
+      default: 'auto',
+      doc: 'kNN vote or prototypes (auto: whichever calibrates better)',
+    },
+    { name: 'k', type: 'integer', default: 200, doc: 'kNN neighbours' },
+    { name: 'run', type: 'string', doc: 'run folder of the model (default: the one recorded in the index)' },
+    { name: 'json', type: 'boolean', default: false, doc: 'print one JSON document instead of a table' },
+    BACKEND_OPTION,
+  ],
+  async run({ positionals, options }) {
+    const { ContrastiveError } = await import('../../errors.js');
+    const out = options.out as string | undefined;
+    if (!out || !/\.(csv|jsonl)$/.test(out))
+      throw new ContrastiveError(
+        `contrastive predict: --out must name a .csv or .jsonl file, but got ${JSON.stringify(out ?? null)}.`,
+      );
+    const { useBackend } = await import('../../engine/backend.js');
+    const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
+    const { embedInputs, parseInputSource } = await import('../../search/embedInputs.js');
+    const { calibrate, predictPath } = await import('../../search/predictPath.js');
+    const { openIndexEncoder } = await import('../../search/runModel.js');
+    const { Rng } = await import('../../random.js');
+    const { writeFileAtomic } = await import('../../io/atomic.js');
+    await useBackend(options.backend as 'auto');
+    const index = await EmbeddingIndex.load(positionals[0]);
+    const tree = index.tree;
+    const source = await dataSource('predict', options);
+    const encoder = await openIndexEncoder(index, options.run as string | undefined);
+    let calibration: import('../../search/predictPath.js').PathCalibration;
+    let embedded: import('../../search/embedInputs.js').EmbeddedInputs;
+    let calibratedOn: string;
+    try {
+      embedded = await embedInputs(encoder, source, { onProgress: progressLine('embedding') });
+      const settings = { k: options.k as number, targetPrecision: options.targetPrecision as number };
+      if (options.calibrateOn !== undefined) {
+        const calibrationSource = await parseInputSource(options.calibrateOn as string, {
+          split: options.split as 'train' | 'test',
+          dataDir: options.dataDir as string | undefined,
+        });
+        const labelled = await embedInputs(encoder, calibrationSource);
+        const rows = labelled.items.flatMap((it, i) => (it.label ? [i] : []));
+        if (rows.length === 0)
+          throw new ContrastiveError(
+            `contrastive predict: --calibrate-on ${options.calibrateOn} must be labelled, but has no label paths.`,
+          );
+        calibration = calibrate(
+          index,
+          {
+            embeddings: rows.map((i) =>
+              labelled.embeddings.subarray(i * labelled.dim, (i + 1) * labelled.dim),
+            ),
+            labels: rows.map((i) => labelled.items[i].label!),
+          },
+          settings,
+        );
+        calibratedOn = `${rows.length} items of ${options.calibrateOn}`;
+      } else {
+        // leave-one-out on the index's own labelled items (a seeded sample)
+        const labelled = index.items().filter((it) => it.label !== null);
+        if (labelled.length < 2)
+          throw new ContrastiveError(
+            'contrastive predict: the index has fewer than 2 labelled items to calibrate on; pass --calibrate-on.',
+          );
+        const order = new Rng(0).permutation(labelled.length);
+        const sample = Array.from(
+          order.subarray(0, Math.min(labelled.length, options.calibrationLimit as number)),
+          (i) => labelled[i],
+        );
+        calibration = calibrate(
+          index,
+          {
+            embeddings: sample.map((it) => index.embedding(it.id)),
+            labels: sample.map((it) => it.label!),
+            selfIds: sample.map((it) => it.id),
+          },
+          settings,
+        );
+        calibratedOn = `${sample.length} labelled items of the index, each left out of its own neighbours`;
+      }
+    } finally {
+      encoder.dispose();
+    }
+    const method = options.method as 'auto' | 'knn' | 'prototype';
+    const predictions = predictPath(index, embedded.embeddings, {
+      calibration,
+      method,
+      k: options.k as number,
+      minConfidence: options.minConfidence as number | undefined,
+    });
+    const depth = tree.depth;
+    const records = predictions.map((p, i) => {
+      const item = embedded.items[i];
+      const truth = item.label
+        ? typeof item.label === 'string'
+          ? item.label.split(tree.separator)
+          : [...item.label]
+        : null;
+      return {
+        id: String(item.id),
+        source: item.source ?? null,
+        label: truth ? truth.join(tree.separator) : null,
+        path: p.path.join(tree.separator),
+        depth: p.depth,
+        levels: p.levels.map((l) => ({
+          level: l.levelName,
+          name: l.name,
+          confidence: l.confidence,
+          answered: l.answered,
+        })),
+        truth,
+      };
+    });
+    if (out.endsWith('.jsonl')) {
+      await writeFileAtomic(out, `${records.map(({ truth: _t, ...r }) => JSON.stringify(r)).join('\n')}\n`);
+    } else {
+      const csv = (v: string | number | null) => {
+        const text = v === null ? '' : String(v);
+        return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+      };
+      const head = [
+        'id',
+        'source',
+        'label',
+        'path',
+        'depth',
+        ...tree.levelNames.flatMap((n) => [n, `${n}_confidence`]),
+      ];
+      const lines = records.map((r) =>
+        [
+          r.id,
+          r.source,
+          r.label,
+          r.path,
+          r.depth,
+          ...r.levels.flatMap((l) => [l.name, l.confidence.toFixed(4)]),
+        ]
+          .map(csv)
+          .join(','),
+      );
+      await writeFileAtomic(out, `${[head.join(','), ...lines].join('\n')}\n`);
+    }
+    // per level: thresholds and validation coverage/precision, and what happened on --data
+    const levels = Array.from({ length: depth }, (_, l) => {
+      const cal = calibration.levels[l];
+      const answered = records.filter((r) => r.depth > l);
+      const judged = answered.filter((r) => r.truth !== null);
+      const right = judged.filter((r) =>
+        r.levels.slice(0, l + 1).every((x, j) => x.name === r.truth![j]),
+      ).length;
+      return {
+        level: tree.levelNames[l],
+        threshold: Number.isFinite(cal.threshold) ? cal.threshold : null,
+        validationCoverage: cal.coverage,
+        validationPrecision: cal.precision,
+        answered: answered.length / Math.max(1, records.length),
+        accuracy: judged.length ? right / judged.length : null,
+      };
+    });
+    const summary = {
+      out,
+      items: records.length,
+      method: predictions[0]?.method ?? calibration.method,
+      methods: calibration.methods.map((m) => ({
+        method: m.method,
+        meanCoverage: m.meanCoverage,
+        meanAccuracy: m.meanAccuracy,
+      })),
+      targetPrecision: calibration.targetPrecision,
+      calibratedOn,
+      levels,
+    };
+    index.dispose();
+    if (options.json) {
+      console.log(JSON.stringify(summary));
+      return;
+    }
+    const { formatTable } = await import('../table.js');
+    const pct = (v: number | null) => (v === null ? '–' : `${(100 * v).toFixed(1)}%`);
+    console.log(
+      formatTable(
+        ['level', 'threshold', 'calib. coverage', 'calib. precision', 'answered', 'accuracy'],
+        levels.map((r) => [
+          r.level,
+          r.threshold === null ? 'never' : r.threshold.toFixed(3),
+          pct(r.validationCoverage),
+          pct(r.validationPrecision),
+          pct(r.answered),
+          pct(r.accuracy),
+        ]),
+      ),
+    );
+    console.log(
+      `method: ${summary.method} (measured: ${summary.methods.map((m) => `${m.method} covers ${pct(m.meanCoverage)} at ${pct(summary.targetPrecision)} precision, ${pct(m.meanAccuracy)} accurate at full coverage`).join('; ')}); calibrated on ${calibratedOn}; wrote ${records.length} predictions to ${out}`,
+    );
+  },
+};

@@ -1,0 +1,153 @@
+import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+
+/** `contrastive search catalogue.index --id 123 --within Clothes/Tops`. */
+export const searchCommand: CommandSpec = {
+  name: 'search',
+  summary:
+    'Search an index by image, item id or vector; optionally inside a node of the tree, grouped by a level.',
+  positionals: [{ name: 'index', doc: 'index file written by contrastive index' }],
+  options: [
+    { name: 'image', type: 'string', doc: "query image file (embedded with the index's model)" },
+    {
+      name: 'id',
+      type: 'string',
+      doc: 'query by the id of an item of the index (left out of its own results)',
+    },
+    { name: 'vector', type: 'list', doc: 'query vector, comma-separated numbers' },
+    { name: 'k', type: 'integer', default: 10, doc: 'results (groups, with --group-by)' },
+    {
+      name: 'within',
+      type: 'string',
+      doc: 'search only inside this node of the tree, e.g. Clothes/Tops (exact)',
+    },
+    { name: 'groupBy', type: 'string', doc: 'group results by their node at this level (name or number)' },
+    { name: 'groupSize', type: 'integer', default: 3, doc: 'results per group with --group-by' },
+    {
+      name: 'exact',
+      type: 'boolean',
+      default: false,
+      doc: 'exact search even when the index has an HNSW graph',
+    },
+    { name: 'run', type: 'string', doc: 'run folder of the model (default: the one recorded in the index)' },
+    { name: 'json', type: 'boolean', default: false, doc: 'print one JSON document instead of a table' },
+    BACKEND_OPTION,
+  ],
+  async run({ positionals, options }) {
+    const { ContrastiveError } = await import('../../errors.js');
+    const given = ['image', 'id', 'vector'].filter((name) => options[name] !== undefined);
+    if (given.length !== 1)
+      throw new ContrastiveError(
+        `contrastive search: give exactly one of --image, --id and --vector, but got ${given.length ? given.map((g) => `--${g}`).join(' and ') : 'none'}.`,
+      );
+    const { useBackend } = await import('../../engine/backend.js');
+    const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
+    await useBackend(options.backend as 'auto');
+    const index = await EmbeddingIndex.load(positionals[0]);
+    const searchOptions = {
+      k: options.k as number,
+      within: options.within as string | undefined,
+      groupBy: options.groupBy as string | undefined,
+      groupSize: options.groupSize as number,
+      approximate: options.exact ? false : undefined,
+    };
+    let queryLabel: string[] | null = null;
+    let result: import('../../search/embeddingIndex.js').SearchResult;
+    if (options.id !== undefined) {
+      result = index.search({ id: options.id as string }, searchOptions);
+      queryLabel = index.item(options.id as string).label;
+    } else if (options.vector !== undefined) {
+      const vector = (options.vector as string[]).map((text, i) => {
+        const value = Number(text);
+        if (text.trim() === '' || !Number.isFinite(value))
+          throw new ContrastiveError(
+            `contrastive search: --vector value ${i} must be a finite number, but got ${JSON.stringify(text)}.`,
+          );
+        return value;
+      });
+      result = index.search({ vector }, searchOptions);
+    } else {
+      const { decodeQueryImage } = await import('../../search/embedInputs.js');
+      const { openIndexEncoder } = await import('../../search/runModel.js');
+      const encoder = await openIndexEncoder(index, options.run as string | undefined);
+      try {
+        const shape =
+          encoder.inputShape.length === 3
+            ? (encoder.inputShape as [number, number, number])
+            : ([28, 28, 1] as [number, number, number]);
+        const pixels = await decodeQueryImage(options.image as string, shape);
+        const tf = await import('@tensorflow/tfjs-core');
+        const embedding = tf.tidy(() => encoder.embed(tf.tensor(pixels, [1, ...encoder.inputShape])));
+        const vector = Array.from(embedding.dataSync());
+        embedding.dispose();
+        result = index.search({ vector }, searchOptions);
+      } finally {
+        encoder.dispose();
+      }
+    }
+    const tree = index.tree;
+    const leafRow = (label: string[]) => tree.encode([label]);
+    const lca = (label: string[] | null) =>
+      queryLabel && label ? tree.lcaHeight(leafRow(queryLabel), leafRow(label)) : null;
+    const rows = result.hits.map((hit, rank) => ({
+      rank: rank + 1,
+      id: hit.id,
+      score: hit.score,
+      label: hit.label ? hit.label.join(tree.separator) : null,
+      lcaHeight: lca(hit.label),
+      group: result.groups
+        ? result.groups.find((g) => g.hits.includes(hit))!.node.join(tree.separator)
+        : undefined,
+      source: hit.source ?? null,
+    }));
+    if (options.json) {
+      console.log(
+        JSON.stringify({
+          query:
+            options.id !== undefined
+              ? { id: options.id, label: queryLabel?.join(tree.separator) ?? null }
+              : options.image !== undefined
+                ? { image: options.image }
+                : { vector: true },
+          within: options.within ?? null,
+          groupBy: options.groupBy ?? null,
+          approximate: result.approximate,
+          results: rows,
+        }),
+      );
+      index.dispose();
+      return;
+    }
+    const { formatTable } = await import('../table.js');
+    const head = [
+      'rank',
+      ...(result.groups ? ['group'] : []),
+      'id',
+      'score',
+      'label path',
+      'LCA height',
+      'source',
+    ];
+    console.log(
+      formatTable(
+        head,
+        rows.map((r) => [
+          String(r.rank),
+          ...(result.groups ? [r.group ?? ''] : []),
+          r.id,
+          r.score.toFixed(4),
+          r.label ?? '(unlabelled)',
+          r.lcaHeight === null ? '–' : String(r.lcaHeight),
+          r.source ?? '',
+        ]),
+      ),
+    );
+    const notes = [
+      queryLabel
+        ? `query label: ${queryLabel.join(tree.separator)} (LCA height 0 = same class, ${tree.depth} = different ${tree.levelNames[0]})`
+        : 'query label unknown: no LCA heights',
+      result.approximate ? 'approximate (HNSW) search; --exact for exact' : 'exact search',
+    ];
+    console.log(notes.join('; '));
+    index.dispose();
+  },
+};

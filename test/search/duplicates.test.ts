@@ -1,0 +1,128 @@
+/** findDuplicates on planted near-duplicates: shifted, noised, JPEG re-encoded copies of Fashion-MNIST test images. */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
+import { useBackend } from '../../src/engine/backend.js';
+import { ContrastiveError } from '../../src/errors.js';
+import { Rng } from '../../src/random.js';
+import { EmbeddingIndex, findDuplicates } from '../../src/search/index.js';
+
+/** A copy of a 28x28 image shifted by (dx, dy) pixels, with Gaussian noise, through JPEG at quality 85. */
+async function plantedCopy(pixels: Float32Array, dx: number, dy: number, rng: Rng): Promise<Float32Array> {
+  const raw = Buffer.alloc(784);
+  for (let y = 0; y < 28; y++)
+    for (let x = 0; x < 28; x++) {
+      const sx = x - dx;
+      const sy = y - dy;
+      const v = sx >= 0 && sx < 28 && sy >= 0 && sy < 28 ? pixels[sy * 28 + sx] : 0;
+      raw[y * 28 + x] = Math.round(255 * Math.min(1, Math.max(0, v + 0.02 * rng.normal())));
+    }
+  const jpeg = await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+  const decoded = await sharp(jpeg).grayscale().raw().toBuffer();
+  return Float32Array.from(decoded, (v) => v / 255);
+}
+
+describe('findDuplicates', () => {
+  let index: EmbeddingIndex;
+  const planted: [string, string][] = [];
+  const shifted: [string, string][] = [];
+  before(async () => {
+    await useBackend('wasm');
+    const test = await loadFashionMnist({ split: 'test', dataDir: EMBEDDED_FASHION_MNIST_DIR });
+    const n = test.shape[0];
+    const rng = new Rng(11);
+    const copies: Float32Array[] = [];
+    const originals = Array.from(rng.permutation(n).subarray(0, 200));
+    // even copies: noise + JPEG re-encoding; odd copies: also shifted one pixel to the right
+    for (const [c, i] of originals.entries()) {
+      copies.push(await plantedCopy(test.images.subarray(i * 784, (i + 1) * 784), c % 2, 0, rng));
+      (c % 2 ? shifted : planted).push([String(i), `copy-${i}`]);
+    }
+    // embedding: centred pixels through a seeded random projection (as in the other search tests)
+    const dim = 64;
+    const projection = Float32Array.from({ length: 784 * dim }, () => rng.normal());
+    const all = new Float32Array((n + copies.length) * 784);
+    all.set(test.images);
+    copies.forEach((c, j) => {
+      all.set(c, (n + j) * 784);
+    });
+    const vectors = tf.tidy(() => {
+      const x = tf.tensor2d(all, [n + copies.length, 784]);
+      const centred = tf.sub(x, tf.mean(tf.slice(x, [0, 0], [n, 784]), 0, true));
+      return tf.matMul(centred, tf.tensor2d(projection, [784, dim])).dataSync() as Float32Array;
+    });
+    index = EmbeddingIndex.create({ tree: test.tree, dim });
+    const label = (i: number) => test.tree.path(2, test.classIds[i]);
+    index.add(
+      [
+        ...Array.from({ length: n }, (_, i) => ({ id: i, label: label(i) })),
+        ...originals.map((i) => ({ id: `copy-${i}`, label: label(i) })),
+      ],
+      Float32Array.from(vectors),
+    );
+  });
+
+  it('finds re-encoded, noised copies with high precision and recall (threshold calibrated on half of them)', () => {
+    const known = planted.slice(0, 50);
+    const heldOut = new Set(planted.slice(50).map(([a, b]) => `${a}|${b}`));
+    const report = findDuplicates(index, { targetPrecision: 0.99, knownPairs: known });
+    assert.equal(report.calibration?.from, 'known-pairs');
+    assert.ok(report.calibration!.reached);
+    const isHeldOut = (p: { a: string; b: string }) =>
+      heldOut.has(`${p.a}|${p.b}`) || heldOut.has(`${p.b}|${p.a}`);
+    const knownIds = new Set(known.flat());
+    // evaluate on the held-out half only: pairs touching a calibration item are not judged here
+    const shiftedIds = new Set(shifted.flat());
+    const judged = report.pairs.filter(
+      (p) => !knownIds.has(p.a) && !knownIds.has(p.b) && !shiftedIds.has(p.a) && !shiftedIds.has(p.b),
+    );
+    const found = judged.filter(isHeldOut).length;
+    const precision = found / judged.length;
+    const recall = found / heldOut.size;
+    const shiftedFound = report.pairs.filter((p) => shifted.some(([a, b]) => a === p.a && b === p.b)).length;
+    console.log(
+      `planted duplicates (pixel projection): threshold ${report.threshold.toFixed(4)}; re-encoded+noised copies: precision ${precision.toFixed(3)}, recall ${recall.toFixed(3)} (${found}/${heldOut.size}); also shifted 1 px: recall ${(shiftedFound / shifted.length).toFixed(3)} (pixels are not shift-invariant); ${report.clusters.length} clusters`,
+    );
+    assert.ok(precision >= 0.9, `precision ${precision}`);
+    assert.ok(recall >= 0.9, `recall ${recall}`);
+    for (const cluster of report.clusters) assert.ok(cluster.length >= 2);
+    for (let i = 1; i < report.pairs.length; i++)
+      assert.ok(report.pairs[i - 1].score >= report.pairs[i].score);
+  });
+
+  it('a given threshold keeps exactly the candidate pairs at or above it; labels can calibrate too', () => {
+    const report = findDuplicates(index, { threshold: 0.99 });
+    assert.equal(report.calibration, undefined);
+    assert.ok(report.pairs.every((p) => p.score >= 0.99));
+    const looser = findDuplicates(index, { threshold: 0.9 });
+    assert.ok(looser.pairs.length >= report.pairs.length);
+    const byLabels = findDuplicates(index, { targetPrecision: 0.99 });
+    assert.equal(byLabels.calibration?.from, 'labels');
+    assert.ok(byLabels.calibration!.precision >= 0.99 || !byLabels.calibration!.reached);
+  });
+
+  it('bad options are ContrastiveErrors naming the field', () => {
+    const throwsNaming = (f: () => unknown, pattern: RegExp) =>
+      assert.throws(f, (e: unknown) => e instanceof ContrastiveError && pattern.test(e.message));
+    throwsNaming(
+      () => findDuplicates(index),
+      /give exactly one of threshold and targetPrecision, but got neither/,
+    );
+    throwsNaming(
+      () => findDuplicates(index, { threshold: 2 }),
+      /threshold must be a cosine similarity in \[-1, 1\], but got 2/,
+    );
+    throwsNaming(
+      () => findDuplicates(index, { threshold: 0.9, neighbors: 0 }),
+      /neighbors must be an integer >= 1/,
+    );
+    throwsNaming(
+      () => findDuplicates(index, { targetPrecision: 0.9, knownPairs: [['0', 'nope']] }),
+      /knownPairs\[0\] must name two items of the index, but "nope" is not one/,
+    );
+  });
+});
