@@ -1,25 +1,66 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import type { TrainingData } from '../data/dataset.js';
+import { ContrastiveError } from '../errors.js';
+import { backboneOptionsFrom } from '../models/backboneOptions.js';
+import { buildEncoder } from '../models/backbones.js';
 import { ContrastiveModel } from '../models/contrastiveModel.js';
-import { mlpEncoder, projectionHead, smallConvEncoder } from '../models/encoders.js';
+import { projectionHead } from '../models/encoders.js';
 import type { TrainConfig } from './config.js';
 
-/** The backbone and projection head a run of `config` trains on `data` (deterministic in `config.seed`). */
-export function buildModel(config: TrainConfig, data: TrainingData): ContrastiveModel {
-  const encoder = config.encoder === 'auto' ? (data.kind === 'image' ? 'conv' : 'mlp') : config.encoder;
-  const backbone =
-    encoder === 'conv'
-      ? smallConvEncoder({
-          inputShape: data.inputShape as [number, number, number],
-          embeddingDim: config.embeddingDim,
-          seed: config.seed,
-        })
-      : mlpEncoder({
-          inputDim: data.inputShape.reduce((a, b) => a * b, 1),
-          inputShape: data.inputShape,
-          embeddingDim: config.embeddingDim,
-          seed: config.seed,
-        });
-  const embeddingDim = backbone.outputs[0].shape[1] as number;
-  const head = projectionHead({ inputDim: embeddingDim, outputDim: config.projectionDim, seed: config.seed });
-  return new ContrastiveModel(backbone, head);
+/** A run's model, and which of its variables belong to the backbone (for `--backbone-learning-rate`). */
+export interface BuiltModel {
+  model: ContrastiveModel;
+  /** Trainable variables of the (pretrained or built-in) backbone itself. */
+  backboneVariables: ReadonlySet<tf.Variable>;
+  /** The backbone's `--backbone-learning-rate` scale. */
+  backboneLearningRate: number;
+  /** Names of the frozen backbone layers. */
+  frozenLayers: string[];
+}
+
+/**
+ * The backbone (built-in, or a pretrained tfjs layers model with `--backbone`, frozen or
+ * fine-tuned from a layer) and projection head a run of `config` trains on `data`
+ * (deterministic in `config.seed`).
+ */
+export async function buildModelParts(config: TrainConfig, data: TrainingData): Promise<BuiltModel> {
+  const { options, backboneLearningRate } = backboneOptionsFrom(config, {
+    seed: config.seed,
+    embeddingDim: config.embeddingDim,
+  });
+  if (options.encoder === undefined && options.backbone === undefined) {
+    options.encoder = data.kind === 'image' ? 'conv' : 'mlp';
+  }
+  const encoder = await buildEncoder(options, data.inputShape);
+  if (encoder.containsGraphModel) {
+    encoder.model.dispose();
+    throw new ContrastiveError(
+      `train: --backbone ${config.backbone} is a tfjs graph model: it can be used frozen through the library's buildEncoder, but a run folder saves its backbone in tfjs layers format, which a graph model cannot be written as. Convert it with tensorflowjs_converter --output_format tfjs_layers_model.`,
+    );
+  }
+  const head = projectionHead({
+    inputDim: encoder.featureDim,
+    outputDim: config.projectionDim,
+    seed: config.seed,
+  });
+  return {
+    model: new ContrastiveModel(encoder.model, head),
+    backboneVariables: new Set(encoder.backboneVariables),
+    backboneLearningRate,
+    frozenLayers: encoder.frozenLayers,
+  };
+}
+
+/** The backbone and projection head a run of `config` trains on `data`. */
+export async function buildModel(config: TrainConfig, data: TrainingData): Promise<ContrastiveModel> {
+  return (await buildModelParts(config, data)).model;
+}
+
+/** Per-variable learning-rate scales: `--backbone-learning-rate` for backbone variables, 1 for the rest. */
+export function learningRateScales(
+  variables: readonly tf.Variable[],
+  built: BuiltModel,
+): number[] | undefined {
+  if (built.backboneLearningRate === 1) return undefined;
+  return variables.map((v) => (built.backboneVariables.has(v) ? built.backboneLearningRate : 1));
 }

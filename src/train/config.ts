@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { DATA_OPTIONS } from '../data/dataOptions.js';
+import { COLOR_AUGMENT_OPTIONS, DATA_OPTIONS } from '../data/dataOptions.js';
 import { ContrastiveError } from '../errors.js';
+import { BACKBONE_OPTIONS } from '../models/backboneOptions.js';
 import {
   BACKEND_OPTION,
   convertOption,
@@ -54,13 +55,11 @@ export const TRAIN_OPTIONS = [
     doc: 'samples per step (each with `views` views; the small CNN on wasm fits up to 512 × 2 in its 4 GiB heap)',
   },
   { name: 'views', type: 'integer', default: 2, doc: 'augmented views per sample (view trainer)' },
-  {
-    name: 'encoder',
-    type: 'string',
-    choices: ['auto', 'conv', 'mlp'],
-    default: 'auto',
-    doc: 'backbone: conv for images, mlp for tables',
-  },
+  ...BACKBONE_OPTIONS,
+  // normalisation and a crop smaller than the image would change what the saved model expects
+  ...COLOR_AUGMENT_OPTIONS.filter(
+    (o) => !['normalize', 'channelMean', 'channelStd', 'cropSize'].includes(o.name),
+  ),
   {
     name: 'embeddingDim',
     type: 'integer',

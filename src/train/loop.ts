@@ -1,5 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { augmentFeatures, augmentImages } from '../data/augment.js';
+import { colorAugment } from '../data/colorAugment.js';
+import { colorAugmentOptionsFrom } from '../data/dataOptions.js';
 import type { TrainingData } from '../data/dataset.js';
 import { ContrastiveError } from '../errors.js';
 import { faultPoint } from '../io/faults.js';
@@ -60,8 +62,9 @@ export async function trainLoop(
 ): Promise<LoopResult> {
   // setup
   const method = trainingMethod(config.method);
-  const models = method.build(config, data);
+  const models = await method.build(config, data);
   const optimizer = new Optimizer(models.trainable, {
+    learningRateScales: models.learningRateScales,
     kind: config.optimizer,
     momentum: config.momentum,
     nesterov: config.nesterov,
@@ -74,10 +77,7 @@ export async function trainLoop(
   const state = resumeFrom ? fromCheckpoint(resumeFrom, models, optimizer) : initialState(config.seed);
   const window = new LoggingWindow(io.progress, io.record, config.logEvery, config.epochs, totalSteps);
   const gatherer = new BatchGatherer(data, config.batchSize);
-  const augment = (batch: tf.Tensor) =>
-    data.kind === 'image'
-      ? augmentImages(batch as tf.Tensor4D, state.augmentRng)
-      : augmentFeatures(batch as tf.Tensor2D, state.augmentRng);
+  const augment = augmentation(config, data, state);
   const checkpoint = () => io.saveCheckpoint(toCheckpoint(state, models, optimizer, config));
   let finalLoss = Number.NaN;
   let knnAccuracy: number | undefined;
@@ -169,6 +169,21 @@ export async function trainLoop(
     models.model.dispose();
     models.keyModel?.dispose();
   }
+}
+
+/**
+ * How a batch becomes a view: SimCLR's colour set for colour images, the grey-image set (crop,
+ * flip, noise) for one channel, feature noise and dropout for tables.
+ */
+function augmentation(config: TrainConfig, data: TrainingData, state: { augmentRng: Rng }) {
+  if (data.kind === 'image' && data.inputShape[2] === 3) {
+    const options = colorAugmentOptionsFrom(config, data.inputShape[0]);
+    return (batch: tf.Tensor) => colorAugment(batch as tf.Tensor4D, state.augmentRng, options);
+  }
+  return (batch: tf.Tensor) =>
+    data.kind === 'image'
+      ? augmentImages(batch as tf.Tensor4D, state.augmentRng)
+      : augmentFeatures(batch as tf.Tensor2D, state.augmentRng);
 }
 
 function learningRateSchedule(config: TrainConfig, stepsPerEpoch: number): Schedule {

@@ -20,6 +20,8 @@ export interface OptimizerOptions {
   weightDecay?: number;
   /** Clip the global gradient norm to this value (0: off). */
   gradClipNorm?: number;
+  /** A learning-rate scale per variable (fine-tuning a backbone slower than its head); default all 1. */
+  learningRateScales?: readonly number[];
 }
 
 /** What one {@link Optimizer.step} did. */
@@ -73,8 +75,9 @@ export class Optimizer {
         g = g.map((x, i) => (this.variables[i].rank >= 2 ? tf.add(x, tf.mul(this.variables[i], wd)) : x));
       }
       this.t++;
-      if (o.kind === 'sgd') this.sgd(g, learningRate);
-      else this.adam(g, learningRate, o.kind === 'adamw' ? wd : 0);
+      const rates = this.variables.map((_, i) => learningRate * (o.learningRateScales?.[i] ?? 1));
+      if (o.kind === 'sgd') this.sgd(g, rates);
+      else this.adam(g, rates, o.kind === 'adamw' ? wd : 0);
     });
     tf.dispose(Object.values(grads));
     return { loss: value, gradNorm };
@@ -89,11 +92,11 @@ export class Optimizer {
     return this.slots;
   }
 
-  private sgd(grads: tf.Tensor[], lr: number): void {
+  private sgd(grads: tf.Tensor[], rates: number[]): void {
     const momentum = this.options.momentum ?? 0.9;
     if (momentum === 0) {
       grads.forEach((g, i) => {
-        this.variables[i].assign(tf.sub(this.variables[i], tf.mul(g, lr)));
+        this.variables[i].assign(tf.sub(this.variables[i], tf.mul(g, rates[i])));
       });
       return;
     }
@@ -104,11 +107,11 @@ export class Optimizer {
       const next = this.t === 1 ? g : tf.add(tf.mul(buf, momentum), g);
       buf.assign(next);
       const direction = this.options.nesterov ? tf.add(g, tf.mul(next, momentum)) : next;
-      this.variables[i].assign(tf.sub(this.variables[i], tf.mul(direction, lr)));
+      this.variables[i].assign(tf.sub(this.variables[i], tf.mul(direction, rates[i])));
     });
   }
 
-  private adam(grads: tf.Tensor[], lr: number, decoupledDecay: number): void {
+  private adam(grads: tf.Tensor[], rates: number[], decoupledDecay: number): void {
     const b1 = this.options.beta1 ?? 0.9;
     const b2 = this.options.beta2 ?? 0.999;
     const eps = this.options.epsilon ?? 1e-8;
@@ -118,6 +121,7 @@ export class Optimizer {
     grads.forEach((g, i) => {
       const [m, v] = slots[i];
       const w = this.variables[i];
+      const lr = rates[i];
       m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
       v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
       let base: tf.Tensor = w;

@@ -57,7 +57,7 @@ describe('trainer (embedded Fashion-MNIST subset, wasm)', () => {
       learningRate: 0.003,
     });
     const data = await loadTrainingData(config);
-    const untrained = buildModel(config, data);
+    const untrained = await buildModel(config, data);
     const before = quickKnn(untrained, data);
     untrained.dispose();
     const result = await train(config, { progress: quietProgress() });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ContrastiveModel } from '../../models/contrastiveModel.js';
-import { buildModel } from '../buildModel.js';
+import { buildModelParts, learningRateScales } from '../buildModel.js';
 import type { TrainingMethod } from './types.js';
 import { scalarValue, variablesOf } from './viewMethods.js';
 
@@ -13,8 +13,9 @@ export const ce: TrainingMethod = {
   summary: 'cross-entropy baseline: a linear classifier on the finest level',
   minViews: 1,
   labels: 'finest',
-  build(config, data) {
-    const base = buildModel(config, data);
+  async build(config, data) {
+    const built = await buildModelParts(config, data);
+    const base = built.model;
     const numClasses = data.tree.levelSizes[data.tree.depth - 1];
     const input = tfl.input({ shape: [base.backbone.outputs[0].shape[1] as number] });
     const logits = tfl.layers
@@ -25,7 +26,8 @@ export const ce: TrainingMethod = {
       .apply(input) as tfl.SymbolicTensor;
     const classifier = tfl.model({ inputs: input, outputs: logits, name: 'classifier' });
     const model = new ContrastiveModel(base.backbone, base.head, classifier);
-    return { model, trainable: [...variablesOf(model.backbone), ...variablesOf(classifier)] };
+    const trainable = [...variablesOf(model.backbone), ...variablesOf(classifier)];
+    return { model, trainable, learningRateScales: learningRateScales(trainable, built) };
   },
   step({ model }, optimizer, inputs) {
     const depth = inputs.labels[0].length;

@@ -4,7 +4,7 @@ import { saneLossDetails } from '../../losses/sane.js';
 import { copyWeights, momentumUpdate } from '../../models/momentum.js';
 import { MomentumQueue } from '../../models/momentumQueue.js';
 import { Rng } from '../../random.js';
-import { buildModel } from '../buildModel.js';
+import { buildModelParts, learningRateScales } from '../buildModel.js';
 import type { TrainConfig } from '../config.js';
 import { linearRamp } from '../schedules.js';
 import type { MethodModels, StepInputs, StepOutput, TrainingMethod } from './types.js';
@@ -15,18 +15,18 @@ import { scalarValue, variablesOf } from './viewMethods.js';
  * average (the key encoder), negatives from a queue of past keys. After each step the key
  * encoder moves towards the online one and the batch's keys enter the queue.
  */
-function buildMomentum(config: TrainConfig, data: Parameters<TrainingMethod['build']>[1]): MethodModels {
-  const model = buildModel(config, data);
-  const keyModel = buildModel(config, data);
+async function buildMomentum(
+  config: TrainConfig,
+  data: Parameters<TrainingMethod['build']>[1],
+): Promise<MethodModels> {
+  const built = await buildModelParts(config, data);
+  const model = built.model;
+  const keyModel = (await buildModelParts(config, data)).model;
   copyWeights(keyModel, model);
   const queue = new MomentumQueue(config.queueSize, config.projectionDim);
   queue.fillRandom(new Rng(config.seed + 3));
-  return {
-    model,
-    keyModel,
-    queue,
-    trainable: [...variablesOf(model.backbone), ...variablesOf(model.head)],
-  };
+  const trainable = [...variablesOf(model.backbone), ...variablesOf(model.head)];
+  return { model, keyModel, queue, trainable, learningRateScales: learningRateScales(trainable, built) };
 }
 
 type QueryLoss = (

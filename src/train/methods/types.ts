@@ -14,6 +14,8 @@ export interface MethodModels {
   model: ContrastiveModel;
   /** The variables the optimiser updates. */
   trainable: tf.Variable[];
+  /** A learning-rate scale per trainable variable (`--backbone-learning-rate`); absent: all 1. */
+  learningRateScales?: number[];
   keyModel?: ContrastiveModel;
   queue?: MomentumQueue;
 }
@@ -54,7 +56,7 @@ export interface TrainingMethod {
   /** Throws a `ContrastiveError` when the options or the data do not suit the method. */
   validate?(config: TrainConfig, data: TrainingData): void;
   /** Builds the models (deterministic in `config.seed`). */
-  build(config: TrainConfig, data: TrainingData): MethodModels;
+  build(config: TrainConfig, data: TrainingData): Promise<MethodModels>;
   /** One optimiser step on a batch. */
   step(models: MethodModels, optimizer: Optimizer, inputs: StepInputs, config: TrainConfig): StepOutput;
 }

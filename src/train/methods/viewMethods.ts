@@ -3,7 +3,7 @@ import { ContrastiveError } from '../../errors.js';
 import { hiMulConLossDetails } from '../../losses/hiMulCon.js';
 import { ntXentLoss } from '../../losses/ntXent.js';
 import { supConLoss } from '../../losses/supCon.js';
-import { buildModel } from '../buildModel.js';
+import { buildModelParts, learningRateScales } from '../buildModel.js';
 import type { TrainConfig } from '../config.js';
 import type { MethodModels, StepOutput, TrainingMethod } from './types.js';
 
@@ -29,9 +29,11 @@ function viewMethod(
     minViews: 2,
     labels,
     validate,
-    build(config, data): MethodModels {
-      const model = buildModel(config, data);
-      return { model, trainable: [...variablesOf(model.backbone), ...variablesOf(model.head)] };
+    async build(config, data): Promise<MethodModels> {
+      const built = await buildModelParts(config, data);
+      const { model } = built;
+      const trainable = [...variablesOf(model.backbone), ...variablesOf(model.head)];
+      return { model, trainable, learningRateScales: learningRateScales(trainable, built) };
     },
     step({ model }, optimizer, inputs, config): StepOutput {
       const n = inputs.labels.length;
