@@ -122,10 +122,10 @@ function metricsTable(runs: readonly ReportRun[]): string {
     'consistency violations',
     'final loss',
   ];
-  const rows = runs.map((r) => {
+  const rows = runs.flatMap((r) => {
     const e = r.evaluation;
     const last = [...r.history].reverse().find((h) => h.kind === 'step' || h.kind === 'epoch');
-    return [
+    const trained = [
       escapeXml(r.name),
       escapeXml(r.method ?? ''),
       ...Array.from({ length: numLevels }, (_, l) => pct(e?.knn.accuracyByLevel[l])),
@@ -135,6 +135,18 @@ function metricsTable(runs: readonly ReportRun[]): string {
       pct(e?.consistency?.violationRate),
       last ? last.loss.toFixed(4) : '–',
     ];
+    // the baselines right under the run: what its training bought
+    const baselines = (r.baselines ?? []).map((b) => [
+      `<span class="meta">${escapeXml(r.name)} · ${escapeXml(b.name)}</span>`,
+      '<span class="meta">baseline</span>',
+      ...Array.from({ length: numLevels }, (_, l) => pct(b.knnAccuracyByLevel[l])),
+      '–',
+      pct(b.mapAtR[b.mapAtR.length - 1]),
+      '–',
+      '–',
+      '–',
+    ]);
+    return [trained, ...baselines];
   });
   return table(head, rows, 'metrics');
 }

@@ -34,5 +34,6 @@ export async function loadRun(dir: string): Promise<ReportRun> {
     levelNames: evaluation?.levelNames,
     classNames: evaluation?.classNames,
     strips: evaluation?.strips,
+    baselines: evaluation?.baselines,
   };
 }

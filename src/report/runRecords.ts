@@ -1,5 +1,5 @@
 import type { EvaluationSummary } from '../eval/evaluate.js';
-import type { MetricRecord, NeighborStrip } from '../run/records.js';
+import type { BaselineScores, MetricRecord, NeighborStrip } from '../run/records.js';
 
 /** Everything the report shows about one run (read from its folder by {@link loadRun}). */
 export interface ReportRun {
@@ -13,4 +13,6 @@ export interface ReportRun {
   /** `classNames[l][v]`: the name of label value v in column l. */
   classNames?: string[][];
   strips?: NeighborStrip[];
+  /** The raw input and the untrained encoder, scored like the run. */
+  baselines?: BaselineScores[];
 }

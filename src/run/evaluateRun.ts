@@ -5,8 +5,10 @@ import { embedSplit } from '../eval/embed.js';
 import { checkEvaluateOptions, type EvaluateOptions, evaluateEmbeddings } from '../eval/evaluate.js';
 import { nearestNeighbors } from '../eval/neighbors.js';
 import { Rng } from '../random.js';
+import { buildModel } from '../train/buildModel.js';
+import type { TrainConfig } from '../train/config.js';
 import { RunFolder } from './folder.js';
-import type { EvalFile, NeighborStrip } from './records.js';
+import type { BaselineScores, EvalFile, NeighborStrip } from './records.js';
 import { loadTrainedRun } from './trainedRun.js';
 
 /** Options of {@link evaluateRun}. */
@@ -19,6 +21,8 @@ export interface EvaluateRunOptions extends EvaluateOptions {
   trainLimit?: number;
   /** Nearest-neighbour strips for the report (image data). Default 8; 0 skips them. */
   strips?: number;
+  /** Also score the raw input and the untrained encoder the same way (default true). */
+  baselines?: boolean;
   backend?: BackendName | 'auto';
 }
 
@@ -32,7 +36,7 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
   checkEvaluateOptions('eval', options);
   await new RunFolder(runDir).checkWritable('eval');
   await useBackend(options.backend ?? 'auto');
-  const { folder, model, data } = await loadTrainedRun(runDir, { ...options, command: 'eval' });
+  const { folder, config, model, data } = await loadTrainedRun(runDir, { ...options, command: 'eval' });
   const depth = data.tree.depth;
   const rows = (s: TrainingSplit) =>
     Array.from({ length: s.size }, (_, i) => Array.from(s.labels.subarray(i * depth, (i + 1) * depth)));
@@ -49,11 +53,61 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
           ? await neighborStrips(test.embeddings, data, options.strips ?? 8, options.seed ?? 0)
           : undefined,
     };
+    if (options.baselines !== false) result.baselines = await baselineScores(config, data, options);
     await folder.writeEvaluation(result);
     return result;
   } finally {
     tf.dispose([train.embeddings, test.embeddings]);
     model.dispose();
+  }
+}
+
+/** {@link BaselineScores} of the raw input and of the encoder before training. */
+async function baselineScores(
+  config: TrainConfig,
+  data: TrainingData,
+  options: EvaluateOptions,
+): Promise<BaselineScores[]> {
+  const dim = data.inputShape.reduce((a, b) => a * b, 1);
+  const depth = data.tree.depth;
+  const rows = (s: TrainingSplit) =>
+    Array.from({ length: s.size }, (_, i) => Array.from(s.labels.subarray(i * depth, (i + 1) * depth)));
+  const score = (name: BaselineScores['name'], train: tf.Tensor2D, test: tf.Tensor2D): BaselineScores => {
+    const e = evaluateEmbeddings(
+      { embeddings: train, labels: rows(data.train) },
+      { embeddings: test, labels: rows(data.test) },
+      {
+        ...options,
+        linearProbe: false,
+        consistencyAnchors: 0,
+        projectionPoints: 0,
+        heldOutClasses: undefined,
+      },
+    );
+    tf.dispose([train, test]);
+    return {
+      name,
+      knnAccuracyByLevel: e.knn.accuracyByLevel,
+      mapAtR: e.retrieval.map((r) => r.mapAtR),
+      precisionAt1: e.retrieval.map((r) => r.precisionAt1),
+    };
+  };
+  const raw = score(
+    'raw input',
+    tf.tensor2d(data.train.inputs, [data.train.size, dim]),
+    tf.tensor2d(data.test.inputs, [data.test.size, dim]),
+  );
+  // the run's own starting point: same architecture, same seed, no training
+  const untrained = await buildModel(config, data);
+  try {
+    const initial = score(
+      config.backbone ? 'pretrained backbone' : 'untrained encoder',
+      embedSplit(untrained.backbone, data.train, data.inputShape),
+      embedSplit(untrained.backbone, data.test, data.inputShape),
+    );
+    return [raw, initial];
+  } finally {
+    untrained.dispose();
   }
 }
 

@@ -17,8 +17,25 @@ export interface NeighborStrip {
   }[];
 }
 
+/**
+ * The same kNN and retrieval metrics for a reference embedding: the raw input (pixels or table
+ * features; retrieval is cosine, so they are compared L2-normalised) or the encoder before
+ * training (the run's own initial weights, or the pretrained backbone before fine-tuning).
+ * Beside the trained model's numbers they say what training bought.
+ */
+export interface BaselineScores {
+  name: 'raw input' | 'untrained encoder' | 'pretrained backbone';
+  /** kNN accuracy of the predicted path at each level, coarsest first. */
+  knnAccuracyByLevel: number[];
+  /** mAP@R and precision@1 per level (leave-one-out within the test split). */
+  mapAtR: number[];
+  precisionAt1: number[];
+}
+
 /** What `contrastive eval` writes to `<run>/eval.json`. */
 export interface EvalFile extends EvaluationSummary {
+  /** Raw input and untrained encoder, evaluated the same way (absent with `--no-baselines`). */
+  baselines?: BaselineScores[];
   /** Name of each level, coarsest first (e.g. `['group', 'family', 'class']`). */
   levelNames?: string[];
   /** `classNames[l][v]`: the name of label value v in column l. */

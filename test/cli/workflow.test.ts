@@ -64,6 +64,18 @@ describe('contrastive train / eval / embed / compare / report', () => {
     const evaluation = JSON.parse(await readFile(join(out, 'eval.json'), 'utf8'));
     assert.equal(evaluation.retrieval.length, 3);
     assert.equal(evaluation.strips.length, 2);
+    // baselines beside the result: raw pixels and the run's own untrained encoder, scored alike
+    assert.deepEqual(
+      evaluation.baselines.map((b: { name: string }) => b.name),
+      ['raw input', 'untrained encoder'],
+    );
+    for (const b of evaluation.baselines) {
+      assert.equal(b.knnAccuracyByLevel.length, 3);
+      assert.ok(b.mapAtR.every((v: number) => v > 0 && v <= 1));
+    }
+    assert.match(e.stdout, /^trained\s+[\d.]+/m);
+    assert.match(e.stdout, /^raw input\s+[\d.]+/m);
+    assert.match(e.stdout, /^untrained encoder\s+[\d.]+/m);
 
     const m = run('embed', out, '--out', join(dir, 'emb.npy'));
     assert.equal(m.status, 0, m.stderr);
@@ -75,9 +87,12 @@ describe('contrastive train / eval / embed / compare / report', () => {
 
     const c = run('compare', out, out);
     assert.equal(c.status, 0, c.stderr);
+    assert.match(c.stdout, /raw input: mAP@R class %\s+[\d.]+/);
+    assert.match(c.stdout, /untrained encoder: kNN acc class %\s+[\d.]+/);
     const r = run('report', out);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(existsSync(join(out, 'report.html')));
+    assert.match(await readFile(join(out, 'report.html'), 'utf8'), /hc · raw input/);
   });
 
   it('a config file with an unknown key or a bad value is an error naming it', async () => {

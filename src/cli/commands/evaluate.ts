@@ -37,6 +37,12 @@ export const evalCommand: CommandSpec = {
     },
     { name: 'strips', type: 'integer', default: 8, min: 0, doc: 'nearest-neighbour strips for the report' },
     { name: 'seed', type: 'integer', default: 0, doc: 'seed of the sampled subsets' },
+    {
+      name: 'baselines',
+      type: 'boolean',
+      default: true,
+      doc: 'also score the raw input and the untrained encoder (--no-baselines to skip)',
+    },
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
@@ -53,6 +59,7 @@ export const evalCommand: CommandSpec = {
       consistencyAnchors: o.consistencyAnchors as number,
       strips: o.strips as number,
       seed: o.seed as number,
+      baselines: options.baselines as boolean,
       backend: o.backend as 'auto',
     });
     const pct = (v: number | undefined) => (v === undefined ? '–' : (100 * v).toFixed(2));
@@ -68,6 +75,24 @@ export const evalCommand: CommandSpec = {
       pct(r.mapAtR),
     ]);
     console.log(formatTable(head, rows));
+    if (result.baselines?.length) {
+      // what training bought: the same metrics for the raw input and the encoder before training
+      const levels = result.retrieval.map((r) => result.levelNames?.[r.level] ?? String(r.level));
+      const line = (name: string, knn: number[], map: number[]) => [name, ...knn.map(pct), ...map.map(pct)];
+      console.log(
+        `\n${formatTable(
+          ['embedding', ...levels.map((l) => `kNN ${l}`), ...levels.map((l) => `mAP@R ${l}`)],
+          [
+            line(
+              'trained',
+              result.knn.accuracyByLevel,
+              result.retrieval.map((r) => r.mapAtR),
+            ),
+            ...result.baselines.map((b) => line(b.name, b.knnAccuracyByLevel, b.mapAtR)),
+          ],
+        )}`,
+      );
+    }
     console.log(
       [
         `linear probe: ${pct(result.linearProbe?.testAccuracy)}%`,
