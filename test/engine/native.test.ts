@@ -5,7 +5,8 @@ import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
-import { nativeStatus, setConvScratchLimit } from '../../src/engine/native.js';
+import { setConvScratchLimit } from '../../src/engine/kernels/conv.js';
+import { nativeStatus } from '../../src/engine/native.js';
 import { Rng } from '../../src/random.js';
 import { expectClose } from '../helpers/backends.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
@@ -156,10 +157,9 @@ describe('native BLAS engine', () => {
       encoding: 'utf8',
     });
     assert.equal(doctor.status, 0, doctor.stderr);
-    assert.match(
-      doctor.stdout,
-      /ok\s+wasm .*matrix products: wasm \(native engine: disabled by CONTRASTIVE_NATIVE=0\)/,
-    );
+    assert.match(doctor.stdout, /ok\s+wasm .*native engine: none \(disabled by CONTRASTIVE_NATIVE=0\)/);
+    assert.match(doctor.stdout, /matrix products:\s+wasm \(transposed operands made explicit first\)/);
+    assert.match(doctor.stdout, /convolutions:\s+wasm XNNPACK Conv2D/);
     const goldens = spawnSync(
       process.execPath,
       ['--test', resolve(REPO_ROOT, 'dist/test/losses/goldens.test.js')],
