@@ -13,6 +13,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"conv", NULL, Conv, NULL, NULL, NULL, napi_default, NULL},
       {"convPath", NULL, ConvPath, NULL, NULL, NULL, napi_default, NULL},
       {"setConvPath", NULL, SetConvPath, NULL, NULL, NULL, napi_default, NULL},
+      {"convCounts", NULL, ConvCounts, NULL, NULL, NULL, napi_default, NULL},
       {"batchNorm", NULL, BatchNorm, NULL, NULL, NULL, napi_default, NULL},
       {"batchNormGrad", NULL, BatchNormGrad, NULL, NULL, NULL, napi_default, NULL},
       {"fusedLse", NULL, FusedLse, NULL, NULL, NULL, napi_default, NULL},

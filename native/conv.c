@@ -22,6 +22,9 @@ static float *scratch_buffer(size_t floats) {
   return scratch;
 }
 
+/* Calls each form has taken, so tests can tell which one ran. */
+static int64_t onednn_calls = 0, im2col_calls = 0;
+
 #ifdef CONTRASTIVE_ONEDNN
 static bool use_onednn = true;
 #else
@@ -144,8 +147,12 @@ napi_value Conv(napi_env env, napi_callback_info info) {
     REQUIRE(env, 0, "conv: mode must be 0, 1 or 2");
   REQUIRE(env, mode == CONV_FORWARD || (!bias && !relu), "conv: bias and relu apply to the forward mode only");
 #ifdef CONTRASTIVE_ONEDNN
-  if (use_onednn && onednn_conv(&s, (int)mode, p, q, bias, relu, out) == 0) return NULL;
+  if (use_onednn && onednn_conv(&s, (int)mode, p, q, bias, relu, out) == 0) {
+    onednn_calls++;
+    return NULL;
+  }
 #endif
+  im2col_calls++;
   REQUIRE(env, im2col_conv(&s, (int)mode, p, q, bias, relu, out, scratch_floats),
           "conv: out of memory for the im2col buffer");
   return NULL;
@@ -177,4 +184,16 @@ napi_value SetConvPath(napi_env env, napi_callback_info info) {
   (void)on;
 #endif
   return NULL;
+}
+
+/* convCounts(): [calls oneDNN took, calls im2col + OpenBLAS took] since the addon loaded. */
+napi_value ConvCounts(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result, value;
+  CHECK(env, napi_create_array_with_length(env, 2, &result));
+  CHECK(env, napi_create_int64(env, onednn_calls, &value));
+  CHECK(env, napi_set_element(env, result, 0, value));
+  CHECK(env, napi_create_int64(env, im2col_calls, &value));
+  CHECK(env, napi_set_element(env, result, 1, value));
+  return result;
 }

@@ -5,7 +5,7 @@
  * addon.c lists once as the module's exports.
  *
  * Families (one file each): gemm.c (matrix products, bias + ReLU), conv.c (2-D convolutions:
- * im2col + OpenBLAS), batchnorm.c, logsumexp.c
+ * im2col + OpenBLAS, and oneDNN in conv_onednn.c when built with it), batchnorm.c, logsumexp.c
  * (the fused contrastive log-sum-exp), sums.c (column sums, segment sums).
  */
 #ifndef CONTRASTIVE_ENGINE_H
@@ -90,6 +90,7 @@ enum conv_mode { CONV_FORWARD = 0, CONV_FILTER_GRAD = 1, CONV_INPUT_GRAD = 2 };
 napi_value Conv(napi_env env, napi_callback_info info);
 napi_value ConvPath(napi_env env, napi_callback_info info);
 napi_value SetConvPath(napi_env env, napi_callback_info info);
+napi_value ConvCounts(napi_env env, napi_callback_info info);
 
 /* conv_onednn.c (only built with oneDNN): 0 when done, nonzero when oneDNN cannot take this
  * convolution (the caller then uses im2col); bias and relu apply to the forward mode only. */

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // Builds the optional native engine (native/*.c: GEMM, convolutions, batch norm, the fused
-// log-sum-exp, sums) against OpenBLAS with the system compiler. Never fails: when the compiler or OpenBLAS is missing it
-// prints one line saying why and exits 0; the library then runs on wasm (or cpu).
+// log-sum-exp, sums) against OpenBLAS, and oneDNN for the convolutions when libdnnl-dev is
+// installed, with the system compiler. Never fails: when the compiler or OpenBLAS is missing it
+// prints one line saying why and exits 0; the library then runs on wasm (or cpu). Without oneDNN
+// the convolutions use im2col + OpenBLAS.
 //
 //   node scripts/build-native.mjs [--out DIR]   (default: native/build inside this package)
+//
+// Users who installed the package run it as `npx contrastive build-native`.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -22,6 +26,7 @@ const headers = [join(root, 'node_modules', 'node-api-headers', 'include'), join
   (dir) => existsSync(join(dir, 'node_api.h')),
 );
 const cblas = ['/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h', '/usr/include/cblas.h', '/usr/include/openblas/cblas.h'].find(existsSync);
+const onednn = ['/usr/include/oneapi/dnnl/dnnl.h', '/usr/local/include/oneapi/dnnl/dnnl.h'].find(existsSync);
 
 function skip(why) {
   console.log(`tfjs-contrastive: native engine not built (${why}); using the wasm backend.`);
@@ -48,9 +53,10 @@ const compile = (extra, libraries) =>
     ['-O3', '-fno-trapping-math', ...extra, '-shared', '-fPIC', '-std=c11', `-I${headers}`, `-I${dirname(cblas)}`, '-DNODE_GYP_MODULE_NAME=contrastive_native', '-o', temp, ...sources, ...libraries, '-lopenblas', '-lm'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-// OpenMP spreads the fused loss over the cores, and without it (no
+// oneDNN first, then without it; OpenMP spreads the fused loss over the cores, and without it (no
 // libgomp) the addon is single-threaded there
 const attempts = [
+  ...(onednn && process.env.CONTRASTIVE_ONEDNN !== '0' ? [{ flags: ['-fopenmp', '-DCONTRASTIVE_ONEDNN'], libs: ['-ldnnl'], what: 'oneDNN, OpenMP' }] : []),
   { flags: ['-fopenmp'], libs: [], what: 'OpenMP' },
   { flags: ['-fopenmp-simd'], libs: [], what: 'no OpenMP' },
 ];
@@ -59,7 +65,8 @@ for (const { flags, libs, what } of attempts) {
   try {
     compile(flags, libs);
     renameSync(temp, out);
-    console.log(`tfjs-contrastive: built the native engine (${cc}, OpenBLAS, ${what}): ${out}`);
+    const convolutions = what.startsWith('oneDNN') ? '' : `; convolutions: im2col + OpenBLAS (${onednn ? 'oneDNN build failed' : 'install libdnnl-dev for oneDNN'})`;
+    console.log(`tfjs-contrastive: built the native engine (${cc}, OpenBLAS, ${what}${convolutions}): ${out}`);
     process.exit(0);
   } catch (error) {
     firstError ??= String(error.stderr ?? error.message).split('\n')[0];

@@ -35,6 +35,8 @@ export interface NativeEngine {
   convPath(): string;
   /** Turns oneDNN off (false) or back on for later convolutions; a no-op when built without it. */
   setConvPath(useOneDnn: boolean): void;
+  /** Calls each form has taken since the addon loaded: `[oneDNN, im2col + OpenBLAS]`. */
+  convCounts(): [number, number];
   /** Training-mode batch norm over the rows of `x [rows, cols]`: `y`, batch mean, biased variance. */
   batchNorm(
     x: Float32Array,

@@ -149,7 +149,7 @@ describe('native BLAS engine', () => {
     expectClose(actual[1], expected[1], { rtol: 0, atol: 1e-5 * scale }, 'gradient');
   });
 
-  it('without the addon (CONTRASTIVE_NATIVE=0) the engine says why and the exact losses still pass on wasm', () => {
+  it('without the addon (CONTRASTIVE_NATIVE=0) the engine says why, and the exact losses and kernel tests still pass on wasm', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, CONTRASTIVE_NATIVE: '0', TEST_BACKENDS: 'wasm' };
     delete env.NODE_TEST_CONTEXT; // the child is a test run of its own, reporting to its own stdout
     const doctor = spawnSync(process.execPath, [resolve(REPO_ROOT, 'dist/src/cli/bin.js'), 'doctor'], {
@@ -160,12 +160,16 @@ describe('native BLAS engine', () => {
     assert.match(doctor.stdout, /ok\s+wasm .*native engine: none \(disabled by CONTRASTIVE_NATIVE=0\)/);
     assert.match(doctor.stdout, /matrix products:\s+wasm \(transposed operands made explicit first\)/);
     assert.match(doctor.stdout, /convolutions:\s+wasm XNNPACK Conv2D/);
-    const goldens = spawnSync(
+    // the golden losses, and every kernel test, on the fallbacks
+    const files = ['losses/goldens.test.js', 'engine/conv.test.js', 'engine/wasmKernels.test.js'];
+    const fallbacks = spawnSync(
       process.execPath,
-      ['--test', resolve(REPO_ROOT, 'dist/test/losses/goldens.test.js')],
+      ['--test', ...files.map((f) => resolve(REPO_ROOT, 'dist/test', f))],
       { env, encoding: 'utf8' },
     );
-    assert.equal(goldens.status, 0, goldens.stdout.slice(-2000));
-    assert.match(goldens.stdout, /# fail 0/);
+    assert.equal(fallbacks.status, 0, fallbacks.stdout.slice(-2000));
+    assert.match(fallbacks.stdout, /# fail 0/);
+    // the wasm fallback's convolution test ran rather than skipped
+    assert.match(fallbacks.stdout, /ok \d+ - the wasm fallback \(no addon\) matches cpu\n/);
   });
 });

@@ -9,7 +9,7 @@ import {
   stockWasmKernel,
   type WasmBackend,
 } from '../kernelTypes.js';
-import type { NativeEngine } from '../native.js';
+import { loadNative, type NativeEngine } from '../native.js';
 
 const CONV_KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const;
 type ConvKernelName = (typeof CONV_KERNELS)[number];
@@ -32,6 +32,31 @@ let convScratchFloats = 16 * 2 ** 20;
  */
 export function setConvScratchLimit(bytes: number): void {
   convScratchFloats = Math.max(1, Math.floor(bytes / 4));
+}
+
+/**
+ * Turns the native engine's oneDNN convolutions off (`false`: im2col + OpenBLAS) or back on, and
+ * returns what the addon then reports as its path; null without the addon. For comparisons
+ * (tests, the bench); `CONTRASTIVE_ONEDNN=0` does the same for a whole process.
+ */
+export function setOneDnnConvolutions(on: boolean): string | null {
+  const engine = loadNative();
+  if (!engine) return null;
+  engine.setConvPath(on);
+  return engine.convPath();
+}
+
+/** The native convolutions' path (`oneDNN …` or `im2col + OpenBLAS (…)`), or null without the addon. */
+export function nativeConvPath(): string | null {
+  return loadNative()?.convPath() ?? null;
+}
+
+/** Native convolution calls so far per form, or null without the addon. */
+export function nativeConvCounts(): { onednn: number; im2col: number } | null {
+  const engine = loadNative();
+  if (!engine) return null;
+  const [onednn, im2col] = engine.convCounts();
+  return { onednn, im2col };
 }
 
 /**
