@@ -5,32 +5,41 @@
 // prints one line saying why and exits 0; the library then runs on wasm (or cpu). Without oneDNN
 // the convolutions use im2col + OpenBLAS.
 //
-//   node scripts/build-native.mjs [--out DIR]   (default: native/build inside this package)
+//   node scripts/build-native.mjs [--strict]
 //
-// Users who installed the package run it as `npx contrastive build-native`.
+// It builds into native/build inside this package, where the library loads it from. `--strict`
+// (what `npx contrastive build-native`, the command for users who installed the package, passes)
+// exits 1 instead of 0 when the engine cannot be built.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outFlag = process.argv.indexOf('--out');
-const outDir = outFlag >= 0 ? resolve(process.argv[outFlag + 1]) : join(root, 'native', 'build');
+const strict = process.argv.includes('--strict');
+const outDir = join(root, 'native', 'build');
 const out = join(outDir, 'contrastive_native.node');
 const sources = readdirSync(join(root, 'native'))
   .filter((f) => f.endsWith('.c'))
   .sort()
   .map((f) => join(root, 'native', f));
-// node-api-headers is a dependency of this package; npm may hoist it next to the package
-const headers = [join(root, 'node_modules', 'node-api-headers', 'include'), join(root, '..', 'node-api-headers', 'include')].find(
-  (dir) => existsSync(join(dir, 'node_api.h')),
-);
+// node-api-headers is a dependency of this package: in its node_modules, or hoisted next to it
+const headers = (() => {
+  try {
+    const dir = join(dirname(createRequire(join(root, 'package.json')).resolve('node-api-headers/package.json')), 'include');
+    return existsSync(join(dir, 'node_api.h')) ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+})();
 const cblas = ['/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h', '/usr/include/cblas.h', '/usr/include/openblas/cblas.h'].find(existsSync);
 const onednn = ['/usr/include/oneapi/dnnl/dnnl.h', '/usr/local/include/oneapi/dnnl/dnnl.h'].find(existsSync);
 
 function skip(why) {
-  console.log(`tfjs-contrastive: native engine not built (${why}); using the wasm backend.`);
-  process.exit(0);
+  const retry = process.env.CONTRASTIVE_NATIVE === '0' ? '' : ' Once that is fixed: npx contrastive build-native';
+  console.log(`tfjs-contrastive: native engine not built (${why}); using the wasm backend.${retry}`);
+  process.exit(strict ? 1 : 0);
 }
 
 if (process.env.CONTRASTIVE_NATIVE === '0') skip('CONTRASTIVE_NATIVE=0');

@@ -1,5 +1,6 @@
 import { ContrastiveError } from '../errors.js';
 import { type CommandSpec, commandHelp, parseArgs } from './args.js';
+import { buildNativeCommand } from './commands/buildNative.js';
 import { compareCommand } from './commands/compare.js';
 import { doctorCommand } from './commands/doctor.js';
 import { embedCommand } from './commands/embed.js';
@@ -16,6 +17,7 @@ const COMMANDS: readonly CommandSpec[] = [
   reportCommand,
   studyCommand,
   doctorCommand,
+  buildNativeCommand,
 ];
 
 function mainHelp(): string {
