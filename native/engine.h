@@ -35,6 +35,17 @@
     }                                                                      \
   } while (0)
 
+/*
+ * Compiles a hot loop once per vector width, the best chosen at load time for the CPU found
+ * (GCC/Clang function multiversioning; needs ifunc, so x86-64 Linux only). Without FMA
+ * contraction (-std=c11) every clone rounds alike.
+ */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(CONTRASTIVE_NO_CLONES)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* Reads the call's arguments, throwing unless there are exactly `count`. */
 #define ARGS(env, info, count, argv, name)                                 \
   napi_value argv[count];                                                  \
