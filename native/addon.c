@@ -21,6 +21,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"parallelThreads", NULL, ParallelThreads, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},
       {"segmentSum", NULL, SegmentSum, NULL, NULL, NULL, napi_default, NULL},
+      {"binary", NULL, Binary, NULL, NULL, NULL, napi_default, NULL},
+      {"unary", NULL, Unary, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -6,7 +6,8 @@
  *
  * Families (one file each): gemm.c (matrix products, bias + ReLU), conv.c (2-D convolutions:
  * im2col + OpenBLAS, and oneDNN in conv_onednn.c when built with it), batchnorm.c, logsumexp.c
- * (the fused contrastive log-sum-exp), sums.c (column sums, segment sums).
+ * (the fused contrastive log-sum-exp), sums.c (column sums, segment sums), elementwise.c (add,
+ * subtract, multiply, ReLU, step).
  */
 #ifndef CONTRASTIVE_ENGINE_H
 #define CONTRASTIVE_ENGINE_H
@@ -118,6 +119,10 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info);
 napi_value FusedLse(napi_env env, napi_callback_info info);
 napi_value FusedLseGrad(napi_env env, napi_callback_info info);
 napi_value ParallelThreads(napi_env env, napi_callback_info info);
+
+/* elementwise.c */
+napi_value Binary(napi_env env, napi_callback_info info);
+napi_value Unary(napi_env env, napi_callback_info info);
 
 /* sums.c */
 napi_value ColSum(napi_env env, napi_callback_info info);

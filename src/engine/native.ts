@@ -79,6 +79,10 @@ export interface NativeEngine {
   parallelThreads(): number;
   /** `out[c] = scale · Σ_r x[r, c]`, accumulated in float64. */
   colSum(x: Float32Array, rows: number, cols: number, out: Float32Array, scale: number): void;
+  /** Element-wise `out = a op b` over equal lengths: op 0 add, 1 subtract, 2 multiply. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** `out = relu(x)` (`step` false), or `out = x > 0 ? 1 : alpha` with NaN kept (`step` true). */
+  unary(step: boolean, alpha: number, x: Float32Array, out: Float32Array): void;
   /** `out[g, :] = Σ_{i: ids[i] = g} x[i, :]`. */
   segmentSum(
     x: Float32Array,

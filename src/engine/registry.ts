@@ -18,6 +18,7 @@ import {
   fusedBatchNormGradient,
 } from './kernels/batchNorm.js';
 import { convFamily } from './kernels/conv.js';
+import { elementwiseFamily } from './kernels/elementwise.js';
 import { fusedLseGradient, logSumExpFamily } from './kernels/logSumExp.js';
 import { matMulFamily } from './kernels/matMul.js';
 import { leadingAxisSumFamily } from './kernels/reductions.js';
@@ -34,6 +35,7 @@ export const WASM_KERNEL_FAMILIES: readonly KernelFamily[] = [
   logSumExpFamily,
   segmentSumFamily,
   leadingAxisSumFamily,
+  elementwiseFamily,
   shareDataFamily,
 ];
 

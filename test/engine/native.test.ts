@@ -161,7 +161,10 @@ describe('native BLAS engine', () => {
     assert.match(doctor.stdout, /matrix products:\s+wasm \(transposed operands made explicit first\)/);
     assert.match(doctor.stdout, /convolutions:\s+wasm XNNPACK Conv2D/);
     // the golden losses, and every kernel test, on the fallbacks
-    const files = ['losses/goldens.test.js', 'engine/conv.test.js', 'engine/wasmKernels.test.js'];
+    const files = [
+      'losses/goldens.test.js',
+      ...['conv', 'batchNorm', 'elementwise', 'wasmKernels'].map((f) => `engine/${f}.test.js`),
+    ];
     const fallbacks = spawnSync(
       process.execPath,
       ['--test', ...files.map((f) => resolve(REPO_ROOT, 'dist/test', f))],
