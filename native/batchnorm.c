@@ -11,8 +11,9 @@
 #include "engine.h"
 
 enum { CHUNKS = 16 };
-/* Below this many elements one thread is faster than waking the others. */
-static const int64_t PARALLEL_MIN = 1 << 15;
+/* Below this many elements one thread is faster than waking the others, and on a busy machine a
+ * parallel region can wait milliseconds for a descheduled thread: only large layers are split. */
+static const int64_t PARALLEL_MIN = 1 << 20;
 
 static inline int64_t chunk_start(int64_t rows, int chunk) { return rows * chunk / CHUNKS; }
 

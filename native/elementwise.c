@@ -8,8 +8,10 @@
 #include "engine.h"
 
 enum { OP_ADD = 0, OP_SUB = 1, OP_MUL = 2 };
-/* Below this many elements one thread is faster than waking the others. */
-static const int64_t PARALLEL_MIN = 1 << 16;
+/* Below this many elements one thread is faster than waking the others, and on a busy machine
+ * (other processes on the cores) a parallel region can wait milliseconds for a descheduled
+ * thread: only CNN-sized activations are split. */
+static const int64_t PARALLEL_MIN = 1 << 20;
 enum { BLOCK = 1 << 14 };
 
 VECTOR_CLONES static void binary_block(int op, const float *a, const float *b, float *out, int64_t n) {

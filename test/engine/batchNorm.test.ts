@@ -11,11 +11,11 @@ const normal = (size: number, scale = 1, shift = 0) =>
   Float32Array.from({ length: size }, () => shift + scale * rng.normal());
 
 it('forward, statistics and all three gradients match cpu, on shapes below and above the threading threshold', async () => {
-  // 4099 × 37 = 151,663 elements: past the 32,768 where the native sums go multi-threaded, and not
-  // a multiple of the 16 chunks; 5 × 3 stays on one thread
+  // 16,411 × 67 = 1,099,537 elements: past the 2^20 where the native sums go multi-threaded, and
+  // not a multiple of the 16 chunks; 5 × 3 stays on one thread
   for (const [rows, cols] of [
     [5, 3],
-    [4099, 37],
+    [16411, 67],
   ]) {
     const data = {
       x: normal(rows * cols, 2, 0.5),
