@@ -216,6 +216,28 @@ function convRates(): void {
   console.log(
     `Convolutions at W2's shapes, GFLOP/s (best of 5) and % of the GEMM rate measured here, ${peak.toFixed(0)} GFLOP/s (OpenBLAS sgemm):`,
   );
+  // matrix products at W1's shapes (forward, both gradients): OpenBLAS against oneDNN's sgemm
+  const gemmShapes: [string, boolean, boolean, number, number, number][] = [
+    ['x·W1 [1024,512]·[512,512]', false, false, 1024, 512, 512],
+    ['h·W2 [1024,512]·[512,128]', false, false, 1024, 128, 512],
+    ['dW1 = xᵀ·dh', true, false, 512, 512, 1024],
+    ['dh = dz·W2ᵀ', false, true, 1024, 512, 128],
+  ];
+  const gemmPaths = [engine.gemmPath()];
+  engine.setGemmPath(true);
+  if (engine.gemmPath() !== gemmPaths[0]) gemmPaths.push(engine.gemmPath());
+  engine.setGemmPath(false);
+  console.log(`Matrix products at W1's shapes, GFLOP/s (best of 5); the engine uses ${engine.gemmPath()}:`);
+  for (const [label, ta, tb, m, n, k] of gemmShapes) {
+    const [a, b, c] = [filled(m * k), filled(k * n), new Float32Array(m * n)];
+    const cells = gemmPaths.map((path) => {
+      engine.setGemmPath(path !== 'OpenBLAS');
+      const ms = best(() => engine.sgemm(ta, tb, 1, m, n, k, a, 0, b, 0, c), 5);
+      return `${path} ${((2 * m * n * k) / ms / 1e6).toFixed(0).padStart(4)}`;
+    });
+    console.log(`  ${label.padEnd(28)} ${cells.join('   ')}`);
+  }
+  engine.setGemmPath(false);
   const paths: [string, boolean][] = [];
   if (setOneDnnConvolutions(true)?.startsWith('oneDNN')) paths.push([nativeConvPath()!, true]);
   setOneDnnConvolutions(false);

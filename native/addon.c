@@ -10,6 +10,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"biasRelu", NULL, BiasRelu, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, BlasConfig, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, BlasThreads, NULL, NULL, NULL, napi_default, NULL},
+      {"gemmPath", NULL, GemmPath, NULL, NULL, NULL, napi_default, NULL},
+      {"setGemmPath", NULL, SetGemmPath, NULL, NULL, NULL, napi_default, NULL},
       {"conv", NULL, Conv, NULL, NULL, NULL, napi_default, NULL},
       {"convPath", NULL, ConvPath, NULL, NULL, NULL, napi_default, NULL},
       {"setConvPath", NULL, SetConvPath, NULL, NULL, NULL, napi_default, NULL},

@@ -91,6 +91,8 @@ napi_value Sgemm(napi_env env, napi_callback_info info);
 napi_value BiasRelu(napi_env env, napi_callback_info info);
 napi_value BlasConfig(napi_env env, napi_callback_info info);
 napi_value BlasThreads(napi_env env, napi_callback_info info);
+napi_value GemmPath(napi_env env, napi_callback_info info);
+napi_value SetGemmPath(napi_env env, napi_callback_info info);
 /* In-place out[r, c] = max?(out[r, c] + bias[c], 0), shared by the GEMM and im2col paths. */
 void bias_relu_rows(float *out, int64_t rows, int64_t cols, const float *bias, bool relu);
 

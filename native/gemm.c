@@ -3,8 +3,15 @@
  * views of the wasm heap (zero-copy), and the bias + ReLU epilogue of _FusedMatMul.
  */
 #include <cblas.h>
+#ifdef CONTRASTIVE_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 #include "engine.h"
+
+/* Which library sgemm calls: OpenBLAS unless turned to oneDNN's sgemm (setGemmPath), which the
+ * bench measures against it per shape; OpenBLAS measured faster on the MLP and loss shapes here. */
+static bool gemm_onednn = false;
 
 /*
  * sgemm(transposeA, transposeB, batch, m, n, k, a, aBatchStride, b, bBatchStride, out)
@@ -29,10 +36,40 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   REQUIRE(env, (size_t)((batch - 1) * sb + k * n) <= lb, "sgemm: b is smaller than its shape");
   REQUIRE(env, (size_t)(batch * m * n) <= lc, "sgemm: out is smaller than its shape");
   for (int64_t i = 0; i < batch; i++) {
+#ifdef CONTRASTIVE_ONEDNN
+    if (gemm_onednn) {
+      REQUIRE(env,
+              dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a + i * sa, ta ? m : k, b + i * sb, tb ? k : n,
+                         0.0f, c + i * m * n, n) == dnnl_success,
+              "sgemm: oneDNN's sgemm failed");
+      continue;
+    }
+#endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)m, (int)n, (int)k, 1.0f, a + i * sa, ta ? (int)m : (int)k, b + i * sb,
                 tb ? (int)k : (int)n, 0.0f, c + i * m * n, (int)n);
   }
+  return NULL;
+}
+
+/* gemmPath(): "OpenBLAS" or "oneDNN sgemm" */
+napi_value GemmPath(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  CHECK(env, napi_create_string_utf8(env, gemm_onednn ? "oneDNN sgemm" : "OpenBLAS", NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+/* setGemmPath(useOneDnn): matrix products through oneDNN's sgemm (where built with it) or OpenBLAS */
+napi_value SetGemmPath(napi_env env, napi_callback_info info) {
+  ARGS(env, info, 1, argv, "setGemmPath");
+  bool on;
+  CHECK(env, napi_get_value_bool(env, argv[0], &on));
+#ifdef CONTRASTIVE_ONEDNN
+  gemm_onednn = on;
+#else
+  (void)on;
+#endif
   return NULL;
 }
 

@@ -22,6 +22,10 @@ export interface NativeEngine {
   config(): string;
   /** OpenBLAS's thread count. */
   threads(): number;
+  /** Which library `sgemm` calls: `OpenBLAS` (the default) or `oneDNN sgemm`. */
+  gemmPath(): string;
+  /** Routes `sgemm` to oneDNN's sgemm (true, where built with oneDNN) or OpenBLAS; for the bench. */
+  setGemmPath(useOneDnn: boolean): void;
   /**
    * A 2-D convolution (conv.c): 13 shape numbers (n, h, w, cin, oh, ow, cout, kh, kw, sh, sw,
    * padTop, padLeft), a mode (0 forward, 1 filter gradient, 2 input gradient), two inputs, the

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
 import { setConvScratchLimit } from '../../src/engine/kernels/conv.js';
-import { nativeStatus } from '../../src/engine/native.js';
+import { loadNative, nativeStatus } from '../../src/engine/native.js';
 import { Rng } from '../../src/random.js';
 import { expectClose } from '../helpers/backends.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
@@ -19,7 +19,7 @@ const normal = (shape: number[]) =>
   );
 
 describe('native BLAS engine', () => {
-  it('matmuls (batched, broadcast, transposed) and fused bias + ReLU match cpu', {
+  it('matmuls (batched, broadcast, transposed) and fused bias + ReLU match cpu, through each GEMM library', {
     skip: nativeStatus().available ? false : nativeStatus().detail,
   }, async () => {
     const cases = [
@@ -28,26 +28,36 @@ describe('native BLAS engine', () => {
       { a: [1, 4, 5], b: [2, 5, 6], ta: false, tb: false },
       { a: [7, 3], b: [7, 2], ta: true, tb: false },
     ];
+    const engine = loadNative()!;
+    // OpenBLAS (what the engine uses), and oneDNN's sgemm where built with it (the bench's comparison)
+    const gemmPaths = [false, ...(engine.convPath().startsWith('oneDNN') ? [true] : [])];
     await useBackend('cpu');
-    for (const c of cases) {
-      const [a, b, bias] = [
-        normal(c.a),
-        normal(c.b),
-        normal([c.tb ? c.b[c.b.length - 2] : c.b[c.b.length - 1]]),
-      ];
-      const compute = () =>
-        tf.tidy(() => [
-          tf.matMul(a, b, c.ta, c.tb).dataSync(),
-          tf.fused.matMul({ a, b, transposeA: c.ta, transposeB: c.tb, bias, activation: 'relu' }).dataSync(),
-        ]);
-      await useBackend('cpu');
-      const expected = compute();
-      await useBackend('wasm');
-      const actual = compute();
-      expectClose(actual[0], expected[0], { rtol: 1e-5, atol: 1e-5 }, `matMul ${JSON.stringify(c)}`);
-      expectClose(actual[1], expected[1], { rtol: 1e-5, atol: 1e-5 }, `fused ${JSON.stringify(c)}`);
-      tf.dispose([a, b, bias]);
+    for (const oneDnnGemm of gemmPaths) {
+      engine.setGemmPath(oneDnnGemm);
+      for (const c of cases) {
+        const [a, b, bias] = [
+          normal(c.a),
+          normal(c.b),
+          normal([c.tb ? c.b[c.b.length - 2] : c.b[c.b.length - 1]]),
+        ];
+        const compute = () =>
+          tf.tidy(() => [
+            tf.matMul(a, b, c.ta, c.tb).dataSync(),
+            tf.fused
+              .matMul({ a, b, transposeA: c.ta, transposeB: c.tb, bias, activation: 'relu' })
+              .dataSync(),
+          ]);
+        await useBackend('cpu');
+        const expected = compute();
+        await useBackend('wasm');
+        const actual = compute();
+        const label = `${engine.gemmPath()} ${JSON.stringify(c)}`;
+        expectClose(actual[0], expected[0], { rtol: 1e-5, atol: 1e-5 }, `matMul ${label}`);
+        expectClose(actual[1], expected[1], { rtol: 1e-5, atol: 1e-5 }, `fused ${label}`);
+        tf.dispose([a, b, bias]);
+      }
     }
+    engine.setGemmPath(false);
   });
 
   it('convolutions (forward fused with bias + ReLU, both gradients) and leading-axis Sum/Mean match cpu', {

@@ -36,7 +36,7 @@ export const matMulFamily: KernelFamily = {
   },
   wasmPath(engine) {
     return engine
-      ? `native OpenBLAS, ${engine.threads()} threads`
+      ? `native ${engine.gemmPath()}, ${engine.threads()} threads`
       : 'wasm (transposed operands made explicit first)';
   },
 };
