@@ -15,7 +15,8 @@ export { type ImageFolder, type ImageFolderOptions, readImageFolder } from './da
 export * from './data/index.js';
 export { balancedBatches, hierarchicalBatches, randomBatches } from './data/samplers.js';
 export { BACKEND_PREFERENCE, type BackendName, useBackend } from './engine/backend.js';
-export { nativeStatus, setConvScratchLimit } from './engine/native.js';
+export { setConvScratchLimit } from './engine/kernels/conv.js';
+export { nativeStatus } from './engine/native.js';
 export { ContrastiveError } from './errors.js';
 export * from './eval/index.js';
 export * from './hierarchy/index.js';

@@ -1,6 +1,7 @@
 import { ContrastiveError } from '../errors.js';
 import { describeFsError } from '../run/folder.js';
 import { type CommandSpec, commandHelp, parseArgs } from './args.js';
+import { buildNativeCommand } from './commands/buildNative.js';
 import { compareCommand } from './commands/compare.js';
 import { dedupeCommand } from './commands/dedupe.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -25,6 +26,7 @@ const COMMANDS: readonly CommandSpec[] = [
   reportCommand,
   studyCommand,
   doctorCommand,
+  buildNativeCommand,
 ];
 
 function mainHelp(): string {

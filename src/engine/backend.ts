@@ -1,17 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
-import './gradients.js';
+// the cpu and wasm backends, with every kernel the engine adds, registered once
+import './registry.js';
 import { ContrastiveError } from '../errors.js';
-import { registerBatchNormKernels } from './batchNormKernels.js';
-import {
-  registerFusedLse,
-  registerNativeConv,
-  registerNativeMatMul,
-  registerNativeReductions,
-  registerNativeSegmentSum,
-} from './native.js';
-import { patchWasmKernels } from './wasmKernels.js';
 
 /**
  * Backends the library knows, fastest first: `tensorflow` is `@tensorflow/tfjs-node` when the user
@@ -55,15 +45,6 @@ async function tryBackend(name: BackendName): Promise<string | null> {
     }
   }
   if (tf.findBackendFactory(name) === null) return 'not registered';
-  registerBatchNormKernels();
-  if (name === 'wasm') {
-    patchWasmKernels();
-    registerNativeMatMul();
-    registerNativeConv();
-    registerNativeReductions();
-    registerFusedLse();
-    registerNativeSegmentSum();
-  }
   try {
     if (!(await tf.setBackend(name))) return 'failed to initialise';
     await tf.ready();

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKEND_PREFERENCE, type BackendName, useBackend } from './backend.js';
 import { nativeStatus } from './native.js';
+import { wasmKernelPaths } from './registry.js';
 
 /** What {@link describeEngine} found. */
 export interface EngineReport {
@@ -8,6 +9,8 @@ export interface EngineReport {
   chosen: BackendName;
   /** Each known backend and whether it loads, with the reason when it does not. */
   backends: { name: BackendName; available: boolean; detail: string }[];
+  /** The path each kernel family takes on wasm (native engine or fallback). */
+  wasmKernels: { family: string; path: string }[];
   /** Human-readable lines, as `contrastive doctor` prints them. */
   lines: string[];
 }
@@ -24,18 +27,31 @@ export async function describeEngine(): Promise<EngineReport> {
     }
   }
   const chosen = await useBackend('auto');
+  const wasmKernels = wasmKernelPaths();
+  const width = Math.max(...wasmKernels.map((k) => k.family.length)) + 1;
   const lines = [
     `node ${process.version}, tfjs-core ${tf.version_core}, ${process.platform}/${process.arch}`,
-    ...backends.map((b) => `  ${b.available ? 'ok  ' : 'no  '} ${b.name.padEnd(11)} ${b.detail}`),
+    ...backends.flatMap((b) => [
+      `  ${b.available ? 'ok  ' : 'no  '} ${b.name.padEnd(11)} ${b.detail}`,
+      ...(b.name === 'wasm' && b.available
+        ? wasmKernels.map((k) => `         ${`${k.family}:`.padEnd(width)} ${k.path}`)
+        : []),
+    ]),
     `runs use: ${chosen}`,
   ];
-  return { chosen, backends, lines };
+  return { chosen, backends, wasmKernels, lines };
 }
 
-/** One line about the active backend, for the start of every run. */
+/** One line about the active backend, for the start of every run: on wasm, each family's path. */
 export function activeEngineLine(): string {
   const name = tf.getBackend() as BackendName;
-  return `${name}: ${describeBackend(name)}; tfjs-core ${tf.version_core}, node ${process.version}`;
+  const kernels =
+    name === 'wasm'
+      ? `; ${wasmKernelPaths()
+          .map((k) => `${k.family}: ${k.path}`)
+          .join('; ')}`
+      : '';
+  return `${name}: ${describeBackend(name)}${kernels}; tfjs-core ${tf.version_core}, node ${process.version}`;
 }
 
 function describeBackend(name: BackendName): string {
@@ -44,7 +60,7 @@ function describeBackend(name: BackendName): string {
     const simd = flags.getBool('WASM_HAS_SIMD_SUPPORT');
     const threads = flags.getBool('WASM_HAS_MULTITHREAD_SUPPORT');
     const native = nativeStatus();
-    return `WebAssembly${simd ? ' + SIMD' : ''}${threads ? ' + threads' : ', single-threaded'}; matrix products: ${native.available ? `native ${native.detail}` : `wasm (native engine: ${native.detail})`}`;
+    return `WebAssembly${simd ? ' + SIMD' : ''}${threads ? ' + threads' : ', single-threaded'}; native engine: ${native.available ? native.detail : `none (${native.detail})`}`;
   }
   if (name === 'cpu') return 'plain JavaScript kernels (slowest; always available)';
   return 'TensorFlow C library through @tensorflow/tfjs-node';

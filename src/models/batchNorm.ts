@@ -1,12 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BatchNormalization as StockBatchNormalization } from '@tensorflow/tfjs-layers/dist/layers/normalization.js';
-import {
-  BATCH_NORM,
-  BATCH_NORM_GRAD,
-  batchNormKernelsAvailable,
-  registerBatchNormKernels,
-} from '../engine/batchNormKernels.js';
+import { BATCH_NORM, BATCH_NORM_GRAD } from '../engine/kernels/batchNorm.js';
+import { batchNormKernelsAvailable } from '../engine/registry.js';
 
 /** Batch statistics and output of {@link batchNormTraining}. */
 export interface BatchNormTrainingResult {
@@ -30,7 +26,6 @@ export function batchNormTraining(
   beta: tf.Tensor1D,
   epsilon: number,
 ): BatchNormTrainingResult | null {
-  registerBatchNormKernels();
   if (!batchNormKernelsAvailable()) return null;
   const attrs = { epsilon } as unknown as tf.NamedAttrMap;
   let stats: tf.Tensor1D[] = [];

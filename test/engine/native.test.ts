@@ -5,7 +5,8 @@ import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
-import { nativeStatus, setConvScratchLimit } from '../../src/engine/native.js';
+import { setConvScratchLimit } from '../../src/engine/kernels/conv.js';
+import { loadNative, nativeStatus } from '../../src/engine/native.js';
 import { Rng } from '../../src/random.js';
 import { expectClose } from '../helpers/backends.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
@@ -18,7 +19,7 @@ const normal = (shape: number[]) =>
   );
 
 describe('native BLAS engine', () => {
-  it('matmuls (batched, broadcast, transposed) and fused bias + ReLU match cpu', {
+  it('matmuls (batched, broadcast, transposed) and fused bias + ReLU match cpu, through each GEMM library', {
     skip: nativeStatus().available ? false : nativeStatus().detail,
   }, async () => {
     const cases = [
@@ -27,26 +28,36 @@ describe('native BLAS engine', () => {
       { a: [1, 4, 5], b: [2, 5, 6], ta: false, tb: false },
       { a: [7, 3], b: [7, 2], ta: true, tb: false },
     ];
+    const engine = loadNative()!;
+    // OpenBLAS (what the engine uses), and oneDNN's sgemm where built with it (the bench's comparison)
+    const gemmPaths = [false, ...(engine.convPath().startsWith('oneDNN') ? [true] : [])];
     await useBackend('cpu');
-    for (const c of cases) {
-      const [a, b, bias] = [
-        normal(c.a),
-        normal(c.b),
-        normal([c.tb ? c.b[c.b.length - 2] : c.b[c.b.length - 1]]),
-      ];
-      const compute = () =>
-        tf.tidy(() => [
-          tf.matMul(a, b, c.ta, c.tb).dataSync(),
-          tf.fused.matMul({ a, b, transposeA: c.ta, transposeB: c.tb, bias, activation: 'relu' }).dataSync(),
-        ]);
-      await useBackend('cpu');
-      const expected = compute();
-      await useBackend('wasm');
-      const actual = compute();
-      expectClose(actual[0], expected[0], { rtol: 1e-5, atol: 1e-5 }, `matMul ${JSON.stringify(c)}`);
-      expectClose(actual[1], expected[1], { rtol: 1e-5, atol: 1e-5 }, `fused ${JSON.stringify(c)}`);
-      tf.dispose([a, b, bias]);
+    for (const oneDnnGemm of gemmPaths) {
+      engine.setGemmPath(oneDnnGemm);
+      for (const c of cases) {
+        const [a, b, bias] = [
+          normal(c.a),
+          normal(c.b),
+          normal([c.tb ? c.b[c.b.length - 2] : c.b[c.b.length - 1]]),
+        ];
+        const compute = () =>
+          tf.tidy(() => [
+            tf.matMul(a, b, c.ta, c.tb).dataSync(),
+            tf.fused
+              .matMul({ a, b, transposeA: c.ta, transposeB: c.tb, bias, activation: 'relu' })
+              .dataSync(),
+          ]);
+        await useBackend('cpu');
+        const expected = compute();
+        await useBackend('wasm');
+        const actual = compute();
+        const label = `${engine.gemmPath()} ${JSON.stringify(c)}`;
+        expectClose(actual[0], expected[0], { rtol: 1e-5, atol: 1e-5 }, `matMul ${label}`);
+        expectClose(actual[1], expected[1], { rtol: 1e-5, atol: 1e-5 }, `fused ${label}`);
+        tf.dispose([a, b, bias]);
+      }
     }
+    engine.setGemmPath(false);
   });
 
   it('convolutions (forward fused with bias + ReLU, both gradients) and leading-axis Sum/Mean match cpu', {
@@ -148,7 +159,7 @@ describe('native BLAS engine', () => {
     expectClose(actual[1], expected[1], { rtol: 0, atol: 1e-5 * scale }, 'gradient');
   });
 
-  it('without the addon (CONTRASTIVE_NATIVE=0) the engine says why and the exact losses still pass on wasm', () => {
+  it('without the addon (CONTRASTIVE_NATIVE=0) the engine says why, and the exact losses and kernel tests still pass on wasm', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, CONTRASTIVE_NATIVE: '0', TEST_BACKENDS: 'wasm' };
     delete env.NODE_TEST_CONTEXT; // the child is a test run of its own, reporting to its own stdout
     const doctor = spawnSync(process.execPath, [resolve(REPO_ROOT, 'dist/src/cli/bin.js'), 'doctor'], {
@@ -156,16 +167,22 @@ describe('native BLAS engine', () => {
       encoding: 'utf8',
     });
     assert.equal(doctor.status, 0, doctor.stderr);
-    assert.match(
-      doctor.stdout,
-      /ok\s+wasm .*matrix products: wasm \(native engine: disabled by CONTRASTIVE_NATIVE=0\)/,
-    );
-    const goldens = spawnSync(
+    assert.match(doctor.stdout, /ok\s+wasm .*native engine: none \(disabled by CONTRASTIVE_NATIVE=0\)/);
+    assert.match(doctor.stdout, /matrix products:\s+wasm \(transposed operands made explicit first\)/);
+    assert.match(doctor.stdout, /convolutions:\s+wasm XNNPACK Conv2D/);
+    // the golden losses, and every kernel test, on the fallbacks
+    const files = [
+      'losses/goldens.test.js',
+      ...['conv', 'batchNorm', 'elementwise', 'wasmKernels'].map((f) => `engine/${f}.test.js`),
+    ];
+    const fallbacks = spawnSync(
       process.execPath,
-      ['--test', resolve(REPO_ROOT, 'dist/test/losses/goldens.test.js')],
+      ['--test', ...files.map((f) => resolve(REPO_ROOT, 'dist/test', f))],
       { env, encoding: 'utf8' },
     );
-    assert.equal(goldens.status, 0, goldens.stdout.slice(-2000));
-    assert.match(goldens.stdout, /# fail 0/);
+    assert.equal(fallbacks.status, 0, fallbacks.stdout.slice(-2000));
+    assert.match(fallbacks.stdout, /# fail 0/);
+    // the wasm fallback's convolution test ran rather than skipped
+    assert.match(fallbacks.stdout, /ok \d+ - the wasm fallback \(no addon\) matches cpu\n/);
   });
 });

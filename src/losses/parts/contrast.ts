@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedLogSumExpExcludingSelf, segmentSumsAvailable } from '../../engine/native.js';
+import { segmentSumsAvailable } from '../../engine/kernels/segmentSum.js';
 import type { Grouping } from './labels.js';
-import { rowLogSumExp } from './logSumExp.js';
-import { DEFAULT_TILE_ELEMENTS, tiledLogSumExpExcludingSelf } from './tiledLogSumExp.js';
+import { contrastLogSumExp } from './logSumExp.js';
 
 /**
  * Who is a positive of whom, at sample level (`[N, N]`); views are handled by the caller's layout.
@@ -49,16 +48,7 @@ export function buildContrast(
   const numAnchors = anchorViews * numSamples;
   const anchorRows = numAnchors === rows ? flat : tf.slice(flat, [0, 0], [numAnchors, dim]);
   const anchors = tf.reshape(anchorRows, [anchorViews, numSamples, dim]) as tf.Tensor3D;
-  // the native engine walks the similarities in tiles (memory O(N·D)); beyond one tile of
-  // logits, blocks of rows in tfjs ops do (any backend); otherwise
-  // logits[a, k] = f_a·f_k / τ, shape [A, N*V], and a row log-sum-exp
-  const fused =
-    numAnchors === rows
-      ? (fusedLogSumExpExcludingSelf(flat, temperature) ??
-        (rows * rows > DEFAULT_TILE_ELEMENTS ? tiledLogSumExpExcludingSelf(flat, temperature) : null))
-      : null;
-  const logDenominator =
-    fused ?? rowLogSumExp(tf.div(tf.matMul(anchorRows, flat, false, true), temperature) as tf.Tensor2D, true);
+  const logDenominator = contrastLogSumExp(anchorRows, flat, temperature);
   return {
     numSamples,
     numViews,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { heapFloats, type KernelFunc, type WasmBackend } from './kernelTypes.js';
-import { loadNative, type NativeBlas } from './native.js';
+import { heapFloats, type KernelFamily, type KernelFunc, type WasmBackend } from '../kernelTypes.js';
+import type { NativeEngine } from '../native.js';
 
 /**
  * Training-mode batch norm as two kernels, forward (`y`, batch mean, biased batch variance) and
@@ -12,8 +12,55 @@ export const BATCH_NORM = 'ContrastiveBatchNorm';
 export const BATCH_NORM_GRAD = 'ContrastiveBatchNormGrad';
 
 /** The native kernels' contracts, which the JavaScript forms below share. */
-type ForwardImpl = NativeBlas['batchNorm'];
-type GradImpl = NativeBlas['batchNormGrad'];
+type ForwardImpl = NativeEngine['batchNorm'];
+type GradImpl = NativeEngine['batchNormGrad'];
+
+/**
+ * Batch norm on wasm. Native: one call each for the forward and the gradient (float64 sums, two
+ * passes). Fallback: the same loops in JavaScript over the wasm heap.
+ */
+export const batchNormFamily: KernelFamily = {
+  name: 'batch norm',
+  wasmKernels(engine) {
+    return kernels('wasm', engine ? engine.batchNorm : forwardJs, engine ? engine.batchNormGrad : gradJs);
+  },
+  wasmPath(engine) {
+    return engine ? 'native' : 'JavaScript loops on the wasm heap';
+  },
+};
+
+/** Batch norm on cpu: the JavaScript loops. */
+export function batchNormCpuKernels(): tf.KernelConfig[] {
+  return kernels('cpu', forwardJs, gradJs);
+}
+
+/**
+ * The gradient of tfjs's own `FusedBatchNorm` (`tf.batchNorm`, inference-style statistics given)
+ * without `tile`: the stock one tiles `1/sqrt(var + ε)` to the full `[N, H, W, C]` shape before
+ * multiplying (2 s of a 8 s CNN step on wasm); broadcasting does the same arithmetic without the
+ * copy. Same formulas, same inputs saved. Every backend.
+ */
+export const fusedBatchNormGradient: tf.GradConfig = {
+  kernelName: 'FusedBatchNorm',
+  inputsToSave: ['x', 'mean', 'variance', 'scale'],
+  gradFunc: (dy, saved, attrs) => {
+    const { varianceEpsilon } = attrs as unknown as { varianceEpsilon: number };
+    const [x, mean, variance, scale] = saved;
+    const dyT = dy as tf.Tensor;
+    const scaleValue = scale ?? tf.scalar(1);
+    const axes = tf.backend_util.getReductionAxes(mean.shape, x.shape);
+    const reduce = (t: tf.Tensor) => tf.reshape(mean.rank === 1 ? tf.sum(t, axes) : t, mean.shape);
+    const rsqrt = tf.rsqrt(tf.add(variance, varianceEpsilon));
+    const dyScaled = tf.mul(dyT, scaleValue);
+    return {
+      x: () => tf.mul(dyScaled, rsqrt),
+      mean: () => reduce(tf.neg(tf.mul(dyScaled, rsqrt))),
+      variance: () => reduce(tf.mul(tf.mul(tf.sub(x, mean), dyScaled), tf.mul(tf.pow(rsqrt, 3), -0.5))),
+      scale: () => reduce(tf.mul(dyT, tf.mul(tf.sub(x, mean), rsqrt))),
+      offset: () => reduce(dyT),
+    };
+  },
+};
 
 /** The JavaScript form of the native kernel (float64 accumulation, two passes). */
 const forwardJs: ForwardImpl = (x, rows, cols, gamma, beta, eps, y, mean, variance) => {
@@ -126,28 +173,4 @@ function kernels(backendName: string, forward: ForwardImpl, grad: GradImpl): tf.
     { kernelName: BATCH_NORM, backendName, kernelFunc: forwardFunc },
     { kernelName: BATCH_NORM_GRAD, backendName, kernelFunc: gradFunc },
   ];
-}
-
-let registered = false;
-
-/**
- * Registers the batch-norm kernels on `cpu` (JavaScript loops) and `wasm` (the native addon when
- * built, else the same JavaScript loops over the wasm heap). Other backends keep the composed form.
- */
-export function registerBatchNormKernels(): void {
-  if (registered) return;
-  const native = loadNative();
-  const configs = [
-    ...kernels('cpu', forwardJs, gradJs),
-    ...kernels('wasm', native ? native.batchNorm : forwardJs, native ? native.batchNormGrad : gradJs),
-  ];
-  for (const config of configs) {
-    if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);
-  }
-  registered = true;
-}
-
-/** Whether the active backend has the batch-norm kernels. */
-export function batchNormKernelsAvailable(): boolean {
-  return registered && tf.getKernel(BATCH_NORM, tf.getBackend()) !== undefined;
 }
