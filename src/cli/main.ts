@@ -1,5 +1,5 @@
 import { ContrastiveError } from '../errors.js';
-import { describeFsError } from '../run/folder.js';
+import { describeFsError } from '../io/fsErrors.js';
 import { type CommandSpec, commandHelp, parseArgs } from './args.js';
 import { buildNativeCommand } from './commands/buildNative.js';
 import { compareCommand } from './commands/compare.js';

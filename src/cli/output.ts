@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ContrastiveError } from '../errors.js';
-import { describeFsError } from '../run/folder.js';
+import { describeFsError } from '../io/fsErrors.js';
 
 /**
  * Checks, before any work, that `path` can be written as a file: not an existing folder, and in

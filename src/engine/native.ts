@@ -131,6 +131,15 @@ export function loadNative(): NativeEngine | null {
   return addon;
 }
 
+/**
+ * Forgets a failed load so the next {@link loadNative} tries again (`build-native` builds the
+ * addon in a process that may already have looked for it). Kernels registered at import keep
+ * the path they chose; a new process uses the addon.
+ */
+export function retryNativeLoad(): void {
+  if (addon === null) addon = undefined;
+}
+
 /** What `doctor` and the start of each run print about the native engine as a whole. */
 export function nativeStatus(): NativeStatus {
   const engine = loadNative();

@@ -5,6 +5,7 @@ import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { faultPoint } from '../io/faults.js';
+import { describeFsError } from '../io/fsErrors.js';
 import type { ContrastiveModel } from '../models/contrastiveModel.js';
 import { loadLayersModelFromDir, saveLayersModel } from '../models/modelIO.js';
 import { type Checkpoint, encodeCheckpoint, readCheckpoint } from '../train/checkpoint.js';
@@ -311,19 +312,3 @@ export class RunFolder {
 }
 
 const isTemp = (entry: string) => entry.endsWith('.tmp');
-
-/** `EACCES: permission denied` style text of a file-system error. */
-export function describeFsError(error: unknown): string {
-  const e = error as NodeJS.ErrnoException;
-  const reasons: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    EROFS: 'read-only file system',
-    ENOSPC: 'no space left on device',
-    EISDIR: 'is a folder',
-    ENOTDIR: 'a part of the path is a file, not a folder',
-    EEXIST: 'already exists',
-    ENOENT: 'no such file or folder',
-  };
-  return e?.code ? `${reasons[e.code] ?? e.code} (${e.code})` : String(e?.message ?? error);
-}

@@ -4,7 +4,7 @@
  */
 export { type EvaluateRunOptions, evaluateRun } from './evaluateRun.js';
 export { checkSameData, dataFingerprint } from './fingerprint.js';
-export { describeFsError, RunFolder, type RunFolderState } from './folder.js';
+export { RunFolder, type RunFolderState } from './folder.js';
 export { RUN_FILES, RUN_FORMAT_VERSION } from './layout.js';
 export type { DataFingerprint, EvalFile, MetricRecord, NeighborStrip, SplitFingerprint } from './records.js';
 export { type TrainHooks, type TrainResult, train } from './train.js';

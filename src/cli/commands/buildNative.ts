@@ -33,7 +33,8 @@ export const buildNativeCommand: CommandSpec = {
       );
     }
     // load what was just built, as every later run will, and say what it does
-    const { loadNative, nativeStatus } = await import('../../engine/native.js');
+    const { loadNative, nativeStatus, retryNativeLoad } = await import('../../engine/native.js');
+    retryNativeLoad();
     const engine = loadNative();
     if (!engine)
       throw new ContrastiveError(
