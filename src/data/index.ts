@@ -76,3 +76,9 @@ export {
   type FashionMnistSubsetResult,
   makeFashionMnistSubset,
 } from './tools/makeFashionMnistSubset.js';
+export {
+  CATALOGUE_CLASS_NAMES,
+  type FashionCatalogue,
+  type FashionCatalogueOptions,
+  renderFashionCatalogue,
+} from './tools/renderCatalogue.js';
