@@ -20,6 +20,9 @@ export {
 } from './dataOptions.js';
 export {
   evenLabelPaths,
+  type ImageListing,
+  type ImageListingSplit,
+  listTrainingImages,
   loadTrainingData,
   type TrainingData,
   type TrainingDataOptions,
@@ -53,6 +56,7 @@ export {
   type ResolvedDecodeOptions,
   resolveDecodeOptions,
 } from './imageDecode.js';
+export { listImageFolder } from './imageFolder.js';
 export {
   type ImageManifest,
   isImageManifest,
