@@ -7,7 +7,7 @@
  * shows the pipeline, not a converged model; raise --steps for that.
  *
  *   node dist/examples/catalogue.js [--out catalogue] [--train 2000] [--test 500] [--size 64]
- *        [--encoder resnet-18|mobilenet-v2|conv] [--steps 60] [--batch 64] [--backend cpu]
+ *        [--encoder resnet-18|mobilenet-v2|conv] [--steps 60] [--batch 64] [--lr 0.001] [--backend wasm]
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   await report('before training');
 
   const rng = new Rng(2);
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = tf.train.adam(Number(arg('lr', '0.001')));
   const variables = [...encoder.model.trainableWeights, ...head.trainableWeights].map(
     (w) => w.read() as tf.Variable,
   );
