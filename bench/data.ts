@@ -8,6 +8,10 @@
  *
  *   node dist/bench/data.js [--images 5000] [--size 64] [--channels 3] [--batch 256]
  *                           [--epochs 2] [--step-ms 0] [--concurrency N] [--keep <dir>]
+ *                           [--encoder resnet-18|conv --steps 5 --backend wasm]
+ *
+ * With `--encoder`, each batch also runs one real forward and backward pass of that encoder on
+ * two colour-augmented views (for `--steps` batches), and the data wait is a share of that step.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,8 +19,12 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
+import { colorAugment } from '../src/data/colorAugment.js';
 import { ImageCache } from '../src/data/imageCache.js';
+import { type BackendName, useBackend } from '../src/engine/backend.js';
+import { buildEncoder, type EncoderName } from '../src/models/backbones.js';
 import { Rng } from '../src/random.js';
 
 function arg(name: string, fallback: string): string {
@@ -32,6 +40,8 @@ const epochs = Number(arg('epochs', '2'));
 const stepMs = Number(arg('step-ms', '0'));
 const keep = arg('keep', '');
 const concurrency = Number(arg('concurrency', '0')) || undefined;
+const encoderName = arg('encoder', '');
+const maxSteps = Number(arg('steps', '5'));
 
 /** Re-runs this script under `/usr/bin/time -v` and prints its output plus the peak RSS. */
 function runUnderTime(): boolean {
@@ -123,6 +133,39 @@ async function main(): Promise<void> {
       `reopen: reused=${reopened.reused} in ${((performance.now() - t) / 1000).toFixed(2)} s (stat of every source)`,
     );
     const rng = new Rng(2);
+    let step: ((inputs: Float32Array, n: number) => void) | null = null;
+    if (encoderName) {
+      await useBackend(arg('backend', 'wasm') as BackendName);
+      const encoder = await buildEncoder({ encoder: encoderName as EncoderName, seed: 1 }, [
+        size,
+        size,
+        channels,
+      ]);
+      const optimizer = tf.train.sgd(0.01);
+      const variables = encoder.model.trainableWeights.map((w) => w.read() as tf.Variable);
+      step = (inputs, n) => {
+        tf.tidy(() => {
+          const x = tf.tensor4d(inputs, [n, size, size, channels]);
+          const [a, b] = [colorAugment(x, rng), colorAugment(x, rng)];
+          optimizer.minimize(
+            () =>
+              tf.mean(
+                tf.square(
+                  tf.sub(
+                    encoder.model.apply(a, { training: true }) as tf.Tensor,
+                    encoder.model.apply(b, { training: true }) as tf.Tensor,
+                  ),
+                ),
+              ) as tf.Scalar,
+            false,
+            variables,
+          );
+        });
+      };
+      console.log(
+        `step: ${encoderName} forward+backward on 2 colour-augmented views per batch (${arg('backend', 'wasm')})`,
+      );
+    }
     let images = 0;
     let waited = 0;
     let stepping = 0;
@@ -132,11 +175,16 @@ async function main(): Promise<void> {
       const batches: Int32Array[] = [];
       for (let s = 0; s + batchSize <= order.length; s += batchSize)
         batches.push(order.subarray(s, s + batchSize));
+      if (step) batches.splice(maxSteps);
       const reader = reopened.batchReader(batches);
       for (let b = await reader.next(); b; b = await reader.next()) {
         images += b.indices.length;
         waited += b.waitedMs;
-        if (stepMs > 0) {
+        if (step) {
+          const s0 = performance.now();
+          step(b.inputs, b.indices.length);
+          stepping += performance.now() - s0;
+        } else if (stepMs > 0) {
           const s0 = performance.now();
           await new Promise((resolve) => setTimeout(resolve, stepMs));
           stepping += performance.now() - s0;
@@ -146,7 +194,7 @@ async function main(): Promise<void> {
     const readSeconds = (performance.now() - t) / 1000;
     await reopened.close();
     console.log(
-      `read: ${images} images in batches of ${batchSize} (shuffled) in ${readSeconds.toFixed(2)} s = ${(images / readSeconds).toFixed(0)} images/s; waited for data ${waited.toFixed(0)} ms${stepMs > 0 ? ` = ${((100 * waited) / (waited + stepping)).toFixed(1)} % of step time with a ${stepMs} ms step` : ''}`,
+      `read: ${images} images in batches of ${batchSize} (shuffled) in ${readSeconds.toFixed(2)} s = ${(images / readSeconds).toFixed(0)} images/s; waited for data ${waited.toFixed(0)} ms${stepping > 0 ? ` = ${((100 * waited) / (waited + stepping)).toFixed(1)} % of the time (${step ? `${(stepping / images).toFixed(1)} ms of training step per image` : `a ${stepMs} ms step per batch`})` : ''}`,
     );
     const rss = process.resourceUsage().maxRSS;
     console.log(`peak RSS (process.resourceUsage): ${(rss / 1024).toFixed(0)} MiB`);

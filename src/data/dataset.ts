@@ -3,8 +3,8 @@ import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
 import { loadFashionMnist } from './fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from './featureTable.js';
-import { readImageFolder } from './imageFolder.js';
-import { isImageManifest, readImageManifest } from './manifest.js';
+import { listImageFolder, readImageFolder } from './imageFolder.js';
+import { isImageManifest, readImageManifest, readManifest } from './manifest.js';
 import { holdOutClasses, trainTestSplit } from './splits.js';
 
 /** Inputs and label rows of one split, row-major. */
@@ -291,7 +291,97 @@ export function evenLabelPaths(
   return { paths: out, depth, warning };
 }
 
+/** Which rows of a labelled table (and of a separate test table) form each split, with the tree. */
+interface SplitPlan {
+  tree: LabelTree;
+  warnings: string[];
+  /** `[rows, L]` labels of every row of the table, and of the separate test table. */
+  labels: Int32Array;
+  testLabels: Int32Array | null;
+  /** Rows of the table in the training split (held-out classes dropped), ascending. */
+  trainRows: Int32Array;
+  /** Rows of the table (or, with a separate test table, of that table) in the test split. */
+  testRows: Int32Array;
+  heldOut: number[][];
+  sourceNote: string;
+}
+
 /** Builds the tree from every path, encodes, splits (or takes the given test set) and holds out classes. */
+function planSplit(
+  paths: readonly (readonly string[])[],
+  testPaths: readonly (readonly string[])[] | null,
+  inheritedWarnings: readonly string[],
+  options: TrainingDataOptions,
+  source: string,
+): SplitPlan {
+  const mode = options.shortLabels ?? 'repeat-leaf';
+  if (mode !== 'repeat-leaf' && mode !== 'unknown')
+    throw new ContrastiveError(
+      `train: --short-labels must be 'repeat-leaf' or 'unknown', but got ${JSON.stringify(mode)}.`,
+    );
+  const warnings = [...inheritedWarnings];
+  const even = evenLabelPaths([...paths, ...(testPaths ?? [])], mode, source);
+  if (even.warning) warnings.push(even.warning);
+  const padToDepth = mode === 'unknown' ? 'unknown' : 'error';
+  const tree = LabelTree.fromPaths(even.paths, { padToDepth, allowSharedNames: options.allowSharedNames });
+  const depth = tree.depth;
+  const labels = tree.encode(even.paths.slice(0, paths.length), { padToDepth });
+  const testLabels = testPaths ? tree.encode(even.paths.slice(paths.length), { padToDepth }) : null;
+  let trainRows: Int32Array;
+  let testRows: Int32Array;
+  if (testLabels) {
+    trainRows = Int32Array.from({ length: paths.length }, (_, i) => i);
+    testRows = Int32Array.from({ length: testLabels.length / depth }, (_, i) => i);
+  } else {
+    const fraction = options.testFraction ?? 0.2;
+    if (!(fraction > 0 && fraction < 1))
+      throw new ContrastiveError(`train: --test-fraction must be in (0, 1), but got ${fraction}.`);
+    const split =
+      mode === 'unknown'
+        ? trainTestSplit(deepestKnownNode(labels, depth), 1, { testFraction: fraction, seed: options.seed })
+        : trainTestSplit(labels, depth, { testFraction: fraction, seed: options.seed });
+    trainRows = split.train;
+    testRows = split.test;
+  }
+  const heldOut = resolveHeldOut(tree, options.holdoutClasses ?? []);
+  if (heldOut.length > 0) {
+    const { kept } = holdOutClasses(
+      takeLabelRows(labels, depth, trainRows),
+      depth,
+      heldOut.map((r) => r[depth - 1]),
+    );
+    trainRows = Int32Array.from(kept, (k) => trainRows[k]);
+  }
+  return {
+    tree,
+    warnings,
+    labels,
+    testLabels,
+    trainRows,
+    testRows,
+    heldOut,
+    sourceNote: testPaths
+      ? ''
+      : ` (${Math.round(100 * (options.testFraction ?? 0.2))}% held out for testing)`,
+  };
+}
+
+function takeLabelRows(labels: Int32Array, depth: number, rows: Int32Array): Int32Array {
+  const out = new Int32Array(rows.length * depth);
+  rows.forEach((i, r) => {
+    out.set(labels.subarray(i * depth, (i + 1) * depth), r * depth);
+  });
+  return out;
+}
+
+/** The given rows of a table with their labels; the table itself when every row is kept in order. */
+function tableSplit(table: FeatureTable, labels: Int32Array, depth: number, rows: Int32Array): TrainingSplit {
+  if (rows.length === table.numRows && rows.every((r, i) => r === i))
+    return { inputs: table.features, labels, size: table.numRows };
+  return subset({ inputs: table.features, labels, size: table.numRows }, table.dim, depth, rows);
+}
+
+/** Splits a labelled table (pixels or features) by {@link planSplit}. */
 function splitLabelled(
   table: FeatureTable,
   test: FeatureTable | null,
@@ -305,54 +395,113 @@ function splitLabelled(
       `train: --test-data has ${test.dim} features per row but --data has ${table.dim}.`,
     );
   }
-  const mode = options.shortLabels ?? 'repeat-leaf';
-  if (mode !== 'repeat-leaf' && mode !== 'unknown')
-    throw new ContrastiveError(
-      `train: --short-labels must be 'repeat-leaf' or 'unknown', but got ${JSON.stringify(mode)}.`,
-    );
-  const warnings = [...(table.warnings ?? []), ...(test?.warnings ?? [])];
-  const even = evenLabelPaths([...table.paths, ...(test?.paths ?? [])], mode, source);
-  if (even.warning) warnings.push(even.warning);
-  const tree = LabelTree.fromPaths(even.paths, {
-    padToDepth: mode === 'unknown' ? 'unknown' : 'error',
-    allowSharedNames: options.allowSharedNames,
-  });
-  const encode = (paths: string[][], t: FeatureTable): TrainingSplit => ({
-    inputs: t.features,
-    labels: tree.encode(paths, { padToDepth: mode === 'unknown' ? 'unknown' : 'error' }),
-    size: t.numRows,
-  });
-  let trainSplit: TrainingSplit;
-  let testSplit: TrainingSplit;
-  if (test) {
-    trainSplit = encode(even.paths.slice(0, table.numRows), table);
-    testSplit = encode(even.paths.slice(table.numRows), test);
-  } else {
-    const all = encode(even.paths, table);
-    const fraction = options.testFraction ?? 0.2;
-    if (!(fraction > 0 && fraction < 1))
-      throw new ContrastiveError(`train: --test-fraction must be in (0, 1), but got ${fraction}.`);
-    const split =
-      mode === 'unknown'
-        ? trainTestSplit(deepestKnownNode(all.labels, tree.depth), 1, {
-            testFraction: fraction,
-            seed: options.seed,
-          })
-        : trainTestSplit(all.labels, tree.depth, { testFraction: fraction, seed: options.seed });
-    [trainSplit, testSplit] = [split.train, split.test].map((rows) =>
-      subset(all, table.dim, tree.depth, rows),
-    );
-  }
-  const heldOut = resolveHeldOut(tree, options.holdoutClasses ?? []);
+  const plan = planSplit(
+    table.paths,
+    test?.paths ?? null,
+    [...(table.warnings ?? []), ...(test?.warnings ?? [])],
+    options,
+    source,
+  );
+  const depth = plan.tree.depth;
   return {
     kind,
     inputShape,
-    train: dropClasses(trainSplit, heldOut, table.dim),
+    train: tableSplit(table, plan.labels, depth, plan.trainRows),
+    test:
+      test && plan.testLabels
+        ? tableSplit(test, plan.testLabels, depth, plan.testRows)
+        : tableSplit(table, plan.labels, depth, plan.testRows),
+    tree: plan.tree,
+    source: `${source}${plan.sourceNote}`,
+    heldOut: plan.heldOut,
+    warnings: plan.warnings,
+  };
+}
+
+/** One split of an {@link ImageListing}: files and label rows, nothing decoded. */
+export interface ImageListingSplit {
+  files: string[];
+  /** `[N, L]` label rows, coarsest first (-1 below a partial path with `shortLabels: 'unknown'`). */
+  labels: Int32Array;
+  size: number;
+}
+
+/** {@link listTrainingImages}'s result: a dataset's images as file lists, for streaming through `ImageCache`. */
+export interface ImageListing {
+  inputShape: [number, number, number];
+  train: ImageListingSplit;
+  test: ImageListingSplit;
+  tree: LabelTree;
+  source: string;
+  heldOut: number[][];
+  warnings: string[];
+}
+
+/**
+ * The same dataset as {@link loadTrainingData} for an image folder or manifest — the same tree,
+ * split, held-out classes and validation split, row for row — as file lists instead of decoded
+ * pixels, so a trainer can stream it through `ImageCache` (decode once, read per batch) and never
+ * hold the images in memory. `ImageCache.open(listing.train.files, { size, channels })` rows then
+ * equal `loadTrainingData(options).train.inputs` exactly.
+ */
+export async function listTrainingImages(options: TrainingDataOptions): Promise<ImageListing> {
+  const { size, channels } = imageShape(options);
+  const list = async (path: string) => {
+    const info = await stat(path).catch(() => null);
+    if (!info) throw new ContrastiveError(`train: ${path}: no such file or folder.`);
+    if (info.isDirectory())
+      return { ...(await listImageFolder(path, { pad: 'keep' })), warnings: [] as string[] };
+    return readManifest(path, {
+      imageColumn: options.imageColumn,
+      labelColumn: options.labelColumn,
+      levelColumns: options.levelColumns,
+      separator: options.separator,
+    });
+  };
+  const data = await list(options.data);
+  const test = options.testData ? await list(options.testData) : null;
+  const info = await stat(options.data);
+  const source = `${info.isDirectory() ? 'image folder' : 'image manifest'} ${options.data}`;
+  const plan = planSplit(
+    data.paths,
+    test?.paths ?? null,
+    [...data.warnings, ...(test?.warnings ?? [])],
+    options,
+    source,
+  );
+  const depth = plan.tree.depth;
+  const pick = (files: string[], labels: Int32Array, rows: Int32Array): ImageListingSplit => ({
+    files: Array.from(rows, (i) => files[i]),
+    labels: takeLabelRows(labels, depth, rows),
+    size: rows.length,
+  });
+  let train = pick(data.files, plan.labels, plan.trainRows);
+  let testSplit =
+    test && plan.testLabels
+      ? pick(test.files, plan.testLabels, plan.testRows)
+      : pick(data.files, plan.labels, plan.testRows);
+  let note = plan.sourceNote;
+  const fraction = options.validationFraction ?? 0;
+  if (fraction > 0) {
+    const split = train.labels.includes(-1)
+      ? trainTestSplit(deepestKnownNode(train.labels, depth), 1, {
+          testFraction: fraction,
+          seed: options.seed,
+        })
+      : trainTestSplit(train.labels, depth, { testFraction: fraction, seed: options.seed });
+    const all = train;
+    train = pick(all.files, all.labels, split.train);
+    testSplit = pick(all.files, all.labels, split.test);
+    note = `${note}; ${Math.round(100 * fraction)}% of the training split held out for validation (test split unused)`;
+  }
+  return {
+    inputShape: [size, size, channels],
+    train,
     test: testSplit,
-    tree,
-    source: `${source}${test ? '' : ` (${Math.round(100 * (options.testFraction ?? 0.2))}% held out for testing)`}`,
-    heldOut,
-    warnings,
+    tree: plan.tree,
+    source: `${source}${note}`,
+    heldOut: plan.heldOut,
+    warnings: plan.warnings,
   };
 }
 

@@ -197,7 +197,10 @@ export class CachedBatchReader {
   private start(k: number): Promise<void> | null {
     if (k >= this.batches.length) return null;
     const slot = k % 2;
-    return this.cache.readRows(this.batches[k], this.buffers[slot], 0, this.scratch[slot]);
+    const read = this.cache.readRows(this.batches[k], this.buffers[slot], 0, this.scratch[slot]);
+    // a reader dropped before its next batch must not leave an unhandled rejection; next() still throws
+    read.catch(() => undefined);
+    return read;
   }
 
   /** The next batch, or null after the last; starts reading the one after it. */

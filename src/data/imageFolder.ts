@@ -41,6 +41,34 @@ export interface ImageFolder {
 export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
   const [h, w] = options.size ?? [28, 28];
   const channels = options.channels ?? 1;
+  const { files, paths } = await listImageFolder(root, options);
+  const decode = resolveDecodeOptions('readImageFolder', { ...options, size: [h, w], channels });
+  const decoded = await decodeImageList(files, decode, (i, reason) => {
+    if (!options.skipUnreadable) {
+      throw new ContrastiveError(
+        `readImageFolder: cannot decode ${files[i]}: ${reason} (pass skipUnreadable: true to skip such files).`,
+      );
+    }
+  });
+  const { images, kept, skipped } = decoded;
+  return {
+    images,
+    shape: [kept.length, h, w, channels],
+    paths: kept.map((i) => paths[i]),
+    files: kept.map((i) => files[i]),
+    skipped,
+  };
+}
+
+/**
+ * The images of a folder tree and their label paths (the folders below `root`), in the order
+ * {@link readImageFolder} reads them, without decoding anything: what a streaming reader (the
+ * image cache) starts from.
+ */
+export async function listImageFolder(
+  root: string,
+  options: Pick<ImageFolderOptions, 'pad'> = {},
+): Promise<{ files: string[]; paths: string[][] }> {
   const files = await listImages(root);
   if (files.length === 0)
     throw new ContrastiveError(
@@ -63,22 +91,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
     if (options.pad === 'repeat-leaf')
       paths = paths.map((p) => [...p, ...new Array(depth - p.length).fill(p[p.length - 1])]);
   }
-  const decode = resolveDecodeOptions('readImageFolder', { ...options, size: [h, w], channels });
-  const decoded = await decodeImageList(files, decode, (i, reason) => {
-    if (!options.skipUnreadable) {
-      throw new ContrastiveError(
-        `readImageFolder: cannot decode ${files[i]}: ${reason} (pass skipUnreadable: true to skip such files).`,
-      );
-    }
-  });
-  const { images, kept, skipped } = decoded;
-  return {
-    images,
-    shape: [kept.length, h, w, channels],
-    paths: kept.map((i) => paths[i]),
-    files: kept.map((i) => files[i]),
-    skipped,
-  };
+  return { files, paths };
 }
 
 async function listImages(dir: string): Promise<string[]> {

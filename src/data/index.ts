@@ -20,6 +20,9 @@ export {
 } from './dataOptions.js';
 export {
   evenLabelPaths,
+  type ImageListing,
+  type ImageListingSplit,
+  listTrainingImages,
   loadTrainingData,
   type TrainingData,
   type TrainingDataOptions,
@@ -53,6 +56,7 @@ export {
   type ResolvedDecodeOptions,
   resolveDecodeOptions,
 } from './imageDecode.js';
+export { listImageFolder } from './imageFolder.js';
 export {
   type ImageManifest,
   isImageManifest,
@@ -76,3 +80,9 @@ export {
   type FashionMnistSubsetResult,
   makeFashionMnistSubset,
 } from './tools/makeFashionMnistSubset.js';
+export {
+  CATALOGUE_CLASS_NAMES,
+  type FashionCatalogue,
+  type FashionCatalogueOptions,
+  renderFashionCatalogue,
+} from './tools/renderCatalogue.js';

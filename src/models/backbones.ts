@@ -174,11 +174,18 @@ export interface ColourEncoderOptions {
   widthMultiplier?: number;
   /** A linear layer maps the pooled features to this size when given. */
   embeddingDim?: number;
+  /**
+   * `resnet-18`: stride of the 3×3 stem. Default 2 for inputs of 64 pixels or more (so a 64×64
+   * image runs at 32×32 in the first stage, affordable on a CPU), 1 below (the CIFAR variant).
+   */
+  stemStride?: 1 | 2;
   seed?: number;
 }
 
 /**
- * A MobileNetV2-style encoder (Sandler et al. 2018) sized for 64×64 colour images on a CPU:
+ * A MobileNetV2-style encoder (Sandler et al. 2018) sized for 64×64 colour images on a CPU
+ * (training needs the depthwise-convolution gradients: the cpu and tensorflow backends have them,
+ * tfjs-backend-wasm 4.22 does not):
  * a stride-2 3×3 stem, inverted residual blocks (1×1 expand → BN → ReLU6 → 3×3 depthwise → BN →
  * ReLU6 → 1×1 project → BN, identity shortcut when the shape allows) with the paper's
  * (expansion, channels, repeats, stride) table cut after the 96-channel stage, a 1×1 conv to
@@ -253,8 +260,8 @@ export function mobileNetV2Encoder(options: ColourEncoderOptions): tfl.LayersMod
 }
 
 /**
- * A ResNet-18-style encoder (He et al. 2016) for small colour images: the CIFAR variant's 3×3
- * stride-1 stem (no max pool), four stages of two basic blocks (3×3 conv → BN → ReLU → 3×3 conv
+ * A ResNet-18-style encoder (He et al. 2016) for small colour images: a 3×3 stem (stride 1 as in
+ * the CIFAR variant below 64 pixels, 2 from 64 up; no max pool), four stages of two basic blocks (3×3 conv → BN → ReLU → 3×3 conv
  * → BN, 1×1 projection shortcut when the shape changes) with `[64, 128, 256, 512] ×
  * widthMultiplier` channels, stride 2 from the second stage, global average pooling.
  */
@@ -275,7 +282,9 @@ export function resNet18Encoder(options: ColourEncoderOptions): tfl.LayersModel 
   const bn = (name: string) => batchNormalization({ name });
   const relu = (name: string) => tfl.layers.reLU({ name });
   const input = tfl.input({ shape: [...options.inputShape] });
-  let x = conv(widths[0], 3, 1, 'stem_conv').apply(input) as tfl.SymbolicTensor;
+  const stemStride =
+    options.stemStride ?? (Math.min(options.inputShape[0], options.inputShape[1]) >= 64 ? 2 : 1);
+  let x = conv(widths[0], 3, stemStride, 'stem_conv').apply(input) as tfl.SymbolicTensor;
   x = relu('stem_relu').apply(bn('stem_bn').apply(x)) as tfl.SymbolicTensor;
   let channels = widths[0];
   widths.forEach((width, stage) => {

@@ -6,8 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import sharp from 'sharp';
-import { loadTrainingData } from '../../src/data/dataset.js';
+import { listTrainingImages, loadTrainingData } from '../../src/data/dataset.js';
 import { readFeatureTable } from '../../src/data/featureTable.js';
+import { ImageCache } from '../../src/data/imageCache.js';
 import { readImageFolder } from '../../src/data/imageFolder.js';
 import { isImageManifest, readImageManifest, readManifest } from '../../src/data/manifest.js';
 import { ContrastiveError } from '../../src/errors.js';
@@ -90,6 +91,42 @@ describe('image manifests', () => {
       assert.deepEqual(other.warnings, []);
     }
     assert.match(csv.source, /image manifest/);
+  });
+
+  it('lists the same dataset without decoding it; the image cache then gives the same tensors', async () => {
+    for (const data of [join(root, 'photos'), join(root, 'items.csv')]) {
+      for (const extra of [{}, { holdoutClasses: ['Shirt'], validationFraction: 0.3 }]) {
+        const options = {
+          data,
+          labelColumn: 'category',
+          imageSize: 6,
+          channels: 3,
+          seed: 4,
+          testFraction: 0.3,
+          ...extra,
+        };
+        const loaded = await loadTrainingData(options);
+        const listed = await listTrainingImages(options);
+        assert.deepEqual(listed.tree.toJSON(), loaded.tree.toJSON());
+        assert.equal(listed.source, loaded.source);
+        assert.deepEqual(listed.heldOut, loaded.heldOut);
+        for (const part of ['train', 'test'] as const) {
+          assert.deepEqual(listed[part].labels, loaded[part].labels, `${part} labels`);
+          const cache = await ImageCache.open(listed[part].files, {
+            cacheDir: join(root, 'cache'),
+            size: [6, 6],
+            channels: 3,
+          });
+          const inputs = new Float32Array(listed[part].size * cache.imageSize);
+          await cache.readRows(
+            Array.from({ length: listed[part].size }, (_, i) => i),
+            inputs,
+          );
+          assert.deepEqual(inputs, loaded[part].inputs, `${part} pixels`);
+          await cache.close();
+        }
+      }
+    }
   });
 
   it('decodes colour at any size, and grey when asked', async () => {

@@ -251,6 +251,36 @@ forEachBackend('partial labels', () => {
     tf.dispose(features);
   });
 
+  it('an unlabelled row still gets a gradient through the denominators, and it agrees with finite differences', () => {
+    const rng = new Rng(9);
+    const values = Array.from({ length: 4 * 2 * 3 }, () => rng.normal());
+    const labels = [
+      [0, 0],
+      [0, 0],
+      [0, UNKNOWN_LABEL],
+      [UNKNOWN_LABEL, UNKNOWN_LABEL],
+    ];
+    const loss = (x: tf.Tensor) =>
+      hiMulConLossDetails(x, labels, { temperature: 0.5, variant: 'hmc', checkFinite: false }).loss;
+    const f = tf.tensor3d(values, [4, 2, 3]);
+    const grad = tf.grad((x: tf.Tensor) => loss(x))(f);
+    const g = Array.from(grad.dataSync());
+    assert.ok(g.every(Number.isFinite));
+    const unlabelled = g.slice(3 * 2 * 3);
+    assert.ok(Math.max(...unlabelled.map(Math.abs)) > 1e-4, 'row 3 is in the denominators');
+    const eps = 1e-2;
+    const numeric = values.map((_, k) => {
+      const shifted = (d: number) => {
+        const v = [...values];
+        v[k] += d;
+        return tf.tidy(() => scalar(loss(tf.tensor3d(v, [4, 2, 3]))));
+      };
+      return (shifted(eps) - shifted(-eps)) / (2 * eps);
+    });
+    expectClose(g, numeric, { rtol: 2e-2, atol: 2e-3 }, 'gradient');
+    tf.dispose([f, grad]);
+  });
+
   it('rejects a known label below an unknown one, and SupCon rejects -1 naming the remedy', () => {
     const f = tf.ones([2, 2, 3]);
     assert.throws(

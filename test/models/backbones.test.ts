@@ -222,3 +222,29 @@ it('the backbone flags turn into buildEncoder options', async () => {
     /--head-dims must be positive integers, but got "x"/,
   );
 });
+
+it('mobilenet-v2 trains on a backend with depthwise gradients (cpu); batch norm statistics move', async () => {
+  const { useBackend } = await import('../../src/engine/backend.js');
+  await useBackend('cpu');
+  const encoder = await buildEncoder(
+    { encoder: 'mobilenet-v2', widthMultiplier: 0.35, seed: 2 },
+    [16, 16, 3],
+  );
+  const before = snapshot(encoder.model);
+  const optimizer = tf.train.sgd(0.05);
+  const x = tf.randomUniform([2, 16, 16, 3], 0, 1, 'float32', 3);
+  optimizer.minimize(
+    () => tf.mean(tf.square(encoder.model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar,
+    false,
+    encoder.backboneVariables,
+  );
+  const afterStep = snapshot(encoder.model);
+  assert.notDeepEqual(
+    afterStep.get('block2_depthwise/depthwise_kernel'),
+    before.get('block2_depthwise/depthwise_kernel'),
+  );
+  assert.notDeepEqual(afterStep.get('stem_bn/moving_mean'), before.get('stem_bn/moving_mean'));
+  tf.dispose([x]);
+  optimizer.dispose();
+  encoder.model.dispose();
+});
