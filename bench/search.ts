@@ -162,3 +162,47 @@ const rate = (isUnseen: boolean, depth: number) => {
 console.log(
   `held-out class ${unseen} (not in the index): answered at the class level ${pct(rate(true, 3))} vs seen classes ${pct(rate(false, 3))}; at the family level (a parent) ${pct(rate(true, 2))} vs ${pct(rate(false, 2))}`,
 );
+
+// the HTTP API under load: 2,000 /search requests, 8 at a time, loopback only, exact search on 70k
+{
+  const { createSearchServer } = await import('../src/serve/index.js');
+  const server = createSearchServer(index);
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
+  const address = server.address();
+  const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const total = 2000;
+  const concurrency = 8;
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const row = (next++ * 104729) % data.count;
+        const body = JSON.stringify({
+          vector: Array.from(data.vectors.subarray(row * dim, (row + 1) * dim)),
+          k: 10,
+        });
+        const t0 = performance.now();
+        const response = await fetch(`${base}/search`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        await response.arrayBuffer();
+        latencies.push(performance.now() - t0);
+        if (response.status !== 200) errors++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(1);
+  console.log('');
+  console.log(
+    `serve: ${total} POST /search (exact, k=10, ${data.count} items), ${concurrency} concurrent over loopback: ${(total / seconds).toFixed(0)} queries/s, latency p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, ${errors} errors; ${server.stats.batches} batched products for ${server.stats.queries} queries`,
+  );
+  await new Promise<void>((done) => server.close(() => done()));
+}

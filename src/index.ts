@@ -65,6 +65,7 @@ export { MomentumQueue, type MomentumQueueState } from './models/momentumQueue.j
 export { Rng } from './random.js';
 export * from './report/index.js';
 export * from './search/index.js';
+export * from './serve/index.js';
 export { runStudy, STUDY_ARMS, type StudyOptions } from './study/study.js';
 export { type Checkpoint, readCheckpoint, writeCheckpoint } from './train/checkpoint.js';
 export { METHODS, type Method, resolveTrainConfig, TRAIN_OPTIONS, type TrainConfig } from './train/config.js';

@@ -240,18 +240,25 @@ function checkSize(fn: string, what: string, got: number, want: number, inputSha
     );
 }
 
-/** Decodes one image to `[h, w, c]` floats in [0, 1], resized (stretched) like `readImageFolder`. */
-export async function decodeImage(file: string, [h, w, c]: [number, number, number]): Promise<Float32Array> {
+/**
+ * Decodes one image (a file, or its bytes) to `[h, w, c]` floats in [0, 1], resized (stretched)
+ * like `readImageFolder`; `name` names it in errors (default: the file).
+ */
+export async function decodeImage(
+  input: string | Uint8Array,
+  [h, w, c]: [number, number, number],
+  name = typeof input === 'string' ? input : 'the image',
+): Promise<Float32Array> {
   const { default: sharp } = await import('sharp');
   try {
-    let pipeline = sharp(file).resize(w, h, { fit: 'fill' }).removeAlpha();
+    let pipeline = sharp(input).resize(w, h, { fit: 'fill' }).removeAlpha();
     pipeline = c === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== c) throw new Error(`decoded ${info.channels} channels, expected ${c}`);
     return Float32Array.from(data, (v) => v / 255);
   } catch (error) {
     throw new ContrastiveError(
-      `decodeImage: cannot decode ${file} as an image: ${(error as Error).message}.`,
+      `decodeImage: cannot decode ${name} as an image: ${(error as Error).message}.`,
     );
   }
 }
