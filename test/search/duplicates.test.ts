@@ -2,29 +2,12 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import sharp from 'sharp';
 import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { Rng } from '../../src/random.js';
 import { EmbeddingIndex, findDuplicates } from '../../src/search/index.js';
-
-/** A copy of a 28x28 image shifted by (dx, dy) pixels, with Gaussian noise, through JPEG at quality 85. */
-async function plantedCopy(pixels: Float32Array, dx: number, dy: number, rng: Rng): Promise<Float32Array> {
-  const raw = Buffer.alloc(784);
-  for (let y = 0; y < 28; y++)
-    for (let x = 0; x < 28; x++) {
-      const sx = x - dx;
-      const sy = y - dy;
-      const v = sx >= 0 && sx < 28 && sy >= 0 && sy < 28 ? pixels[sy * 28 + sx] : 0;
-      raw[y * 28 + x] = Math.round(255 * Math.min(1, Math.max(0, v + 0.02 * rng.normal())));
-    }
-  const jpeg = await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
-    .jpeg({ quality: 85 })
-    .toBuffer();
-  const decoded = await sharp(jpeg).grayscale().raw().toBuffer();
-  return Float32Array.from(decoded, (v) => v / 255);
-}
+import { plantedCopy } from './fixtures.js';
 
 describe('findDuplicates', () => {
   let index: EmbeddingIndex;
