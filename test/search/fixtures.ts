@@ -77,7 +77,8 @@ export function bruteForceTopK(
   let qn = 0;
   for (let j = 0; j < dim; j++) qn += query[j] * query[j];
   qn = Math.sqrt(qn);
-  const scored: { row: number; score: number }[] = [];
+  // keep the k best in a small sorted list (k is tiny): the oracle stays an obvious loop
+  const top: { row: number; score: number }[] = [];
   for (let i = 0; i < n; i++) {
     if (!keep(i)) continue;
     let dot = 0;
@@ -87,10 +88,13 @@ export function bruteForceTopK(
       dot += v * query[j];
       norm += v * v;
     }
-    scored.push({ row: i, score: dot / (Math.sqrt(norm) * qn) });
+    const score = dot / (Math.sqrt(norm) * qn);
+    if (top.length === k && score <= top[k - 1].score) continue;
+    let at = top.length;
+    while (at > 0 && top[at - 1].score < score) at--;
+    top.splice(at, 0, { row: i, score });
+    if (top.length > k) top.pop();
   }
-  scored.sort((a, b) => b.score - a.score || a.row - b.row);
-  const top = scored.slice(0, k);
   return { rows: top.map((s) => s.row), scores: top.map((s) => s.score) };
 }
 
