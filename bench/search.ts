@@ -347,5 +347,48 @@ if (process.argv.includes('--trained')) {
   console.log(
     '(duplicates: threshold calibrated for 0.99 precision on 25 known re-encoded pairs; P/R on the other 75 re-encoded pairs, R on 100 shifted ones)',
   );
+
+  // the held-out-classes protocol: a run trained without Shirt, an index without Shirt
+  const heldOutRun = join(dir, 'heldout');
+  await trainRun(await resolveTrainConfig({ ...config, out: heldOutRun, holdoutClasses: ['Shirt'] }), {
+    progress: new ProgressReporter(sink, false),
+  });
+  for (const [name, run] of [
+    ['trained without Shirt', heldOutRun],
+    ['raw pixels', null],
+  ] as const) {
+    const encoder = run ? await openRunEncoder(run) : null;
+    const embedAll = async (images: Float32Array, n: number) => {
+      if (!encoder) return images;
+      const y = encoder.embed(tf.tensor(images, [n, ...encoder.inputShape]));
+      const out = Float32Array.from(y.dataSync());
+      y.dispose();
+      return out;
+    };
+    const trainVectors = await embedAll(trainSplit.images, trainSplit.shape[0]);
+    const testVectors = await embedAll(testSplit.images, nTest);
+    const d = trainVectors.length / trainSplit.shape[0];
+    const seen = EmbeddingIndex.create({ tree, dim: d });
+    const keepRows = trainPaths.map((_, i) => i).filter((i) => trainPaths[i][2] !== 'Shirt');
+    seen.add(
+      keepRows.map((i) => ({ id: i, label: trainPaths[i] })),
+      keepRows.map((i) => trainVectors.subarray(i * d, (i + 1) * d)),
+    );
+    const calRows = Array.from({ length: halfTest }, (_, i) => i).filter((i) => testPaths[i][2] !== 'Shirt');
+    const cal = calibrate(seen, {
+      embeddings: calRows.map((i) => testVectors.subarray(i * d, (i + 1) * d)),
+      labels: calRows.map((i) => testPaths[i]),
+    });
+    const placed = predictPath(seen, testVectors.slice(halfTest * d), { calibration: cal });
+    const share = (shirt: boolean, depth: number) => {
+      const group = placed.filter((_, j) => (testPaths[halfTest + j][2] === 'Shirt') === shirt);
+      return group.filter((p) => p.depth === depth).length / group.length;
+    };
+    console.log(
+      `held-out Shirt, ${name}: answered at the class level ${pct(share(true, 3))} (seen classes ${pct(share(false, 3))}); stopped at a parent (family) ${pct(share(true, 2))} (seen ${pct(share(false, 2))}) [${cal.method}, target 0.95]`,
+    );
+    encoder?.dispose();
+    seen.dispose();
+  }
   await rm(dir, { recursive: true, force: true });
 }
