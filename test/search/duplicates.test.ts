@@ -88,6 +88,21 @@ describe('findDuplicates', () => {
     assert.ok(byLabels.calibration!.precision >= 0.99 || !byLabels.calibration!.reached);
   });
 
+  it('with an HNSW graph the candidates come from it and the planted pairs are still found', async () => {
+    const exact = findDuplicates(index, { threshold: 0.99 });
+    await index.buildApproximate({ connectivity: 16, expansionAdd: 64, expansionSearch: 64 });
+    try {
+      const approx = findDuplicates(index, { threshold: 0.99 });
+      const key = (p: { a: string; b: string }) => [p.a, p.b].sort().join('|');
+      const exactKeys = new Set(exact.pairs.map(key));
+      const found = approx.pairs.filter((p) => exactKeys.has(key(p))).length;
+      assert.ok(found >= 0.95 * exact.pairs.length, `${found} of ${exact.pairs.length}`);
+      for (const p of approx.pairs) assert.ok(p.score >= 0.99);
+    } finally {
+      index.dropApproximate();
+    }
+  });
+
   it('bad options are ContrastiveErrors naming the field', () => {
     const throwsNaming = (f: () => unknown, pattern: RegExp) =>
       assert.throws(f, (e: unknown) => e instanceof ContrastiveError && pattern.test(e.message));
