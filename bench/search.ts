@@ -8,7 +8,12 @@
  *   coverage / precision at a 0.95 target after calibration; a held-out class (Shirt) answered at
  *   its parent vs seen classes.
  *
- *   node dist/bench/search.js [--queries 1000] [--dim 64]
+ * - the HTTP API under load (2,000 requests, 8 concurrent, loopback).
+ * - with `--trained` (a few minutes): a HiMulConE run trained on the embedded subset (MLP, `--epochs`),
+ *   its backbone and head spaces next to raw pixels: kNN-vote placement, calibrated coverage,
+ *   retrieval precision@10 (same class), and planted duplicates (re-encoded / shifted copies).
+ *
+ *   node dist/bench/search.js [--queries 1000] [--dim 64] [--trained] [--epochs 5]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../src/engine/backend.js';
@@ -162,3 +167,228 @@ const rate = (isUnseen: boolean, depth: number) => {
 console.log(
   `held-out class ${unseen} (not in the index): answered at the class level ${pct(rate(true, 3))} vs seen classes ${pct(rate(false, 3))}; at the family level (a parent) ${pct(rate(true, 2))} vs ${pct(rate(false, 2))}`,
 );
+
+// the HTTP API under load: 2,000 /search requests, 8 at a time, loopback only, exact search on 70k
+{
+  const { createSearchServer } = await import('../src/serve/index.js');
+  const server = createSearchServer(index);
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
+  const address = server.address();
+  const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const total = 2000;
+  const concurrency = 8;
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const row = (next++ * 104729) % data.count;
+        const body = JSON.stringify({
+          vector: Array.from(data.vectors.subarray(row * dim, (row + 1) * dim)),
+          k: 10,
+        });
+        const t0 = performance.now();
+        const response = await fetch(`${base}/search`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        await response.arrayBuffer();
+        latencies.push(performance.now() - t0);
+        if (response.status !== 200) errors++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(1);
+  console.log('');
+  console.log(
+    `serve: ${total} POST /search (exact, k=10, ${data.count} items), ${concurrency} concurrent over loopback: ${(total / seconds).toFixed(0)} queries/s, latency p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, ${errors} errors; ${server.stats.batches} batched products for ${server.stats.queries} queries`,
+  );
+  await new Promise<void>((done) => server.close(() => done()));
+}
+
+if (process.argv.includes('--trained')) {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } = await import('../src/data/fashionMnist.js');
+  const { resolveTrainConfig } = await import('../src/train/config.js');
+  const { train: trainRun } = await import('../src/run/train.js');
+  const { ProgressReporter } = await import('../src/train/progress.js');
+  const { findDuplicates, openRunEncoder } = await import('../src/search/index.js');
+  const { Rng } = await import('../src/random.js');
+  const { plantedCopy } = await import('../test/search/fixtures.js');
+  const epochs = Number(arg('epochs', '5'));
+  const dir = await mkdtemp(join(tmpdir(), 'search-bench-'));
+  const runDir = join(dir, 'run');
+  const config = await resolveTrainConfig({
+    out: runDir,
+    dataDir: EMBEDDED_FASHION_MNIST_DIR,
+    backend: 'wasm',
+    encoder: 'mlp',
+    method: 'himulcone',
+    epochs,
+    batchSize: 256,
+    evalEvery: 0,
+    seed: 0,
+  });
+  const sink = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
+  t = performance.now();
+  await trainRun(config, { progress: new ProgressReporter(sink, false) });
+  console.log('');
+  console.log(
+    `trained HiMulConE (MLP, ${epochs} epochs, embedded 6,000 / 1,000 subset) in ${((performance.now() - t) / 1000).toFixed(0)} s`,
+  );
+  const trainSplit = await loadFashionMnist({ split: 'train', dataDir: EMBEDDED_FASHION_MNIST_DIR });
+  const testSplit = await loadFashionMnist({ split: 'test', dataDir: EMBEDDED_FASHION_MNIST_DIR });
+  const tree = trainSplit.tree;
+  const nTest = testSplit.shape[0];
+  // planted copies of 200 test images: even ones re-encoded + noised, odd ones also shifted 1 px
+  const rng = new Rng(11);
+  const originals = Array.from(rng.permutation(nTest).subarray(0, 200));
+  const copies = new Float32Array(200 * 784);
+  for (const [c, i] of originals.entries())
+    copies.set(await plantedCopy(testSplit.images.subarray(i * 784, (i + 1) * 784), c % 2, 0, rng), c * 784);
+  const spaces: {
+    name: string;
+    embed: (images: Float32Array, n: number) => Promise<Float32Array>;
+    dim: number;
+  }[] = [{ name: 'raw pixels', embed: async (images) => images, dim: 784 }];
+  for (const space of ['backbone', 'head'] as const) {
+    const encoder = await openRunEncoder(runDir, space);
+    const probe = encoder.embed(tf.zeros([1, ...encoder.inputShape]));
+    const d = probe.shape[1];
+    probe.dispose();
+    spaces.push({
+      name: space,
+      dim: d,
+      embed: async (images, n) => {
+        const out = new Float32Array(n * d);
+        for (let s = 0; s < n; s += 256) {
+          const e = Math.min(n, s + 256);
+          const y = encoder.embed(
+            tf.tensor(images.subarray(s * 784, e * 784), [e - s, ...encoder.inputShape]),
+          );
+          out.set(y.dataSync() as Float32Array, s * d);
+          y.dispose();
+        }
+        return out;
+      },
+    });
+  }
+  const trainPaths = Array.from(trainSplit.classIds, (c) => tree.path(2, c));
+  const testPaths = Array.from(testSplit.classIds, (c) => tree.path(2, c));
+  const testTruth = tree.encode(testPaths);
+  const halfTest = nTest / 2;
+  console.log(
+    'space       dim  kNN-vote acc (group/family/class)  coverage at 0.95 (test half)  precision@10 class  dupes: re-encoded P/R   shifted R',
+  );
+  for (const space of spaces) {
+    const trainVectors = await space.embed(trainSplit.images, trainSplit.shape[0]);
+    const testVectors = await space.embed(testSplit.images, nTest);
+    const catalogue = EmbeddingIndex.create({ tree, dim: space.dim });
+    catalogue.add(
+      trainPaths.map((label, i) => ({ id: i, label })),
+      trainVectors,
+    );
+    const full = predictPath(catalogue, testVectors, { method: 'knn' });
+    const acc = [0, 1, 2].map(
+      (l) =>
+        full.filter((p, q) => p.levels.slice(0, l + 1).every((x, j) => x.id === testTruth[q * 3 + j]))
+          .length / nTest,
+    );
+    const cal = calibrate(catalogue, {
+      embeddings: testVectors.slice(0, halfTest * space.dim),
+      labels: testPaths.slice(0, halfTest),
+    });
+    const placed = predictPath(catalogue, testVectors.slice(halfTest * space.dim), { calibration: cal });
+    const coverage = [0, 1, 2].map((l) => placed.filter((p) => p.depth > l).length / placed.length);
+    const results = catalogue.searchBatch(testVectors, { k: 10 });
+    let same = 0;
+    results.forEach((r, q) => {
+      same += r.hits.filter((h) => h.label?.[2] === testPaths[q][2]).length;
+    });
+    // duplicates among the test images and their planted copies
+    const copyVectors = await space.embed(copies, 200);
+    const dupes = EmbeddingIndex.create({ tree, dim: space.dim });
+    dupes.add(
+      testPaths.map((label, i) => ({ id: i, label })),
+      testVectors,
+    );
+    dupes.add(
+      originals.map((i) => ({ id: `copy-${i}`, label: testPaths[i] })),
+      copyVectors,
+    );
+    const pairs = originals.map((i, c) => ({ a: String(i), b: `copy-${i}`, shifted: c % 2 === 1 }));
+    const known = pairs.filter((p, c) => c < 50 && !p.shifted).map((p) => [p.a, p.b] as [string, string]);
+    const knownIds = new Set(known.flat());
+    const report = findDuplicates(dupes, { targetPrecision: 0.99, knownPairs: known });
+    const isPlanted = (a: string, b: string) =>
+      pairs.find((p) => (p.a === a && p.b === b) || (p.a === b && p.b === a));
+    const judged = report.pairs.filter((p) => !knownIds.has(p.a) && !knownIds.has(p.b));
+    const plain = pairs.filter((p, c) => c >= 50 && !p.shifted);
+    const shiftedPairs = pairs.filter((p) => p.shifted);
+    const foundPlain = plain.filter((p) => report.pairs.some((q) => isPlanted(q.a, q.b) === p)).length;
+    const foundShifted = shiftedPairs.filter((p) =>
+      report.pairs.some((q) => isPlanted(q.a, q.b) === p),
+    ).length;
+    const right = judged.filter((p) => isPlanted(p.a, p.b)).length;
+    console.log(
+      `${space.name.padEnd(10)} ${String(space.dim).padStart(4)}  ${acc.map(pct).join(' / ').padEnd(33)} ${coverage.map(pct).join(' / ').padEnd(29)} ${pct(same / (10 * nTest)).padEnd(19)} ${pct(judged.length ? right / judged.length : 0)} / ${pct(foundPlain / plain.length)}        ${pct(foundShifted / shiftedPairs.length)}`,
+    );
+    catalogue.dispose();
+    dupes.dispose();
+  }
+  console.log(
+    '(duplicates: threshold calibrated for 0.99 precision on 25 known re-encoded pairs; P/R on the other 75 re-encoded pairs, R on 100 shifted ones)',
+  );
+
+  // the held-out-classes protocol: a run trained without Shirt, an index without Shirt
+  const heldOutRun = join(dir, 'heldout');
+  await trainRun(await resolveTrainConfig({ ...config, out: heldOutRun, holdoutClasses: ['Shirt'] }), {
+    progress: new ProgressReporter(sink, false),
+  });
+  for (const [name, run] of [
+    ['trained without Shirt', heldOutRun],
+    ['raw pixels', null],
+  ] as const) {
+    const encoder = run ? await openRunEncoder(run) : null;
+    const embedAll = async (images: Float32Array, n: number) => {
+      if (!encoder) return images;
+      const y = encoder.embed(tf.tensor(images, [n, ...encoder.inputShape]));
+      const out = Float32Array.from(y.dataSync());
+      y.dispose();
+      return out;
+    };
+    const trainVectors = await embedAll(trainSplit.images, trainSplit.shape[0]);
+    const testVectors = await embedAll(testSplit.images, nTest);
+    const d = trainVectors.length / trainSplit.shape[0];
+    const seen = EmbeddingIndex.create({ tree, dim: d });
+    const keepRows = trainPaths.map((_, i) => i).filter((i) => trainPaths[i][2] !== 'Shirt');
+    seen.add(
+      keepRows.map((i) => ({ id: i, label: trainPaths[i] })),
+      keepRows.map((i) => trainVectors.subarray(i * d, (i + 1) * d)),
+    );
+    const calRows = Array.from({ length: halfTest }, (_, i) => i).filter((i) => testPaths[i][2] !== 'Shirt');
+    const cal = calibrate(seen, {
+      embeddings: calRows.map((i) => testVectors.subarray(i * d, (i + 1) * d)),
+      labels: calRows.map((i) => testPaths[i]),
+    });
+    const placed = predictPath(seen, testVectors.slice(halfTest * d), { calibration: cal });
+    const share = (shirt: boolean, depth: number) => {
+      const group = placed.filter((_, j) => (testPaths[halfTest + j][2] === 'Shirt') === shirt);
+      return group.filter((p) => p.depth === depth).length / group.length;
+    };
+    console.log(
+      `held-out Shirt, ${name}: answered at the class level ${pct(share(true, 3))} (seen classes ${pct(share(false, 3))}); stopped at a parent (family) ${pct(share(true, 2))} (seen ${pct(share(false, 2))}) [${cal.method}, target 0.95]`,
+    );
+    encoder?.dispose();
+    seen.dispose();
+  }
+  await rm(dir, { recursive: true, force: true });
+}

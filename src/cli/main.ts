@@ -11,6 +11,7 @@ import { indexCommand } from './commands/index.js';
 import { predictCommand } from './commands/predict.js';
 import { reportCommand } from './commands/report.js';
 import { searchCommand } from './commands/search.js';
+import { serveCommand } from './commands/serve.js';
 import { studyCommand } from './commands/study.js';
 import { trainCommand } from './commands/train.js';
 
@@ -22,6 +23,7 @@ const COMMANDS: readonly CommandSpec[] = [
   searchCommand,
   predictCommand,
   dedupeCommand,
+  serveCommand,
   compareCommand,
   reportCommand,
   studyCommand,

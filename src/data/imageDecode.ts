@@ -58,7 +58,10 @@ async function loadSharp(): Promise<Sharp> {
  * `fit: 'fill'`, alpha dropped, grey via sharp's `grayscale()` or sRGB. Throws the underlying
  * error; callers turn it into a message naming the file (and line).
  */
-export async function decodeImage(file: string, options: ResolvedDecodeOptions): Promise<Uint8Array> {
+export async function decodeImage(
+  file: string | Uint8Array,
+  options: ResolvedDecodeOptions,
+): Promise<Uint8Array> {
   const sharp = await loadSharp();
   const input = sharp(file);
   if (options.minSourceSize > 0) {

@@ -242,20 +242,22 @@ function checkSize(fn: string, what: string, got: number, want: number, inputSha
 }
 
 /**
- * Decodes one image to `[h, w, c]` floats in [0, 1], resized (stretched) exactly as the dataset
- * readers do (`data/imageDecode.ts`), so a query image is embedded like a catalogue image.
+ * Decodes one image (a file, or its bytes) to `[h, w, c]` floats in [0, 1], resized (stretched)
+ * exactly as the dataset readers do (`data/imageDecode.ts`), so a query image is embedded like a
+ * catalogue image; `name` names it in errors (default: the file).
  */
 export async function decodeQueryImage(
-  file: string,
+  input: string | Uint8Array,
   [h, w, c]: [number, number, number],
+  name = typeof input === 'string' ? input : 'the image',
 ): Promise<Float32Array> {
   try {
     const options = resolveDecodeOptions('decodeQueryImage', { size: [h, w], channels: c as 1 | 3 });
-    return Float32Array.from(await decodeImage(file, options), (v) => v / 255);
+    return Float32Array.from(await decodeImage(input, options), (v) => v / 255);
   } catch (error) {
     if (error instanceof ContrastiveError) throw error;
     throw new ContrastiveError(
-      `decodeQueryImage: cannot decode ${file} as an image: ${await decodeFailure(file, error)}.`,
+      `decodeQueryImage: cannot decode ${name} as an image: ${typeof input === 'string' ? await decodeFailure(input, error) : (error as Error).message}.`,
     );
   }
 }

@@ -165,7 +165,10 @@ export class EmbeddingIndex {
   private readonly rowOfKey = new Map<number, number>();
   private nextKey = 0;
   private view: SearchView | null = null;
-  private readonly prototypeCache = new Map<number, { vectors: Float32Array; counts: Int32Array }>();
+  private readonly prototypeCache = new Map<
+    number,
+    { vectors: Float32Array; counts: Int32Array; sums: Float32Array }
+  >();
   private graph: HnswGraph | null = null;
   private readonly layout: TreeLayout;
 
@@ -427,30 +430,37 @@ export class EmbeddingIndex {
 
   /**
    * Mean embedding of every node of `level` (L2-normalised; a node without items gets a zero row),
-   * `[numClasses(level), dim]`, with the number of items behind each.
+   * `[numClasses(level), dim]`, with the number of items behind each and the unnormalised sums
+   * (so a caller can leave one item out of its own prototype).
    */
-  prototypes(level: number | string): { vectors: Float32Array; counts: Int32Array } {
+  prototypes(level: number | string): { vectors: Float32Array; counts: Int32Array; sums: Float32Array } {
     const l = resolveLevel(this.tree, level, 'EmbeddingIndex.prototypes: level');
     const cached = this.prototypeCache.get(l);
     if (cached) return cached;
     const numNodes = this.tree.levelSizes[l];
-    const vectors = new Float32Array(numNodes * this.dim);
+    const sums = new Float32Array(numNodes * this.dim);
     const counts = new Int32Array(numNodes);
     for (let row = 0; row < this.count; row++) {
       const leaf = this.leaves[row];
       if (leaf < 0) continue;
       const node = this.ancestor(leaf, l);
       counts[node]++;
-      for (let j = 0; j < this.dim; j++) vectors[node * this.dim + j] += this.vectors[row * this.dim + j];
+      for (let j = 0; j < this.dim; j++) sums[node * this.dim + j] += this.vectors[row * this.dim + j];
     }
+    const vectors = sums.slice();
     for (let node = 0; node < numNodes; node++) {
       let norm = 0;
       for (let j = 0; j < this.dim; j++) norm += vectors[node * this.dim + j] ** 2;
       if (norm > 0) for (let j = 0; j < this.dim; j++) vectors[node * this.dim + j] /= Math.sqrt(norm);
     }
-    const out = { vectors, counts };
+    const out = { vectors, counts, sums };
     this.prototypeCache.set(l, out);
     return out;
+  }
+
+  /** The stored (unit) row of a storage row, as a view: do not modify. */
+  rowVector(row: number): Float32Array {
+    return this.vectors.subarray(row * this.dim, (row + 1) * this.dim);
   }
 
   /** Leaf id of a storage row (`-1` when unlabelled); rows are what {@link exactNeighbors} returns. */

@@ -34,7 +34,10 @@ export interface PredictPathOptions {
   temperature?: number;
   /** Prototypes: softmax temperature. Default 0.05. */
   prototypeTemperature?: number;
-  /** For each query, the id of an index item to leave out (the query itself, when the queries are in the index). */
+  /**
+   * For each query, the id of an index item to leave out (the query itself, when the queries are
+   * in the index): out of its own neighbours, and out of its own ancestors' prototypes.
+   */
   selfIds?: readonly (string | number | undefined)[];
 }
 
@@ -170,6 +173,7 @@ export function predictPath(
       : undefined;
   const thresholds = resolveThresholds(fn, options.minConfidence, depth, levelCalibration);
   const { data, rows } = normalizedRows(embeddings, index.dim, fn);
+  checkSelfIds(fn, 'selfIds', options.selfIds, rows);
   const placement = rawPlacement(index, data, rows, method, settings, options.selfIds);
   return Array.from({ length: rows }, (_, q) => {
     const levels: LevelPrediction[] = [];
@@ -216,6 +220,7 @@ export function calibrate(
       `${fn}: validation.labels must have one path per row (${rows}), but got ${validation.labels.length}.`,
     );
   if (rows === 0) throw new ContrastiveError(`${fn}: validation must hold at least one row, but holds none.`);
+  checkSelfIds(fn, 'validation.selfIds', validation.selfIds, rows);
   const depth = index.tree.depth;
   let truth: Int32Array;
   try {
@@ -375,15 +380,29 @@ function rawPlacement(
   }
   const prototypes = tree.levelSizes.map((_, l) => index.prototypes(l));
   const dim = index.dim;
+  const own = new Float32Array(dim);
   for (let q = 0; q < numQueries; q++) {
+    // leave-one-out: a query that is an index item is left out of its own ancestors' prototypes
+    const selfId = selfIds?.[q];
+    const selfRow = selfId === undefined ? undefined : index.rowOfItem(selfId);
+    const selfLeaf = selfRow === undefined ? -1 : index.leafAt(selfRow);
     let candidates = Array.from({ length: tree.levelSizes[0] }, (_, id) => id);
     let confidence = 1;
     for (let l = 0; l < depth; l++) {
-      const present = candidates.filter((c) => prototypes[l].counts[c] > 0);
+      const p = prototypes[l];
+      const selfNode = selfLeaf < 0 ? -1 : index.ancestor(selfLeaf, l);
+      const present = candidates.filter((c) => p.counts[c] - (c === selfNode ? 1 : 0) > 0);
       if (present.length === 0) break;
-      const logits = present.map(
-        (c) => rowDot(data, q, prototypes[l].vectors, c, dim) / settings.prototypeTemperature,
-      );
+      const logits = present.map((c) => {
+        if (c !== selfNode) return rowDot(data, q, p.vectors, c, dim) / settings.prototypeTemperature;
+        const self = index.rowVector(selfRow!);
+        let norm = 0;
+        for (let j = 0; j < dim; j++) {
+          own[j] = p.sums[c * dim + j] - self[j];
+          norm += own[j] * own[j];
+        }
+        return norm > 0 ? rowDot(data, q, own, 0, dim) / Math.sqrt(norm) / settings.prototypeTemperature : 0;
+      });
       const top = Math.max(...logits);
       const weights = logits.map((z) => Math.exp(z - top));
       const sum = weights.reduce((a, b) => a + b, 0);
@@ -396,6 +415,13 @@ function rawPlacement(
     }
   }
   return { ids, raw, numQueries };
+}
+
+function checkSelfIds(fn: string, field: string, selfIds: PredictPathOptions['selfIds'], rows: number): void {
+  if (selfIds !== undefined && selfIds.length !== rows)
+    throw new ContrastiveError(
+      `${fn}: ${field} must have one entry per row (${rows}), but got ${selfIds.length}.`,
+    );
 }
 
 function resolveSettings(

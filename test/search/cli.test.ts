@@ -112,6 +112,32 @@ describe('contrastive index / search / predict / dedupe / embed --data', () => {
     assert.equal(JSON.parse(byImage.stdout).results.length, 3);
   });
 
+  it('index --approximate builds the HNSW graph; search uses it unless --exact or --within', async () => {
+    const approxPath = join(dir, 'approx.index');
+    const r = cli(
+      'index',
+      runDir,
+      '--data',
+      'fashion-mnist:train',
+      '--data-dir',
+      EMBEDDED_FASHION_MNIST_DIR,
+      '--limit',
+      '300',
+      '--out',
+      approxPath,
+      '--approximate',
+      '--backend',
+      'wasm',
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /approximate \(HNSW\) \+ exact search/);
+    const search = (...args: string[]) =>
+      JSON.parse(cli('search', approxPath, '--id', '1', '--json', '--backend', 'wasm', ...args).stdout);
+    assert.equal(search().approximate, true);
+    assert.equal(search('--exact').approximate, false);
+    assert.equal(search('--within', 'Clothes').approximate, false);
+  });
+
   it('search errors name the bad field: within not in the tree, k <= 0, unknown id, bad vector, undecodable image', () => {
     const fails = (pattern: RegExp, ...args: string[]) => {
       const r = cli('search', indexPath, ...args, '--backend', 'wasm');

@@ -2,29 +2,12 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import sharp from 'sharp';
 import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { Rng } from '../../src/random.js';
 import { EmbeddingIndex, findDuplicates } from '../../src/search/index.js';
-
-/** A copy of a 28x28 image shifted by (dx, dy) pixels, with Gaussian noise, through JPEG at quality 85. */
-async function plantedCopy(pixels: Float32Array, dx: number, dy: number, rng: Rng): Promise<Float32Array> {
-  const raw = Buffer.alloc(784);
-  for (let y = 0; y < 28; y++)
-    for (let x = 0; x < 28; x++) {
-      const sx = x - dx;
-      const sy = y - dy;
-      const v = sx >= 0 && sx < 28 && sy >= 0 && sy < 28 ? pixels[sy * 28 + sx] : 0;
-      raw[y * 28 + x] = Math.round(255 * Math.min(1, Math.max(0, v + 0.02 * rng.normal())));
-    }
-  const jpeg = await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
-    .jpeg({ quality: 85 })
-    .toBuffer();
-  const decoded = await sharp(jpeg).grayscale().raw().toBuffer();
-  return Float32Array.from(decoded, (v) => v / 255);
-}
+import { plantedCopy } from './fixtures.js';
 
 describe('findDuplicates', () => {
   let index: EmbeddingIndex;
@@ -103,6 +86,21 @@ describe('findDuplicates', () => {
     const byLabels = findDuplicates(index, { targetPrecision: 0.99 });
     assert.equal(byLabels.calibration?.from, 'labels');
     assert.ok(byLabels.calibration!.precision >= 0.99 || !byLabels.calibration!.reached);
+  });
+
+  it('with an HNSW graph the candidates come from it and the planted pairs are still found', async () => {
+    const exact = findDuplicates(index, { threshold: 0.99 });
+    await index.buildApproximate({ connectivity: 16, expansionAdd: 64, expansionSearch: 64 });
+    try {
+      const approx = findDuplicates(index, { threshold: 0.99 });
+      const key = (p: { a: string; b: string }) => [p.a, p.b].sort().join('|');
+      const exactKeys = new Set(exact.pairs.map(key));
+      const found = approx.pairs.filter((p) => exactKeys.has(key(p))).length;
+      assert.ok(found >= 0.95 * exact.pairs.length, `${found} of ${exact.pairs.length}`);
+      for (const p of approx.pairs) assert.ok(p.score >= 0.99);
+    } finally {
+      index.dropApproximate();
+    }
   });
 
   it('bad options are ContrastiveErrors naming the field', () => {

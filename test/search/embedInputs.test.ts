@@ -10,7 +10,13 @@ import { ContrastiveError } from '../../src/errors.js';
 import { embedSplit } from '../../src/eval/embed.js';
 import { train } from '../../src/run/train.js';
 import { loadTrainedRun } from '../../src/run/trainedRun.js';
-import { EmbeddingIndex, embedInputs, openRunEncoder, parseInputSource } from '../../src/search/index.js';
+import {
+  EmbeddingIndex,
+  embedInputs,
+  openIndexEncoder,
+  openRunEncoder,
+  parseInputSource,
+} from '../../src/search/index.js';
 import { expectClose } from '../helpers/backends.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
@@ -117,6 +123,33 @@ describe('embedInputs', () => {
     const index = EmbeddingIndex.create({ tree: test.tree, dim: 64, model: table.model });
     index.add(table.items, table.embeddings);
     assert.equal(index.size, 6);
+  });
+
+  it('an index built by another model is refused when its queries would be embedded', async () => {
+    const probe = await openRunEncoder(runDir);
+    const tree = probe.tree;
+    probe.dispose();
+    const foreign = EmbeddingIndex.create({
+      tree,
+      dim: 64,
+      model: { checksum: '0'.repeat(64), source: runDir },
+    });
+    await assert.rejects(
+      openIndexEncoder(foreign),
+      /openIndexEncoder: the index was built by the model from .* \(checksum 000000000000\), but the query model from .* has checksum [0-9a-f]{12}; embed queries with the index's model or rebuild the index/,
+    );
+    const unknown = EmbeddingIndex.create({ tree, dim: 64 });
+    await assert.rejects(openIndexEncoder(unknown), /this index records no model/);
+    const own = await embedInputs(runDir, {
+      kind: 'fashion-mnist',
+      split: 'test',
+      dataDir: EMBEDDED_FASHION_MNIST_DIR,
+      limit: 2,
+    });
+    const mine = EmbeddingIndex.create({ tree, dim: 64, model: own.model });
+    const encoder = await openIndexEncoder(mine);
+    assert.equal(encoder.identity.checksum, own.model.checksum);
+    encoder.dispose();
   });
 
   it('an image that cannot be decoded, or a table of the wrong width, is an error naming it', async () => {

@@ -111,7 +111,8 @@ describe('EmbeddingIndex on Fashion-MNIST (random projection of the pixels)', ()
     const rows = queries.map((q) => q % data.count);
     const vectors = rows.map((q) => data.vectors.subarray(q * data.dim, (q + 1) * data.dim));
     const exact = index.searchBatch(vectors, { k: 10 });
-    await index.buildApproximate();
+    // efConstruction 64 builds ~2x faster than the bench's 128 at recall@10 ~0.99
+    await index.buildApproximate({ connectivity: 16, expansionAdd: 64, expansionSearch: 128 });
     try {
       const approx = index.searchBatch(vectors, { k: 10 });
       let found = 0;

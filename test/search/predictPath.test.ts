@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { knnClassify } from '../../src/eval/knn.js';
+import { LabelTree } from '../../src/hierarchy/labelTree.js';
 import { calibrate, EmbeddingIndex, type PathPrediction, predictPath } from '../../src/search/index.js';
 import { type ProjectedFashionMnist, projectedFashionMnist } from './fixtures.js';
 
@@ -143,6 +144,35 @@ describe('predictPath and calibrate', () => {
       `unseen answered at the leaf ${leafRate(true)} vs seen ${leafRate(false)}`,
     );
     assert.ok(parentRate() > 0.3, `unseen answered at Clothes/Tops: ${parentRate()}`);
+  });
+
+  it('selfIds leave a query that is an index item out of its own neighbours and prototypes', () => {
+    const tree = LabelTree.fromPaths(['A/x', 'A/y', 'B/z']);
+    const small = EmbeddingIndex.create({ tree, dim: 3 });
+    small.add(
+      [
+        { id: 'only-x', label: 'A/x' },
+        { id: 'y1', label: 'A/y' },
+        { id: 'y2', label: 'A/y' },
+        { id: 'z1', label: 'B/z' },
+      ],
+      [
+        [1, 0, 0],
+        [0.6, 0.8, 0],
+        [0.5, 0.85, 0.1],
+        [0, 0, 1],
+      ],
+    );
+    for (const method of ['knn', 'prototype'] as const) {
+      const [withSelf] = predictPath(small, [[1, 0, 0]], { method, k: 3 });
+      assert.deepEqual(withSelf.path, ['A', 'x'], method);
+      const [leftOut] = predictPath(small, [[1, 0, 0]], { method, k: 3, selfIds: ['only-x'] });
+      assert.deepEqual(leftOut.path, ['A', 'y'], method);
+    }
+    assert.throws(
+      () => predictPath(small, [[1, 0, 0]], { selfIds: [] }),
+      /selfIds must have one entry per row \(1\), but got 0/,
+    );
   });
 
   it('bad options are ContrastiveErrors naming the field', () => {
