@@ -110,7 +110,7 @@ export function locateFashionMnist(split: 'train' | 'test', dataDir?: string): F
   if (has(DEBIAN_FASHION_MNIST_DIR)) return { dir: DEBIAN_FASHION_MNIST_DIR, kind: 'debian' };
   if (has(EMBEDDED_FASHION_MNIST_DIR)) return { dir: EMBEDDED_FASHION_MNIST_DIR, kind: 'embedded' };
   throw new ContrastiveError(
-    `loadFashionMnist: no Fashion-MNIST ${split} files found (looked in ${DEBIAN_FASHION_MNIST_DIR} and ${EMBEDDED_FASHION_MNIST_DIR}); install dataset-fashion-mnist or pass dataDir.`,
+    `loadFashionMnist: no Fashion-MNIST ${split} files found (looked in ${DEBIAN_FASHION_MNIST_DIR} and ${EMBEDDED_FASHION_MNIST_DIR}); install dataset-fashion-mnist or pass dataDir (the CLI's --data-dir).`,
   );
 }
 

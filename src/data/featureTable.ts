@@ -514,7 +514,7 @@ async function readNpyTable(path: string, options: FeatureTableOptions): Promise
   const name = basename(path);
   if (!options.labelsPath) {
     throw new ContrastiveError(
-      `readFeatureTable: labelsPath must name the labels of ${name} (a text file with one label path per line, or a CSV), but got none.`,
+      `readFeatureTable: labelsPath (the CLI's --labels) must name the labels of ${name} (a text file with one label path per line, or a CSV), but got none.`,
     );
   }
   const array = await readNpyMatrix(path);

@@ -46,7 +46,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
   const decoded = await decodeImageList(files, decode, (i, reason) => {
     if (!options.skipUnreadable) {
       throw new ContrastiveError(
-        `readImageFolder: cannot decode ${files[i]}: ${reason} (pass skipUnreadable: true to skip such files).`,
+        `readImageFolder: cannot decode ${files[i]}: ${reason} (pass skipUnreadable: true, the CLI's --skip-unreadable, to skip such files).`,
       );
     }
   });
@@ -85,7 +85,7 @@ export async function listImageFolder(
   if (shallow >= 0) {
     if (options.pad !== 'repeat-leaf' && options.pad !== 'keep') {
       throw new ContrastiveError(
-        `readImageFolder: ${files[shallow]} is ${paths[shallow].length} folder(s) deep but others are ${depth}; pass pad: 'repeat-leaf' to pad shallow labels.`,
+        `readImageFolder: ${files[shallow]} is ${paths[shallow].length} folder(s) deep but others are ${depth}; pass pad: 'repeat-leaf' (the CLI pads them, or keeps them partial with --short-labels unknown) to pad shallow labels.`,
       );
     }
     if (options.pad === 'repeat-leaf')

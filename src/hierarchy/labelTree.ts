@@ -153,7 +153,7 @@ export class LabelTree {
       check(
         pad === 'repeat-leaf',
         () =>
-          `${fn}: path ${r.index} must have ${depth} levels like path ${deepest.index} (${JSON.stringify(deepest.segments.join(separator))}), but got ${r.segments.length} (${JSON.stringify(r.segments.join(separator))}); pass padToDepth: 'repeat-leaf' to pad short paths by repeating their leaf.`,
+          `${fn}: path ${r.index} must have ${depth} levels like path ${deepest.index} (${JSON.stringify(deepest.segments.join(separator))}), but got ${r.segments.length} (${JSON.stringify(r.segments.join(separator))}); pass padToDepth: 'repeat-leaf' (the CLI's --short-labels repeat-leaf) to pad short paths by repeating their leaf, or 'unknown' (--short-labels unknown) to keep them as partial labels.`,
       );
       padSegments(r.segments, depth);
     }
@@ -193,7 +193,7 @@ export class LabelTree {
           check(
             options.allowSharedNames || other === undefined,
             () =>
-              `${fn}: node ${JSON.stringify(name)} at level ${l} must have one parent, but got two: ${JSON.stringify(tree.pathText(l - 1, tree.nodes[l][other!].parent))} and ${JSON.stringify(r.segments.slice(0, l).join(separator))} (path ${r.index}); fix the data or pass allowSharedNames: true.`,
+              `${fn}: node ${JSON.stringify(name)} at level ${l} must have one parent, but got two: ${JSON.stringify(tree.pathText(l - 1, tree.nodes[l][other!].parent))} and ${JSON.stringify(r.segments.slice(0, l).join(separator))} (path ${r.index}); fix the data or pass allowSharedNames: true (the CLI's --allow-shared-names).`,
           );
           id = tree.nodes[l].length;
           tree.nodes[l].push({ name, parent });
@@ -439,7 +439,7 @@ export class LabelTree {
         check(
           segments.length === depth || partial,
           () =>
-            `${fn}: path ${i} must have ${depth} levels like the tree, but got ${segments.length} (${JSON.stringify(p)})${segments.length < depth ? "; pass padToDepth: 'repeat-leaf' to pad it, or 'unknown' to keep it as a partial label" : ''}.`,
+            `${fn}: path ${i} must have ${depth} levels like the tree, but got ${segments.length} (${JSON.stringify(p)})${segments.length < depth ? "; pass padToDepth: 'repeat-leaf' (--short-labels repeat-leaf) to pad it, or 'unknown' to keep it as a partial label" : ''}.`,
         );
         let parent = -1;
         segments.forEach((name, l) => {

@@ -105,7 +105,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   progress.message(
     `data: ${data.source}; ${data.train.size} train / ${data.test.size} test, ${data.tree.depth} levels`,
   );
-  checkTrainable(config, data);
+  for (const warning of data.warnings ?? []) progress.message(`warning: ${warning}`);
+  for (const note of checkTrainable(config, data)) progress.message(`note: ${note}`);
 
   if (resumeFrom) {
     checkSameData(

@@ -2,6 +2,7 @@ import type { TrainingData } from '../data/dataset.js';
 import { ContrastiveError } from '../errors.js';
 import type { TrainConfig } from './config.js';
 import { trainingMethod } from './methods/registry.js';
+import { flatLabelLevel } from './methods/viewMethods.js';
 
 /** What one run may allocate before we say it does not fit (the wasm heap is 4 GiB). */
 const MEMORY_BUDGET_BYTES = 4 * 2 ** 30;
@@ -11,7 +12,8 @@ const MEMORY_BUDGET_BYTES = 4 * 2 ** 30;
  * classes for a method that uses labels, a batch that fits the training split and has
  * negatives, and models and queues that fit in memory. Each failure names the flag to change.
  */
-export function checkTrainable(config: TrainConfig, data: TrainingData): void {
+export function checkTrainable(config: TrainConfig, data: TrainingData): string[] {
+  const notes: string[] = [];
   const method = trainingMethod(config.method);
   if (data.train.size === 0) {
     throw new ContrastiveError(
@@ -35,8 +37,17 @@ export function checkTrainable(config: TrainConfig, data: TrainingData): void {
   }
   if (method.labels !== 'none') {
     const depth = data.tree.depth;
+    const level = method.labels === 'finest' ? flatLabelLevel(data) : depth - 1;
+    if (level < depth - 1) {
+      notes.push(
+        `${config.method} learns one label per row, and some label paths stop above the finest level: it uses level ${level} (${data.tree.levelNames[level] ?? level}), the finest every training row knows; hierarchical methods (himulcone) use every level each row knows.`,
+      );
+    }
     const seen = new Set<number>();
-    for (let i = 0; i < data.train.size; i++) seen.add(data.train.labels[i * depth + depth - 1]);
+    for (let i = 0; i < data.train.size; i++) {
+      const id = data.train.labels[i * depth + level];
+      if (id >= 0) seen.add(id);
+    }
     if (seen.size < 2) {
       throw new ContrastiveError(
         `train: ${config.method} learns from labels, but the training split has ${seen.size} class${seen.size === 1 ? '' : 'es'}; it needs at least 2.`,
@@ -44,6 +55,7 @@ export function checkTrainable(config: TrainConfig, data: TrainingData): void {
     }
   }
   checkMemory(config, data);
+  return notes;
 }
 
 function checkMemory(config: TrainConfig, data: TrainingData): void {

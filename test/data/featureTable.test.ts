@@ -297,7 +297,7 @@ describe('feature tables', () => {
     );
     await fails(
       readFeatureTable(join(dir, 'y.npy')),
-      /labelsPath must name the labels of y\.npy .*, but got none\./,
+      /labelsPath \(the CLI's --labels\) must name the labels of y\.npy .*, but got none\./,
     );
     await writeFile(join(dir, 'gap.txt'), 'A/b\n\nA/c\n');
     await fails(

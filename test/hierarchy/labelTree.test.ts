@@ -142,7 +142,7 @@ describe('LabelTree', () => {
   it('rejects a node with two parents, empty segments and bad options', () => {
     fails(
       () => LabelTree.fromPaths(['Clothes/Tops/Shirt', 'Clothes/Bottoms/Shirt']),
-      /fromPaths: node "Shirt" at level 2 must have one parent, but got two: "Clothes\/Tops" and "Clothes\/Bottoms" \(path 1\); fix the data or pass allowSharedNames: true\./,
+      /fromPaths: node "Shirt" at level 2 must have one parent, but got two: "Clothes\/Tops" and "Clothes\/Bottoms" \(path 1\); fix the data or pass allowSharedNames: true \(the CLI's --allow-shared-names\)\./,
     );
     fails(
       () => LabelTree.fromPaths(['A//c']),

@@ -101,6 +101,7 @@ export const sane = momentumMethod(
           refineFrom,
           mixedQueries,
           mixup: mixed ? { theta: mixed.theta, permutation: mixed.permutation } : undefined,
+          checkFinite: false,
         }).loss;
       },
       extra: [refineFrom, mixed?.inputs].filter((t): t is tf.Tensor => t !== undefined),

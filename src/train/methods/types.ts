@@ -16,6 +16,11 @@ export interface MethodModels {
   trainable: tf.Variable[];
   /** A learning-rate scale per trainable variable (`--backbone-learning-rate`); absent: all 1. */
   learningRateScales?: number[];
+  /**
+   * Flat methods (SupCon, ce): the label column they learn, the finest level every training row
+   * knows (the finest level unless some label paths are partial).
+   */
+  labelLevel?: number;
   keyModel?: ContrastiveModel;
   queue?: MomentumQueue;
 }

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { TrainingData } from '../../data/dataset.js';
 import { ContrastiveError } from '../../errors.js';
 import { hiMulConLossDetails } from '../../losses/hiMulCon.js';
 import { ntXentLoss } from '../../losses/ntXent.js';
+import { finestCommonLevel } from '../../losses/parts/labels.js';
 import { supConLoss } from '../../losses/supCon.js';
 import { buildModelParts, learningRateScales } from '../buildModel.js';
 import type { TrainConfig } from '../config.js';
@@ -16,6 +18,7 @@ type ViewLoss = (
   projections: tf.Tensor3D,
   labels: number[][],
   config: TrainConfig,
+  models: MethodModels,
 ) => { loss: tf.Scalar; levelLosses?: tf.Scalar[] };
 
 function viewMethod(
@@ -33,9 +36,15 @@ function viewMethod(
       const built = await buildModelParts(config, data);
       const { model } = built;
       const trainable = [...variablesOf(model.backbone), ...variablesOf(model.head)];
-      return { model, trainable, learningRateScales: learningRateScales(trainable, built) };
+      return {
+        model,
+        trainable,
+        learningRateScales: learningRateScales(trainable, built),
+        labelLevel: labels === 'finest' ? flatLabelLevel(data) : undefined,
+      };
     },
-    step({ model }, optimizer, inputs, config): StepOutput {
+    step(models, optimizer, inputs, config): StepOutput {
+      const { model } = models;
       const n = inputs.labels.length;
       const views = tf.concat(
         Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
@@ -45,7 +54,7 @@ function viewMethod(
       const { loss } = optimizer.step(() => {
         const projections = model.project(model.embed(views, true), true);
         const perSample = tf.transpose(tf.reshape(projections, [config.views, n, -1]), [1, 0, 2]);
-        const result = viewLoss(perSample as tf.Tensor3D, inputs.labels, config);
+        const result = viewLoss(perSample as tf.Tensor3D, inputs.labels, config, models);
         levelTensors = result.levelLosses?.map((t) => tf.keep(t));
         return result.loss;
       }, inputs.learningRate);
@@ -65,6 +74,8 @@ const hierarchical = (variant: 'hmc' | 'hce' | 'hmce'): ViewLoss => {
       variant,
       levelWeights: config.levelWeights,
       mode: config.hierarchyMode,
+      // the loop checks every step's loss; a second host read inside the loss buys nothing
+      checkFinite: false,
     });
     return { loss: details.loss, levelLosses: details.levels.map((l) => l.rawLoss) };
   };
@@ -79,16 +90,20 @@ const referenceModeNeedsLevels: TrainingMethod['validate'] = (config, data) => {
 };
 
 export const simclr = viewMethod('SimCLR: NT-Xent over augmented views, no labels', 'none', (p, _, c) => ({
-  loss: ntXentLoss(p, { temperature: c.temperature }),
+  loss: ntXentLoss(p, { temperature: c.temperature, checkFinite: false }),
 }));
 
-export const supcon = viewMethod('SupCon: positives share the finest label', 'finest', (p, labels, c) => ({
-  loss: supConLoss(
-    p,
-    labels.map((row) => row[row.length - 1]),
-    { temperature: c.temperature, baseTemperature: c.baseTemperature ?? c.temperature },
-  ),
-}));
+export const supcon = viewMethod(
+  'SupCon: positives share the finest label every row knows',
+  'finest',
+  (p, labels, c, models) => ({
+    loss: supConLoss(
+      p,
+      labels.map((row) => row[models.labelLevel ?? row.length - 1]),
+      { temperature: c.temperature, baseTemperature: c.baseTemperature ?? c.temperature, checkFinite: false },
+    ),
+  }),
+);
 
 export const himulcon = viewMethod(
   'HiMulCon: a SupCon term per level, weighted by level',
@@ -108,6 +123,19 @@ export const himulcone = viewMethod(
   hierarchical('hmce'),
   referenceModeNeedsLevels,
 );
+
+/**
+ * The label column a flat method learns: the finest level every training row knows (partial
+ * label paths hold -1 below their known prefix); an error when some row knows none.
+ */
+export function flatLabelLevel(data: TrainingData): number {
+  const labels = tf.tensor2d(data.train.labels, [data.train.size, data.tree.depth], 'int32');
+  try {
+    return finestCommonLevel('train', labels).level;
+  } finally {
+    labels.dispose();
+  }
+}
 
 export function variablesOf(part: { trainableWeights: { read(): tf.Tensor }[] }): tf.Variable[] {
   return part.trainableWeights.map((w) => w.read() as tf.Variable);
