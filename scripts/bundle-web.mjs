@@ -1,0 +1,18 @@
+// Bundles the exported page (src/web/page.ts, the browser entry and stock tfjs) into one classic
+// script, dist/src/web/app.bundle.js, that `contrastive export-web` copies as app.js. Runs in
+// `npm run build`; esbuild is a dev dependency, so installing the package downloads nothing.
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['src/web/page.ts'],
+  outfile: 'dist/src/web/app.bundle.js',
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  target: 'es2022',
+  minify: true,
+  legalComments: 'none',
+  // Node-only modules sit behind lazy imports the page never takes (EmbeddingIndex.save/load, usearch)
+  external: ['node:*', 'sharp', 'usearch'],
+  logLevel: 'warning',
+});
