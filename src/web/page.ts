@@ -91,7 +91,7 @@ function renderPrediction(prediction: PathPrediction, separator: string): void {
         el(
           'td',
           { class: 'bar-cell' },
-          el('span', { class: 'bar', style: `width:${Math.max(1, pct)}%` }),
+          el('span', { class: 'track' }, el('span', { class: 'bar', style: `width:${Math.max(1, pct)}%` })),
           el('span', { class: 'pct' }, `${pct.toFixed(1)} %`),
         ),
       ),

@@ -11,12 +11,12 @@ h2 { font-size: 15px; margin: 0 0 10px; text-transform: uppercase; letter-spacin
 #meta, #status { font-size: 13px; }
 main { display: grid; grid-template-columns: 320px 1fr; gap: 20px; padding: 20px 28px; }
 section.panel { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 16px; margin-bottom: 16px; }
-#drop { border: 2px dashed #c5cbd6; border-radius: 10px; padding: 20px 12px; text-align: center; cursor: pointer; transition: background .15s; }
+#drop { display: block; border: 2px dashed #c5cbd6; border-radius: 10px; padding: 20px 12px; text-align: center; cursor: pointer; transition: background .15s; }
 #drop.over { background: #eef2ff; border-color: var(--accent); }
 #drop input { display: block; margin: 10px auto 0; }
 .query-images { display: flex; gap: 12px; align-items: center; margin-top: 12px; }
-#query-preview { max-width: 120px; max-height: 120px; border: 1px solid var(--line); border-radius: 6px; image-rendering: pixelated; }
-#model-input { width: 84px; height: 84px; border: 1px solid var(--line); border-radius: 6px; image-rendering: pixelated; }
+#query-preview { width: 96px; height: 96px; object-fit: contain; background: #000; border: 1px solid var(--line); border-radius: 6px; image-rendering: pixelated; }
+#model-input { width: 96px; height: 96px; border: 1px solid var(--line); border-radius: 6px; image-rendering: pixelated; }
 label.control { display: block; margin: 10px 0 4px; font-size: 13px; color: var(--muted); }
 select, input[type=number] { width: 100%; padding: 6px 8px; border: 1px solid #c5cbd6; border-radius: 6px; font: inherit; background: #fff; }
 .predicted-path { font-size: 17px; margin: 0 0 10px; }
@@ -24,8 +24,9 @@ table.levels { width: 100%; border-collapse: collapse; font-size: 13px; }
 table.levels th { text-align: left; font-weight: 600; padding: 4px 6px 4px 0; width: 28%; }
 table.levels td { padding: 4px 6px 4px 0; }
 tr.unanswered { color: var(--muted); }
-td.bar-cell { width: 45%; position: relative; }
-.bar { display: inline-block; height: 10px; background: var(--accent); border-radius: 5px; vertical-align: middle; max-width: 70%; }
+td.bar-cell { width: 48%; white-space: nowrap; }
+.track { display: inline-block; width: 96px; height: 10px; background: #eef0f3; border-radius: 5px; vertical-align: middle; overflow: hidden; }
+.bar { display: block; height: 100%; background: var(--accent); }
 tr.unanswered .bar { background: #c5cbd6; }
 .pct { margin-left: 6px; font-variant-numeric: tabular-nums; }
 #results { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
@@ -74,6 +75,7 @@ export function pageHtml(title: string): string {
       <div class="query-images">
         <img id="query-preview" alt="query image" hidden>
         <canvas id="model-input" width="28" height="28" title="what the model sees"></canvas>
+        <span class="muted small">query · model input</span>
       </div>
       <label class="control" for="within">Search within</label>
       <select id="within"></select>
