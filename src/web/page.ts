@@ -3,13 +3,15 @@
  * The page `contrastive export-web` writes: plain DOM over the browser entry (`./index.ts`), so it
  * does nothing a web app using `tfjs-contrastive/web` could not. Reads the index and the model
  * from `site-data.js` (a classic script: works from file:// and from any static server, offline).
- * Also exposes `window.contrastivePage` (`ready`, `queryImage`) for scripts and tests.
+ * Also exposes `window.contrastivePage` (`ready`, `queryImage`) for scripts and tests, and the
+ * browser entry itself as `window.tfjsContrastive` (to try the API from the console).
  */
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { SearchHit, SearchOptions } from '../search/embeddingIndex.js';
 import type { PathPrediction } from '../search/predictPath.js';
 import { type CatalogueAnswer, WebCatalogue } from './catalogue.js';
+import * as browserEntry from './index.js';
 import { type ImageInput, modelInputFromPixels, readImagePixels } from './pixels.js';
 import { base64ToBytes, type EncodedModelFiles, SITE_DATA_GLOBAL, type SiteData } from './siteData.js';
 import type { ModelFiles } from './webModel.js';
@@ -274,6 +276,7 @@ api.catch((error) => {
   $('#status').textContent = 'could not load the catalogue';
   showError(error);
 });
+(globalThis as unknown as { tfjsContrastive: typeof browserEntry }).tfjsContrastive = browserEntry;
 (globalThis as unknown as { contrastivePage: PageApi }).contrastivePage = {
   ready: api.then((a) => a.ready),
   queryImage: async (image, options) => (await api).queryImage(image, options),

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -120,19 +122,7 @@ describe('contrastive export-web in headless Chromium', {
   });
 
   it('loads with no console errors, searches an uploaded image, and equals Node on 20 queries', async (t) => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       // nothing may leave the machine: every request other than file:, data: and blob: fails the test
@@ -175,6 +165,30 @@ describe('contrastive export-web in headless Chromium', {
           e.textContent?.startsWith('Goods'),
         ),
       );
+
+      // grouping by a level: the results come in groups, one node each
+      await page.selectOption('#within', '');
+      await page.selectOption('#group-by', 'family');
+      await page.waitForFunction(() =>
+        document.querySelector('#results-title')?.textContent?.includes('groups'),
+      );
+      await page.selectOption('#group-by', '');
+      // dropping a file works like picking one
+      await page.evaluate(() => {
+        document.querySelector<HTMLImageElement>('#query-preview')!.src = 'data:,';
+      });
+      const dropped = (await readFile(queryFiles[2])).toString('base64');
+      const transfer = await page.evaluateHandle((data) => {
+        const t = new DataTransfer();
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        t.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+        return t;
+      }, dropped);
+      await page.dispatchEvent('#drop', 'drop', { dataTransfer: transfer });
+      await page.waitForFunction(() =>
+        (document.querySelector<HTMLImageElement>('#query-preview')?.src ?? '').startsWith('blob:'),
+      );
+      await page.waitForSelector('#results figure.hit:nth-child(10)');
 
       // 20 queries through the page's own path (Blob → pixels → model → search → placement)
       await useBackend('wasm');
@@ -249,7 +263,106 @@ describe('contrastive export-web in headless Chromium', {
       await browser.close();
     }
   });
+
+  it('works from a static HTTP server too, where a web app loads the index and model by URL', async () => {
+    const server = await serveFolder(site);
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext();
+      const outside: string[] = [];
+      await context.route(/^(?!file:|data:|blob:|http:\/\/127\.0\.0\.1:)/, (route) => {
+        outside.push(route.request().url());
+        return route.abort();
+      });
+      const page = await context.newPage();
+      const consoleLines: string[] = [];
+      page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+      await page.goto(`${server.url}index.html`);
+      const base64 = (await readFile(queryFiles[5])).toString('base64');
+      const [embedded, byUrl] = (await page.evaluate(async (data) => {
+        type Api = {
+          contrastivePage: { ready: Promise<unknown>; queryImage(b: Blob, o: object): Promise<PageAnswer> };
+          tfjsContrastive: {
+            WebCatalogue: {
+              open(o: object): Promise<{
+                query(
+                  b: Blob,
+                  o: object,
+                ): Promise<{ embedding: Float32Array; result: { hits: { id: string }[] } }>;
+              }>;
+            };
+          };
+        };
+        const api = globalThis as unknown as Api;
+        await api.contrastivePage.ready;
+        const blob = new Blob([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], { type: 'image/png' });
+        const fromPage = await api.contrastivePage.queryImage(blob, { k: 10 });
+        // the library as any web app would use it: index and model fetched by URL
+        const catalogue = await api.tfjsContrastive.WebCatalogue.open({
+          index: 'catalogue.index',
+          backbone: 'model/model.json',
+        });
+        const answer = await catalogue.query(blob, { k: 10 });
+        return [
+          { ids: fromPage.hits.map((h) => h.id), embedding: fromPage.embedding },
+          { ids: answer.result.hits.map((h) => h.id), embedding: Array.from(answer.embedding) },
+        ];
+      }, base64)) as { ids: string[]; embedding: number[] }[];
+      assert.deepEqual(byUrl.ids, embedded.ids);
+      assert.deepEqual(byUrl.embedding, embedded.embedding);
+      assert.deepEqual(consoleLines, []);
+      assert.deepEqual(outside, [], 'the page reached beyond the local server');
+    } finally {
+      await browser.close();
+      await server.close();
+    }
+  });
 });
+
+async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}
+
+/** A static file server on a free loopback port (what "any static server" means here). */
+async function serveFolder(root: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const types: Record<string, string> = {
+    '.html': 'text/html',
+    '.js': 'text/javascript',
+    '.json': 'application/json',
+  };
+  const server = createServer(async (request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)).replace(
+      /^(\.\.[/\\])+/,
+      '',
+    );
+    try {
+      const body = await readFile(join(root, path === '/' ? 'index.html' : path));
+      response.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+      response.end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () => new Promise((ok) => server.close(() => ok())),
+  };
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
