@@ -70,10 +70,9 @@ export class WebCatalogue {
   static async open(options: WebCatalogueOptions): Promise<WebCatalogue> {
     const index = options.index instanceof EmbeddingIndex ? options.index : await loadWebIndex(options.index);
     const encoder = await openWebEncoder({ backbone: options.backbone, head: options.head, index });
+    // a PathCalibration passes through unchanged (its Infinity thresholds are kept); JSON's nulls become Infinity
     const calibration = options.calibration
-      ? 'settings' in options.calibration && options.calibration.levels.every((l) => l.threshold !== null)
-        ? (options.calibration as PathCalibration)
-        : calibrationFromJSON(options.calibration as PathCalibrationJSON)
+      ? calibrationFromJSON(options.calibration as PathCalibrationJSON)
       : undefined;
     return new WebCatalogue(index, encoder, calibration);
   }

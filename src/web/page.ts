@@ -1,8 +1,9 @@
 /// <reference lib="dom" />
 /**
  * The page `contrastive export-web` writes: plain DOM over the browser entry (`./index.ts`), so it
- * does nothing a web app using `tfjs-contrastive/web` could not. Reads the index and the model
- * from `site-data.js` (a classic script: works from file:// and from any static server, offline).
+ * does nothing a web app using `tfjs-contrastive/web` could not. Over http(s) it fetches the plain
+ * index and model files beside it; opened from file:// (where fetch is refused) it loads their
+ * embedded copy, `site-data.js`, a classic script. No network either way.
  * Also exposes `window.contrastivePage` (`ready`, `queryImage`) for scripts and tests, and the
  * browser entry itself as `window.tfjsContrastive` (to try the API from the console).
  */
@@ -13,8 +14,15 @@ import type { PathPrediction } from '../search/predictPath.js';
 import { type CatalogueAnswer, WebCatalogue } from './catalogue.js';
 import * as browserEntry from './index.js';
 import { type ImageInput, modelInputFromPixels, readImagePixels } from './pixels.js';
-import { base64ToBytes, type EncodedModelFiles, SITE_DATA_GLOBAL, type SiteData } from './siteData.js';
-import type { ModelFiles } from './webModel.js';
+import {
+  base64ToBytes,
+  type EncodedModelFiles,
+  SITE_CONFIG_GLOBAL,
+  SITE_DATA_GLOBAL,
+  type SiteConfig,
+  type SiteEmbeddedData,
+} from './siteData.js';
+import { fetchBytes, fetchModelFiles, type ModelFiles } from './webModel.js';
 
 /** What `window.contrastivePage.queryImage` resolves to (plain data, for scripts). */
 export interface PageAnswer {
@@ -145,19 +153,61 @@ function drawModelInput(input: Float32Array, [h, w, c]: readonly [number, number
   context.putImageData(image, 0, 0);
 }
 
+/** Runs a classic script beside the page and resolves when it has run. */
+function loadScript(src: string): Promise<void> {
+  return new Promise((ok, fail) => {
+    const script = el('script', { src });
+    script.addEventListener('load', () => ok());
+    script.addEventListener('error', () =>
+      fail(new Error(`cannot load ${src} beside the page; export the site again.`)),
+    );
+    document.head.append(script);
+  });
+}
+
+/** The index and model bytes: fetched over http(s), else (file://, or a failed fetch) the embedded copy. */
+async function siteFiles(
+  config: SiteConfig,
+): Promise<{ index: Uint8Array; backbone: ModelFiles; head?: ModelFiles; via: string }> {
+  if (location.protocol !== 'file:') {
+    try {
+      const [index, backbone, head] = await Promise.all([
+        fetchBytes(config.indexFile, 'page'),
+        fetchModelFiles(config.backboneUrl),
+        config.headUrl ? fetchModelFiles(config.headUrl) : Promise.resolve(undefined),
+      ]);
+      return { index, backbone, head, via: 'fetched' };
+    } catch {
+      // a host that refuses some file: the embedded copy holds the same bytes
+    }
+  }
+  await loadScript('site-data.js');
+  const data = (globalThis as unknown as Record<string, SiteEmbeddedData | undefined>)[SITE_DATA_GLOBAL];
+  if (data?.format !== 'tfjs-contrastive/web-site-data@1')
+    throw new Error('site-data.js is not from contrastive export-web; export the site again.');
+  return {
+    index: base64ToBytes(data.index, config.indexFile),
+    backbone: decodeModel(data.backbone, 'backbone'),
+    head: data.head ? decodeModel(data.head, 'head') : undefined,
+    via: 'embedded',
+  };
+}
+
 async function start(): Promise<PageApi> {
   const started = performance.now();
-  const data = (globalThis as unknown as Record<string, SiteData | undefined>)[SITE_DATA_GLOBAL];
-  if (data?.format !== 'tfjs-contrastive/web-site@1')
-    throw new Error('site-data.js is missing or not from contrastive export-web; export the site again.');
+  const config = (globalThis as unknown as Record<string, SiteConfig | undefined>)[SITE_CONFIG_GLOBAL];
+  if (config?.format !== 'tfjs-contrastive/web-site@1')
+    throw new Error('site-config.js is missing or not from contrastive export-web; export the site again.');
+  const data = config;
   document.title = data.title;
   $('#title').textContent = data.title;
   tf.enableProdMode();
   await tf.setBackend('cpu');
+  const files = await siteFiles(config);
   const catalogue = await WebCatalogue.open({
-    index: base64ToBytes(data.index, data.indexFile),
-    backbone: decodeModel(data.backbone, 'backbone'),
-    head: data.head ? decodeModel(data.head, 'head') : undefined,
+    index: files.index,
+    backbone: files.backbone,
+    head: files.head,
     calibration: data.calibration ?? undefined,
   });
   const index = catalogue.index;
@@ -184,7 +234,7 @@ async function start(): Promise<PageApi> {
   const kInput = $<HTMLInputElement>('#k');
   kInput.value = String(data.k);
   $('#meta').textContent =
-    `${index.size} items · ${index.dim}-d ${index.space} embeddings · model ${catalogue.encoder.identity.checksum.slice(0, 12)} · ${tree.levelNames.join(' › ')}${data.calibratedOn ? ` · confidences calibrated on ${data.calibratedOn}` : ''}`;
+    `${index.size} items · ${index.dim}-d ${index.space} embeddings · model ${catalogue.encoder.identity.checksum.slice(0, 12)} · ${tree.levelNames.join(' › ')}${data.calibratedOn ? ` · confidences calibrated on ${data.calibratedOn}` : ''} · index and model ${files.via}`;
 
   let lastQuery: Float32Array | null = null;
   const currentOptions = (): SearchOptions => ({

@@ -48,7 +48,10 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** The exported `index.html`: loads `site-data.js` then `app.js` as classic scripts (file:// allows those, not modules). */
+/**
+ * The exported `index.html`: loads `site-config.js` then `app.js` as classic scripts (file://
+ * allows those, not modules); `app.js` adds `site-data.js` only when it cannot fetch the plain files.
+ */
 export function pageHtml(title: string): string {
   return `<!doctype html>
 <html lang="en">
@@ -96,7 +99,7 @@ export function pageHtml(title: string): string {
     <div id="results"></div>
   </section>
 </main>
-<script src="site-data.js"></script>
+<script src="site-config.js"></script>
 <script src="app.js"></script>
 </body>
 </html>

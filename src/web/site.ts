@@ -9,7 +9,14 @@ import { calibrate } from '../search/predictPath.js';
 import { openIndexEncoder } from '../search/runModel.js';
 import { calibrationToJSON } from './calibrationJson.js';
 import { pageHtml } from './pageHtml.js';
-import { bytesToBase64, type EncodedModelFiles, SITE_DATA_GLOBAL, type SiteData } from './siteData.js';
+import {
+  bytesToBase64,
+  type EncodedModelFiles,
+  SITE_CONFIG_GLOBAL,
+  SITE_DATA_GLOBAL,
+  type SiteConfig,
+  type SiteEmbeddedData,
+} from './siteData.js';
 
 /**
  * Node side of `contrastive export-web` (not part of the browser entry): writes a static site that
@@ -70,9 +77,10 @@ async function readModelFolder(
 
 /**
  * Writes a static site for an index: `index.html`, `app.js` (the page and stock tfjs, bundled),
- * `site-data.js` (the index file and the model files embedded, so it works from file:// and any
- * static server with no network), plus plain copies of the index file and the model folders for
- * web apps that load them with `tfjs-contrastive/web`. The model is checked against the index's
+ * `site-config.js` (title, calibration, file names), the index file and the model folders as
+ * plain files (what the page fetches over http(s), and what a web app loads with
+ * `tfjs-contrastive/web`), and `site-data.js`, the same bytes embedded for a page opened from
+ * file:// (which cannot fetch). No network is needed either way. The model is checked against the index's
  * checksum first. Placement is calibrated leave-one-out on the index's labelled items (as
  * `contrastive predict` does by default). Call `await useBackend()` first (calibration searches).
  */
@@ -100,7 +108,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
     const runDir = options.run ?? index.model!.source;
     const backbone = await readModelFolder(join(runDir, 'model'), fn);
     const head = index.space === 'head' ? await readModelFolder(join(runDir, 'head'), fn) : null;
-    let calibration: SiteData['calibration'] = null;
+    let calibration: SiteConfig['calibration'] = null;
     let calibratedOn: string | null = null;
     const labelled = index.items().filter((it) => it.label !== null);
     if (limit > 0 && labelled.length >= 2) {
@@ -121,21 +129,27 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
     }
     const indexFile = basename(indexPath);
     const title = options.title ?? `Search ${indexFile}`;
-    const data: SiteData = {
+    const config: SiteConfig = {
       format: 'tfjs-contrastive/web-site@1',
       title,
       indexFile,
-      index: bytesToBase64(indexBytes),
-      backbone: backbone.encoded,
-      head: head?.encoded ?? null,
+      backboneUrl: 'model/model.json',
+      headUrl: head ? 'head/model.json' : null,
       calibration,
       calibratedOn,
       k,
     };
+    const embedded: SiteEmbeddedData = {
+      format: 'tfjs-contrastive/web-site-data@1',
+      index: bytesToBase64(indexBytes),
+      backbone: backbone.encoded,
+      head: head?.encoded ?? null,
+    };
     const files: [string, string | Uint8Array][] = [
       ['index.html', pageHtml(title)],
       ['app.js', bundle],
-      ['site-data.js', `globalThis.${SITE_DATA_GLOBAL} = ${JSON.stringify(data)};\n`],
+      ['site-config.js', `globalThis.${SITE_CONFIG_GLOBAL} = ${JSON.stringify(config)};\n`],
+      ['site-data.js', `globalThis.${SITE_DATA_GLOBAL} = ${JSON.stringify(embedded)};\n`],
       [indexFile, indexBytes],
       ...[...backbone.raw].map(([p, b]) => [`model/${p}`, b] as [string, Uint8Array]),
       ...[...(head?.raw ?? [])].map(([p, b]) => [`head/${p}`, b] as [string, Uint8Array]),

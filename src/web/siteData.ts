@@ -1,7 +1,9 @@
 import { ContrastiveError } from '../errors.js';
 import type { PathCalibrationJSON } from './calibrationJson.js';
 
-/** The global a site's `site-data.js` sets (a classic script, so the page also works from file://). */
+/** The global `site-config.js` sets (a classic script, so the page also works from file://). */
+export const SITE_CONFIG_GLOBAL = 'contrastiveSiteConfig';
+/** The global `site-data.js` sets: the index and the model embedded, for pages opened from file://. */
 export const SITE_DATA_GLOBAL = 'contrastiveSiteData';
 
 /** A model folder with its files as base64 (see `ModelFiles`). */
@@ -10,21 +12,33 @@ export interface EncodedModelFiles {
   weights: Record<string, string>;
 }
 
-/** What `contrastive export-web` embeds for the page: the index file and the model, byte for byte. */
-export interface SiteData {
+/** What the page needs besides the index and the model (small: always loaded). */
+export interface SiteConfig {
   format: 'tfjs-contrastive/web-site@1';
   title: string;
-  /** The index file's name (as exported beside the page) and its bytes as base64. */
+  /** The index file beside the page. */
   indexFile: string;
-  index: string;
-  backbone: EncodedModelFiles;
-  head: EncodedModelFiles | null;
+  /** The model folders beside the page: `model/model.json`, and `head/model.json` for a head index. */
+  backboneUrl: string;
+  headUrl: string | null;
   /** Calibration for placement (leave-one-out on the index at export time), or null. */
   calibration: PathCalibrationJSON | null;
   /** What the calibration was measured on, in words. */
   calibratedOn: string | null;
   /** Results shown per query. */
   k: number;
+}
+
+/**
+ * The index file and the model files byte for byte (base64), in `site-data.js`: a page opened from
+ * file:// cannot fetch files, but it can run scripts. Over http(s) the page fetches the plain
+ * files instead, which is much faster for a large catalogue.
+ */
+export interface SiteEmbeddedData {
+  format: 'tfjs-contrastive/web-site-data@1';
+  index: string;
+  backbone: EncodedModelFiles;
+  head: EncodedModelFiles | null;
 }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';

@@ -110,6 +110,7 @@ describe('contrastive export-web in headless Chromium', {
     for (const f of [
       'index.html',
       'app.js',
+      'site-config.js',
       'site-data.js',
       'catalogue.index',
       'model/model.json',
@@ -147,6 +148,7 @@ describe('contrastive export-web in headless Chromium', {
       );
       const loadMs = performance.now() - opened;
       assert.equal(ready.items, 500);
+      assert.match((await page.locator('#meta').textContent()) ?? '', /index and model embedded/);
 
       // the UI: pick a file, see 10 neighbours with thumbnails, label paths and scores, and a predicted path
       await page.setInputFiles('#file', queryFiles[0]);
@@ -275,6 +277,8 @@ describe('contrastive export-web in headless Chromium', {
         return route.abort();
       });
       const page = await context.newPage();
+      const requested: string[] = [];
+      page.on('request', (r) => requested.push(r.url()));
       const consoleLines: string[] = [];
       page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
       page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
@@ -309,6 +313,11 @@ describe('contrastive export-web in headless Chromium', {
           { ids: answer.result.hits.map((h) => h.id), embedding: Array.from(answer.embedding) },
         ];
       }, base64)) as { ids: string[]; embedding: number[] }[];
+      assert.match((await page.locator('#meta').textContent()) ?? '', /index and model fetched/);
+      assert.ok(
+        !requested.some((u) => u.endsWith('site-data.js')),
+        'over http the page fetches the plain files',
+      );
       assert.deepEqual(byUrl.ids, embedded.ids);
       assert.deepEqual(byUrl.embedding, embedded.embedding);
       assert.deepEqual(consoleLines, []);

@@ -1,0 +1,30 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+const dir = await mkdtemp(join(tmpdir(), 'web-big-'));
+const bin = 'dist/src/cli/bin.js';
+const run = (...a) => { const t=performance.now(); const r = spawnSync(process.execPath, [bin, ...a], { encoding: 'utf8' }); console.log(a[0], r.status, ((performance.now()-t)/1000).toFixed(1)+'s', r.stdout.trim().slice(0,300), r.stderr.trim().slice(-300)); return r; };
+run('train', '--method', 'supcon', '--encoder', 'mlp', '--epochs', '1', '--train-limit', '2048', '--test-limit', '200', '--out', join(dir, 'run'), '--backend', 'wasm');
+run('index', join(dir, 'run'), '--data', 'fashion-mnist:train', '--thumbnails', '--out', join(dir, 'fm.index'), '--backend', 'wasm');
+run('export-web', join(dir, 'fm.index'), '--out', join(dir, 'site'), '--backend', 'wasm');
+console.log('index bytes', (await stat(join(dir, 'fm.index'))).size, 'site-data bytes', (await stat(join(dir, 'site', 'site-data.js'))).size);
+const { chromium } = await import('playwright-core');
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless','--no-sandbox','--disable-gpu','--disable-background-networking','--disable-component-update','--disable-sync','--no-first-run'] });
+const page = await browser.newPage();
+const logs = []; page.on('console', m => logs.push(m.text())); page.on('pageerror', e => logs.push(e.message));
+const t0 = performance.now();
+await page.goto(pathToFileURL(join(dir, 'site', 'index.html')).href);
+const ready = await page.evaluate(() => contrastivePage.ready);
+console.log('goto→ready ms', (performance.now()-t0).toFixed(0), 'in-page ready ms', ready.milliseconds.toFixed(0), 'items', ready.items);
+const q = (await readFile('data/fashion-mnist-subset/' + 'x', ).catch(()=>null));
+const ms = [];
+for (let i = 0; i < 5; i++) {
+  const r = await page.evaluate(async () => { const c = document.createElement('canvas'); c.width=28; c.height=28; const ctx=c.getContext('2d'); ctx.fillStyle='#fff'; ctx.fillRect(6,4,16,20); return contrastivePage.queryImage(c, { k: 10 }); });
+  ms.push(r.milliseconds);
+}
+const scoped = await page.evaluate(async () => { const c = document.createElement('canvas'); c.width=28; c.height=28; const ctx=c.getContext('2d'); ctx.fillStyle='#fff'; ctx.fillRect(6,4,16,20); return contrastivePage.queryImage(c, { k: 10, within: 'Clothes/Tops' }); });
+console.log('query ms', ms.map(m=>m.toFixed(0)).join(' '), 'within Tops ms', scoped.milliseconds.toFixed(0), 'logs', JSON.stringify(logs));
+await browser.close();
+console.log(dir);
