@@ -12,7 +12,7 @@ await build({
   target: 'es2022',
   minify: true,
   legalComments: 'none',
-  // Node-only modules sit behind lazy imports the page never takes (EmbeddingIndex.save/load, usearch)
-  external: ['node:*', 'sharp', 'usearch'],
+  // no externals: a Node-only import reachable from the browser entry fails the build here
+  // (EmbeddingIndex.save/load and usearch are imported through variables, which bundlers leave alone)
   logLevel: 'warning',
 });
