@@ -199,6 +199,22 @@ describe('web: index, model and catalogue against Node', () => {
     web.dispose();
   });
 
+  it('an index saved with an HNSW graph is searched exactly in the browser (as Node with --exact)', async () => {
+    const node = await EmbeddingIndex.load(indexPath);
+    await node.buildApproximate();
+    const approximatePath = join(dir, 'approximate.index');
+    await node.save(approximatePath);
+    const web = await loadWebIndex(await readFile(approximatePath));
+    assert.equal(web.approximate, false);
+    const query = node.embedding('7');
+    assert.deepEqual(
+      web.search({ vector: query }, { k: 10 }),
+      node.search({ vector: query }, { k: 10, approximate: false }),
+    );
+    node.dispose();
+    web.dispose();
+  });
+
   it('a corrupt, newer or foreign file is a ContrastiveError naming it', async () => {
     const bytes = new Uint8Array(await readFile(indexPath));
     const corrupt = bytes.slice();

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve } from 'node:path';
@@ -22,7 +22,9 @@ import { useBackend } from '../../src/engine/backend.js';
 import { train } from '../../src/run/train.js';
 import { EmbeddingIndex } from '../../src/search/embeddingIndex.js';
 import { decodeQueryImage, embedInputs } from '../../src/search/embedInputs.js';
+import { predictPath } from '../../src/search/predictPath.js';
 import { openIndexEncoder } from '../../src/search/runModel.js';
+import { calibrationFromJSON } from '../../src/web/calibrationJson.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
@@ -168,6 +170,16 @@ describe('contrastive export-web in headless Chromium', {
         ),
       );
 
+      // a file that is not an image: the page says so, naming it, and logs nothing
+      const notes = join(dir, 'notes.txt');
+      await writeFile(notes, 'not an image');
+      await page.setInputFiles('#file', notes);
+      await page.waitForSelector('#error:not([hidden])');
+      assert.match(
+        (await page.locator('#error').textContent()) ?? '',
+        /cannot decode notes\.txt as an image/,
+      );
+
       // grouping by a level: the results come in groups, one node each
       await page.selectOption('#within', '');
       await page.selectOption('#group-by', 'family');
@@ -196,6 +208,17 @@ describe('contrastive export-web in headless Chromium', {
       await useBackend('wasm');
       const index = await EmbeddingIndex.load(indexPath);
       const encoder = await openIndexEncoder(index);
+      // the calibration the site carries, as Node's predictPath uses it
+      const configText = await readFile(join(site, 'site-config.js'), 'utf8');
+      const config = JSON.parse(
+        configText
+          .slice(configText.indexOf('=') + 1)
+          .trim()
+          .replace(/;$/, ''),
+      );
+      const calibration = calibrationFromJSON(config.calibration);
+      let samePath = 0;
+      let maxConfidenceDiff = 0;
       let maxDiff = 0;
       let sameTop10 = 0;
       let sameOrder = 0;
@@ -238,16 +261,26 @@ describe('contrastive export-web in headless Chromium', {
               assert.ok(Math.abs(h.score - nodeHits[r].score) < 1e-4, `query ${q}: rank ${r + 1} differs`);
             });
           }
+          const nodePrediction = predictPath(index, [nodeVector], { calibration })[0];
+          if (nodePrediction.path.join('/') === answer.prediction.path.join('/')) samePath++;
+          nodePrediction.levels.forEach((l, i) => {
+            maxConfidenceDiff = Math.max(
+              maxConfidenceDiff,
+              Math.abs(l.confidence - answer.prediction.levels[i].confidence),
+            );
+          });
         }
       } finally {
         encoder.dispose();
         index.dispose();
       }
       t.diagnostic(
-        `page ready in ${ready.milliseconds.toFixed(0)} ms (goto → ready ${loadMs.toFixed(0)} ms); embedding max |browser − Node| = ${maxDiff.toExponential(2)}; top-10 sets equal ${sameTop10}/${QUERIES}, same order ${sameOrder}/${QUERIES}; browser query ${median(browserMs).toFixed(1)} ms median`,
+        `page ready in ${ready.milliseconds.toFixed(0)} ms (goto → ready ${loadMs.toFixed(0)} ms); embedding max |browser − Node| = ${maxDiff.toExponential(2)}; top-10 sets equal ${sameTop10}/${QUERIES}, same order ${sameOrder}/${QUERIES}; predicted path equal ${samePath}/${QUERIES} (confidences within ${maxConfidenceDiff.toExponential(1)}); browser query ${median(browserMs).toFixed(1)} ms median`,
       );
       assert.ok(maxDiff <= 1e-4, `embeddings differ by ${maxDiff}`);
       assert.equal(sameTop10, QUERIES);
+      assert.equal(samePath, QUERIES);
+      assert.ok(maxConfidenceDiff <= 1e-3, `confidences differ by ${maxConfidenceDiff}`);
 
       await page.selectOption('#within', '');
       await page.setInputFiles('#file', queryFiles[1]);
