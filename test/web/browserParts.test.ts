@@ -294,6 +294,32 @@ describe('web: index, model and catalogue against Node', () => {
     index.dispose();
   });
 
+  it("a 'head' index needs the head: its checksum and embeddings are Node's", async () => {
+    const encoder = await openRunEncoder(runDir, 'head');
+    const head: ModelFiles = {
+      modelJson: await readFile(join(runDir, 'head', 'model.json')),
+      weights: { 'weights.bin': await readFile(join(runDir, 'head', 'weights.bin')) },
+    };
+    assert.equal(await modelChecksum([backbone, head]), encoder.identity.checksum);
+    const index = EmbeddingIndex.create({
+      tree: encoder.tree,
+      dim: tf.tidy(() => encoder.embed(tf.zeros([1, ...encoder.inputShape])).shape[1]),
+      space: 'head',
+      model: encoder.identity,
+    });
+    const web = await openWebEncoder({ backbone, head, index });
+    const input = tf.tensor(
+      Float32Array.from(picture(28, 28, 1, 9), (v) => v / 255),
+      [1, ...encoder.inputShape],
+    );
+    const [fromWeb, fromNode] = tf.tidy(() => [web.embed(input).dataSync(), encoder.embed(input).dataSync()]);
+    assert.deepEqual(fromWeb, fromNode);
+    input.dispose();
+    await assert.rejects(openWebEncoder({ backbone, index }), { message: /head must be given/ });
+    web.dispose();
+    encoder.dispose();
+  });
+
   it('writeWebSite refuses an index whose model is gone, and a file that is not an index', async () => {
     const { writeWebSite } = await import('../../src/web/site.js');
     const moved = join(dir, 'elsewhere.index');
