@@ -110,13 +110,19 @@ function renderPrediction(prediction: PathPrediction, separator: string): void {
   panel.append(table, el('p', { class: 'muted small' }, `method: ${prediction.method}`));
 }
 
-function renderHits(hits: SearchHit[], answer: CatalogueAnswer, separator: string): void {
+function renderHits(
+  hits: SearchHit[],
+  answer: CatalogueAnswer,
+  separator: string,
+  thumbnailFiles: Record<string, string>,
+): void {
   const grid = $('#results');
   grid.replaceChildren();
   const groups = answer.result.groups;
   hits.forEach((hit, rank) => {
-    const picture = hit.thumbnail
-      ? el('img', { src: hit.thumbnail, alt: `item ${hit.id}`, class: 'thumb' })
+    const thumbnail = hit.thumbnail ?? thumbnailFiles[hit.id];
+    const picture = thumbnail
+      ? el('img', { src: thumbnail, alt: `item ${hit.id}`, class: 'thumb' })
       : el('div', { class: 'thumb placeholder' }, 'no thumbnail');
     const group = groups?.find((g) => g.hits.includes(hit));
     grid.append(
@@ -255,7 +261,7 @@ async function start(): Promise<PageApi> {
     const answer = await catalogue.query(embedding, options);
     const milliseconds = performance.now() - t0;
     lastQuery = embedding;
-    renderHits(answer.result.hits, answer, separator);
+    renderHits(answer.result.hits, answer, separator, data.thumbnailFiles ?? {});
     renderPrediction(answer.prediction, separator);
     $('#timing').textContent = `embedded, searched and placed in ${milliseconds.toFixed(0)} ms`;
     $('main').classList.add('has-results');
@@ -306,8 +312,9 @@ async function start(): Promise<PageApi> {
     if (!id) return;
     const item = index.item(id);
     const preview = $<HTMLImageElement>('#query-preview');
-    if (item.thumbnail) {
-      preview.src = item.thumbnail;
+    const thumbnail = item.thumbnail ?? data.thumbnailFiles?.[id];
+    if (thumbnail) {
+      preview.src = thumbnail;
       preview.hidden = false;
     }
     guarded(() => run(index.embedding(id), { ...currentOptions(), exclude: [id] }));

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContrastiveError } from '../errors.js';
@@ -45,7 +45,7 @@ export interface WebSiteSummary {
   /** Written files, relative to `out`, with their sizes in bytes. */
   files: { path: string; bytes: number }[];
   items: number;
-  /** Items with a thumbnail (shown beside results). */
+  /** Items with a thumbnail (shown beside results): the index's own, or made at export from their image file. */
   thumbnails: number;
   calibration: { method: string; on: string } | null;
 }
@@ -76,11 +76,45 @@ async function readModelFolder(
 }
 
 /**
+ * Small PNGs (at most 96 px a side) of the items whose index entry has no thumbnail but whose
+ * source is a readable image file, as `thumbnails/<n>.png` files: file name by item id.
+ */
+async function sourceThumbnails(
+  index: EmbeddingIndex,
+): Promise<{ files: Record<string, string>; png: [string, Uint8Array][] }> {
+  const { default: sharp } = await import('sharp');
+  const wanted = index.items().filter((it) => it.thumbnail === undefined && it.source !== undefined);
+  const files: Record<string, string> = {};
+  const png: [string, Uint8Array][] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < wanted.length) {
+      const n = next++;
+      const item = wanted[n];
+      const info = await stat(item.source!).catch(() => null);
+      if (!info?.isFile()) continue; // e.g. "fashion-mnist:train#3" or a table row: no file to show
+      const bytes = await sharp(item.source!)
+        .resize(96, 96, { fit: 'inside', withoutEnlargement: true })
+        .png()
+        .toBuffer()
+        .catch(() => null);
+      if (!bytes) continue;
+      const path = `thumbnails/${n}.png`;
+      files[item.id] = path;
+      png.push([path, bytes]);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  return { files, png };
+}
+
+/**
  * Writes a static site for an index: `index.html`, `app.js` (the page and stock tfjs, bundled),
  * `site-config.js` (title, calibration, file names), the index file and the model folders as
  * plain files (what the page fetches over http(s), and what a web app loads with
  * `tfjs-contrastive/web`), and `site-data.js`, the same bytes embedded for a page opened from
- * file:// (which cannot fetch). No network is needed either way. The model is checked against the index's
+ * file:// (which cannot fetch). No network is needed either way. Items the index holds no
+ * thumbnail for get one made from their source image file, when it is readable. The model is checked against the index's
  * checksum first. Placement is calibrated leave-one-out on the index's labelled items (as
  * `contrastive predict` does by default). Call `await useBackend()` first (calibration searches).
  */
@@ -127,6 +161,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       );
       calibratedOn = `${sample.length} labelled items (leave-one-out)`;
     }
+    const thumbnails = await sourceThumbnails(index);
     const indexFile = basename(indexPath);
     const title = options.title ?? `Search ${indexFile}`;
     const config: SiteConfig = {
@@ -138,6 +173,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       calibration,
       calibratedOn,
       k,
+      thumbnailFiles: thumbnails.files,
     };
     const embedded: SiteEmbeddedData = {
       format: 'tfjs-contrastive/web-site-data@1',
@@ -153,6 +189,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       [indexFile, indexBytes],
       ...[...backbone.raw].map(([p, b]) => [`model/${p}`, b] as [string, Uint8Array]),
       ...[...(head?.raw ?? [])].map(([p, b]) => [`head/${p}`, b] as [string, Uint8Array]),
+      ...thumbnails.png,
     ];
     const out = resolve(options.out);
     const written: WebSiteSummary['files'] = [];
@@ -168,7 +205,9 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       out,
       files: written,
       items: index.size,
-      thumbnails: index.items().filter((it) => it.thumbnail !== undefined).length,
+      thumbnails:
+        index.items().filter((it) => it.thumbnail !== undefined).length +
+        Object.keys(thumbnails.files).length,
       calibration: calibration ? { method: calibration.method, on: calibratedOn! } : null,
     };
   } finally {

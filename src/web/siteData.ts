@@ -27,6 +27,8 @@ export interface SiteConfig {
   calibratedOn: string | null;
   /** Results shown per query. */
   k: number;
+  /** Thumbnails written beside the page (`thumbnails/…png`) for items whose index entry has none, by item id. */
+  thumbnailFiles: Record<string, string>;
 }
 
 /**

@@ -320,6 +320,39 @@ describe('web: index, model and catalogue against Node', () => {
     encoder.dispose();
   });
 
+  it("writeWebSite makes thumbnails from the items' image files when the index holds none", async () => {
+    const { writeWebSite } = await import('../../src/web/site.js');
+    const files: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const file = join(dir, `photo${i}.png`);
+      await sharp(Buffer.from(picture(200, 150, 3, i)), { raw: { width: 200, height: 150, channels: 3 } })
+        .png()
+        .toFile(file);
+      files.push(file);
+    }
+    const embedded = await embedInputs(runDir, { kind: 'images', files });
+    const encoder = await openRunEncoder(runDir);
+    const index = EmbeddingIndex.create({ tree: encoder.tree, dim: embedded.dim, model: embedded.model });
+    encoder.dispose();
+    index.add(embedded.items, embedded.embeddings);
+    const photosPath = join(dir, 'photos.index');
+    await index.save(photosPath);
+    index.dispose();
+    const summary = await writeWebSite(photosPath, { out: join(dir, 'photo-site') });
+    assert.equal(summary.thumbnails, 3);
+    assert.equal(summary.calibration, null, 'unlabelled items: raw confidences');
+    const config = await readFile(join(dir, 'photo-site', 'site-config.js'), 'utf8');
+    const thumbnailFiles = JSON.parse(
+      config
+        .slice(config.indexOf('=') + 1)
+        .trim()
+        .replace(/;$/, ''),
+    ).thumbnailFiles;
+    assert.deepEqual(Object.keys(thumbnailFiles).sort(), [...files].sort());
+    const meta = await sharp(join(dir, 'photo-site', thumbnailFiles[files[0]])).metadata();
+    assert.deepEqual([meta.width, meta.height], [96, 72]);
+  });
+
   it('writeWebSite refuses an index whose model is gone, and a file that is not an index', async () => {
     const { writeWebSite } = await import('../../src/web/site.js');
     const moved = join(dir, 'elsewhere.index');
