@@ -136,6 +136,10 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
   });
   const index = await EmbeddingIndex.load(indexPath);
   try {
+    if (!index.model && !options.run)
+      throw new ContrastiveError(
+        `${fn}: ${indexPath} records no model (its vectors came from elsewhere), so the page could not embed a query image; pass the run folder that made them (--run).`,
+      );
     // the same check `contrastive search --image` makes: this run's model made this index
     const encoder = await openIndexEncoder(index, options.run);
     encoder.dispose();
