@@ -77,3 +77,4 @@ export type { MethodModels, StepInputs, StepOutput, TrainingMethod } from './tra
 export { Optimizer, type OptimizerOptions } from './train/optimizers.js';
 export { constantWithWarmup, cosineWithWarmup, linearRamp, type Schedule } from './train/schedules.js';
 export type { TrainingRecord } from './train/window.js';
+export { type WebSiteOptions, type WebSiteSummary, writeWebSite } from './web/site.js';

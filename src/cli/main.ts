@@ -7,6 +7,7 @@ import { dedupeCommand } from './commands/dedupe.js';
 import { doctorCommand } from './commands/doctor.js';
 import { embedCommand } from './commands/embed.js';
 import { evalCommand } from './commands/evaluate.js';
+import { exportWebCommand } from './commands/exportWeb.js';
 import { indexCommand } from './commands/index.js';
 import { predictCommand } from './commands/predict.js';
 import { reportCommand } from './commands/report.js';
@@ -24,6 +25,7 @@ const COMMANDS: readonly CommandSpec[] = [
   predictCommand,
   dedupeCommand,
   serveCommand,
+  exportWebCommand,
   compareCommand,
   reportCommand,
   studyCommand,

@@ -116,14 +116,16 @@ let why = '';
  */
 export function loadNative(): NativeEngine | null {
   if (addon !== undefined) return addon;
-  if (process.env.CONTRASTIVE_NATIVE === '0') {
+  // globalThis.process: the engine is also bundled into web pages, where there is no process
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+  if (env.CONTRASTIVE_NATIVE === '0') {
     why = 'disabled by CONTRASTIVE_NATIVE=0';
     addon = null;
     return addon;
   }
   try {
     addon = createRequire(import.meta.url)('../../../native/build/contrastive_native.node') as NativeEngine;
-    if (process.env.CONTRASTIVE_ONEDNN === '0') addon.setConvPath(false);
+    if (env.CONTRASTIVE_ONEDNN === '0') addon.setConvPath(false);
   } catch (error) {
     why = `addon not built (${(error as Error).message.split('\n')[0]}); run: ${BUILD_NATIVE_COMMAND}`;
     addon = null;

@@ -125,6 +125,12 @@ export interface IndexSnapshot {
   approximate: Required<HnswOptions> | null;
 }
 
+/**
+ * The Node-only file side of the index (`node:fs`, `node:crypto`), imported on first save/load
+ * through a variable so that bundlers of the browser entry (`tfjs-contrastive/web`) do not follow it.
+ */
+const NODE_INDEX_FILE = './indexFile.js';
+
 /** The rows sorted by depth-first leaf order, and each node's slice: built lazily, dropped on change. */
 interface SearchView {
   /** `order[pos]` = storage row at layout position pos. */
@@ -558,13 +564,13 @@ export class EmbeddingIndex {
 
   /** Writes the index to one file (see `docs/index-format.md`), atomically. */
   async save(path: string): Promise<void> {
-    const { writeIndexFile } = await import('./indexFile.js');
+    const { writeIndexFile } = (await import(NODE_INDEX_FILE)) as typeof import('./indexFile.js');
     await writeIndexFile(path, this.snapshot());
   }
 
   /** Reads a file written by {@link save}; a newer, older or corrupt file is an error naming it. */
   static async load(path: string): Promise<EmbeddingIndex> {
-    const { readIndexFile } = await import('./indexFile.js');
+    const { readIndexFile } = (await import(NODE_INDEX_FILE)) as typeof import('./indexFile.js');
     return EmbeddingIndex.fromSnapshot(await readIndexFile(path));
   }
 

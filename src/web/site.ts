@@ -1,0 +1,220 @@
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ContrastiveError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { Rng } from '../random.js';
+import { EmbeddingIndex } from '../search/embeddingIndex.js';
+import { calibrate } from '../search/predictPath.js';
+import { openIndexEncoder } from '../search/runModel.js';
+import { calibrationToJSON } from './calibrationJson.js';
+import { pageHtml } from './pageHtml.js';
+import {
+  bytesToBase64,
+  type EncodedModelFiles,
+  SITE_CONFIG_GLOBAL,
+  SITE_DATA_GLOBAL,
+  type SiteConfig,
+  type SiteEmbeddedData,
+} from './siteData.js';
+
+/**
+ * Node side of `contrastive export-web` (not part of the browser entry): writes a static site that
+ * searches an index in the browser with the model that made it.
+ */
+
+/** Options of {@link writeWebSite}. */
+export interface WebSiteOptions {
+  /** Folder to write (created; existing files of the same names are replaced). */
+  out: string;
+  /** Run folder of the model (default: the one the index records). */
+  run?: string;
+  /** Page title. Default: `Search <index file name>`. */
+  title?: string;
+  /** Results per query. Default 10. */
+  k?: number;
+  /** Labelled index items to calibrate placement on, each left out of its own neighbours. Default 2000; 0: no calibration. */
+  calibrationLimit?: number;
+  /** Accuracy wanted for every answered level of the predicted path. Default 0.95. */
+  targetPrecision?: number;
+}
+
+/** What {@link writeWebSite} wrote. */
+export interface WebSiteSummary {
+  out: string;
+  /** Written files, relative to `out`, with their sizes in bytes. */
+  files: { path: string; bytes: number }[];
+  items: number;
+  /** Items with a thumbnail (shown beside results): the index's own, or made at export from their image file. */
+  thumbnails: number;
+  calibration: { method: string; on: string } | null;
+}
+
+/** Where `npm run build` leaves the page's bundle (`scripts/bundle-web.mjs`). */
+export const PAGE_BUNDLE = fileURLToPath(new URL('./app.bundle.js', import.meta.url));
+
+async function readModelFolder(
+  dir: string,
+  where: string,
+): Promise<{ raw: Map<string, Uint8Array>; encoded: EncodedModelFiles }> {
+  const read = (file: string) =>
+    readFile(join(dir, file)).catch((error: NodeJS.ErrnoException) => {
+      throw new ContrastiveError(`${where}: cannot read ${join(dir, file)}: ${error.code ?? error.message}.`);
+    });
+  const modelJson = await read('model.json');
+  const manifest = (JSON.parse(modelJson.toString('utf8')) as { weightsManifest: { paths: string[] }[] })
+    .weightsManifest;
+  const raw = new Map<string, Uint8Array>([['model.json', modelJson]]);
+  const weights: Record<string, string> = {};
+  for (const group of manifest)
+    for (const p of group.paths) {
+      const bytes = await read(p);
+      raw.set(p, bytes);
+      weights[p] = bytesToBase64(bytes);
+    }
+  return { raw, encoded: { modelJson: bytesToBase64(modelJson), weights } };
+}
+
+/**
+ * Small PNGs (at most 96 px a side) of the items whose index entry has no thumbnail but whose
+ * source is a readable image file, as `thumbnails/<n>.png` files: file name by item id.
+ */
+async function sourceThumbnails(
+  index: EmbeddingIndex,
+): Promise<{ files: Record<string, string>; png: [string, Uint8Array][] }> {
+  const { default: sharp } = await import('sharp');
+  const wanted = index.items().filter((it) => it.thumbnail === undefined && it.source !== undefined);
+  const files: Record<string, string> = {};
+  const png: [string, Uint8Array][] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < wanted.length) {
+      const n = next++;
+      const item = wanted[n];
+      const info = await stat(item.source!).catch(() => null);
+      if (!info?.isFile()) continue; // e.g. "fashion-mnist:train#3" or a table row: no file to show
+      const bytes = await sharp(item.source!)
+        .resize(96, 96, { fit: 'inside', withoutEnlargement: true })
+        .png()
+        .toBuffer()
+        .catch(() => null);
+      if (!bytes) continue;
+      const path = `thumbnails/${n}.png`;
+      files[item.id] = path;
+      png.push([path, bytes]);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  return { files, png };
+}
+
+/**
+ * Writes a static site for an index: `index.html`, `app.js` (the page and stock tfjs, bundled),
+ * `site-config.js` (title, calibration, file names), the index file and the model folders as
+ * plain files (what the page fetches over http(s), and what a web app loads with
+ * `tfjs-contrastive/web`), and `site-data.js`, the same bytes embedded for a page opened from
+ * file:// (which cannot fetch). No network is needed either way. Items the index holds no
+ * thumbnail for get one made from their source image file, when it is readable. The model is checked against the index's
+ * checksum first. Placement is calibrated leave-one-out on the index's labelled items (as
+ * `contrastive predict` does by default). Call `await useBackend()` first (calibration searches).
+ */
+export async function writeWebSite(indexPath: string, options: WebSiteOptions): Promise<WebSiteSummary> {
+  const fn = 'writeWebSite';
+  const k = options.k ?? 10;
+  if (!(Number.isInteger(k) && k >= 1))
+    throw new ContrastiveError(`${fn}: k must be an integer >= 1, but got ${k}.`);
+  const limit = options.calibrationLimit ?? 2000;
+  if (!(Number.isInteger(limit) && limit >= 0))
+    throw new ContrastiveError(`${fn}: calibrationLimit must be an integer >= 0, but got ${limit}.`);
+  const bundle = await readFile(PAGE_BUNDLE).catch(() => {
+    throw new ContrastiveError(
+      `${fn}: the page bundle ${PAGE_BUNDLE} is missing; build the package (npm run build) before exporting.`,
+    );
+  });
+  const indexBytes = await readFile(indexPath).catch((error: NodeJS.ErrnoException) => {
+    throw new ContrastiveError(`${fn}: cannot read ${indexPath}: ${error.code ?? error.message}.`);
+  });
+  const index = await EmbeddingIndex.load(indexPath);
+  try {
+    if (!index.model && !options.run)
+      throw new ContrastiveError(
+        `${fn}: ${indexPath} records no model (its vectors came from elsewhere), so the page could not embed a query image; pass the run folder that made them (--run).`,
+      );
+    // the same check `contrastive search --image` makes: this run's model made this index
+    const encoder = await openIndexEncoder(index, options.run);
+    encoder.dispose();
+    const runDir = options.run ?? index.model!.source;
+    const backbone = await readModelFolder(join(runDir, 'model'), fn);
+    const head = index.space === 'head' ? await readModelFolder(join(runDir, 'head'), fn) : null;
+    let calibration: SiteConfig['calibration'] = null;
+    let calibratedOn: string | null = null;
+    const labelled = index.items().filter((it) => it.label !== null);
+    if (limit > 0 && labelled.length >= 2) {
+      const order = new Rng(0).permutation(labelled.length);
+      const sample = Array.from(order.subarray(0, Math.min(labelled.length, limit)), (i) => labelled[i]);
+      calibration = calibrationToJSON(
+        calibrate(
+          index,
+          {
+            embeddings: sample.map((it) => index.embedding(it.id)),
+            labels: sample.map((it) => it.label!),
+            selfIds: sample.map((it) => it.id),
+          },
+          { targetPrecision: options.targetPrecision ?? 0.95 },
+        ),
+      );
+      calibratedOn = `${sample.length} labelled items (leave-one-out)`;
+    }
+    const thumbnails = await sourceThumbnails(index);
+    const indexFile = basename(indexPath);
+    const title = options.title ?? `Search ${indexFile}`;
+    const config: SiteConfig = {
+      format: 'tfjs-contrastive/web-site@1',
+      title,
+      indexFile,
+      backboneUrl: 'model/model.json',
+      headUrl: head ? 'head/model.json' : null,
+      calibration,
+      calibratedOn,
+      k,
+      thumbnailFiles: thumbnails.files,
+    };
+    const embedded: SiteEmbeddedData = {
+      format: 'tfjs-contrastive/web-site-data@1',
+      index: bytesToBase64(indexBytes),
+      backbone: backbone.encoded,
+      head: head?.encoded ?? null,
+    };
+    const files: [string, string | Uint8Array][] = [
+      ['index.html', pageHtml(title)],
+      ['app.js', bundle],
+      ['site-config.js', `globalThis.${SITE_CONFIG_GLOBAL} = ${JSON.stringify(config)};\n`],
+      ['site-data.js', `globalThis.${SITE_DATA_GLOBAL} = ${JSON.stringify(embedded)};\n`],
+      [indexFile, indexBytes],
+      ...[...backbone.raw].map(([p, b]) => [`model/${p}`, b] as [string, Uint8Array]),
+      ...[...(head?.raw ?? [])].map(([p, b]) => [`head/${p}`, b] as [string, Uint8Array]),
+      ...thumbnails.png,
+    ];
+    const out = resolve(options.out);
+    const written: WebSiteSummary['files'] = [];
+    // the page last: a half-written site never opens
+    for (const [path, content] of [...files.slice(1), files[0]]) {
+      await writeFileAtomic(join(out, path), content);
+      written.push({
+        path,
+        bytes: typeof content === 'string' ? Buffer.byteLength(content) : content.length,
+      });
+    }
+    return {
+      out,
+      files: written,
+      items: index.size,
+      thumbnails:
+        index.items().filter((it) => it.thumbnail !== undefined).length +
+        Object.keys(thumbnails.files).length,
+      calibration: calibration ? { method: calibration.method, on: calibratedOn! } : null,
+    };
+  } finally {
+    index.dispose();
+  }
+}
