@@ -5,7 +5,7 @@ import { loadFashionMnist } from './fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from './featureTable.js';
 import { listImageFolder, readImageFolder } from './imageFolder.js';
 import { isImageManifest, readImageManifest, readManifest } from './manifest.js';
-import { holdOutClasses, trainTestSplit } from './splits.js';
+import { holdOutClasses, takeRows, trainTestSplit } from './splits.js';
 
 /** Inputs and label rows of one split, row-major. */
 export interface TrainingSplit {
@@ -367,11 +367,7 @@ function planSplit(
 }
 
 function takeLabelRows(labels: Int32Array, depth: number, rows: Int32Array): Int32Array {
-  const out = new Int32Array(rows.length * depth);
-  rows.forEach((i, r) => {
-    out.set(labels.subarray(i * depth, (i + 1) * depth), r * depth);
-  });
-  return out;
+  return takeRows(labels, depth, rows);
 }
 
 /** The given rows of a table with their labels; the table itself when every row is kept in order. */
@@ -525,11 +521,9 @@ function deepestKnownNode(labels: Int32Array, depth: number): Int32Array {
 
 /** The given rows of a split, copied. */
 function subset(split: TrainingSplit, dim: number, depth: number, rows: Int32Array): TrainingSplit {
-  const inputs = new Float32Array(rows.length * dim);
-  const labels = new Int32Array(rows.length * depth);
-  rows.forEach((i, r) => {
-    inputs.set(split.inputs.subarray(i * dim, (i + 1) * dim), r * dim);
-    labels.set(split.labels.subarray(i * depth, (i + 1) * depth), r * depth);
-  });
-  return { inputs, labels, size: rows.length };
+  return {
+    inputs: takeRows(split.inputs, dim, rows),
+    labels: takeRows(split.labels, depth, rows),
+    size: rows.length,
+  };
 }

@@ -7,6 +7,7 @@ import {
   type ResolvedDecodeOptions,
   resolveDecodeOptions,
 } from './imageDecode.js';
+import { takeRows } from './splits.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff']);
 
@@ -139,10 +140,7 @@ export async function decodeImageList(
   const kept: number[] = [];
   for (let i = 0; i < files.length; i++) if (ok[i]) kept.push(i);
   if (kept.length === files.length) return { images: all, kept, skipped: [] };
-  const images = new Float32Array(kept.length * size);
-  kept.forEach((i, r) => {
-    images.set(all.subarray(i * size, (i + 1) * size), r * size);
-  });
+  const images = takeRows(all, size, kept);
   const skipped = [...reasons].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ file: files[i], reason }));
   return { images, kept, skipped };
 }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { takeRows } from '../data/splits.js';
 import { check } from '../errors.js';
 import { type LabelMatrix, type LabelsLike, readLabelMatrix } from '../losses/parts/labels.js';
 import { Rng } from '../random.js';
@@ -222,10 +223,5 @@ function rows(m: { values: Int32Array; rows: number; cols: number }): number[][]
 
 function gatherRows(x: tf.Tensor2D, indices: number[]): tf.Tensor2D {
   const [, d] = x.shape;
-  const data = x.dataSync();
-  const out = new Float32Array(indices.length * d);
-  indices.forEach((i, r) => {
-    out.set(data.subarray(i * d, (i + 1) * d), r * d);
-  });
-  return tf.tensor2d(out, [indices.length, d]);
+  return tf.tensor2d(takeRows(x.dataSync() as Float32Array, d, indices), [indices.length, d]);
 }
