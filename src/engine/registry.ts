@@ -22,7 +22,7 @@ import { elementwiseFamily } from './kernels/elementwise.js';
 import { fusedLseGradient, logSumExpFamily } from './kernels/logSumExp.js';
 import { matMulFamily } from './kernels/matMul.js';
 import { leadingAxisSumFamily } from './kernels/reductions.js';
-import { segmentSumFamily } from './kernels/segmentSum.js';
+import { segmentSumFamily, unsortedSegmentSumGradient } from './kernels/segmentSum.js';
 import { shareDataFamily } from './kernels/shareData.js';
 import type { KernelFamily } from './kernelTypes.js';
 import { loadNative } from './native.js';
@@ -50,7 +50,11 @@ const wasmKernelConfigs: tf.KernelConfig[] = WASM_KERNEL_FAMILIES.flatMap((famil
 const cpuKernelConfigs: tf.KernelConfig[] = batchNormCpuKernels();
 
 /** Gradients, on every backend. */
-const gradientConfigs: tf.GradConfig[] = [fusedBatchNormGradient, fusedLseGradient];
+const gradientConfigs: tf.GradConfig[] = [
+  fusedBatchNormGradient,
+  fusedLseGradient,
+  unsortedSegmentSumGradient,
+];
 
 for (const config of [...wasmKernelConfigs, ...cpuKernelConfigs]) {
   const stock = tf.getKernel(config.kernelName, config.backendName);

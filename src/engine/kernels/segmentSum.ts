@@ -49,3 +49,29 @@ export const segmentSumFamily: KernelFamily = {
 export function segmentSumsAvailable(): boolean {
   return tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined;
 }
+
+/**
+ * The gradient of `UnsortedSegmentSum` w.r.t. `x`: `dy` gathered by segment id, 0 for a negative
+ * id. The stock one builds a `[N, D]` boolean mask (`logicalAnd` with `ones`) to select with,
+ * which cost more than the loss itself in a SupCon step; a `[N, 1]` condition selects the same rows.
+ * Same values, every backend.
+ */
+export const unsortedSegmentSumGradient: tf.GradConfig = {
+  kernelName: 'UnsortedSegmentSum',
+  inputsToSave: ['segmentIds'],
+  gradFunc: (dy, saved) => {
+    const [segmentIds] = saved;
+    return {
+      x: () => {
+        const zero = tf.scalar(0, 'int32');
+        const gathered = tf.gather(dy as tf.Tensor, tf.maximum(segmentIds, zero));
+        // [N, 1, …]: broadcast by where itself, instead of a logicalAnd with an [N, D] ones tensor
+        const kept = tf.reshape(tf.greaterEqual(segmentIds, zero), [
+          segmentIds.shape[0],
+          ...gathered.shape.slice(1).map(() => 1),
+        ]);
+        return tf.where(kept, gathered, tf.zerosLike(gathered));
+      },
+    };
+  },
+};
