@@ -113,6 +113,7 @@ let why = '';
 /**
  * Loads `native/build/contrastive_native.node` once; null when absent or disabled
  * (`CONTRASTIVE_NATIVE=0`). `CONTRASTIVE_ONEDNN=0` keeps convolutions on im2col + OpenBLAS.
+ * Sets `OMP_WAIT_POLICY=PASSIVE` unless the environment already sets it.
  */
 export function loadNative(): NativeEngine | null {
   if (addon !== undefined) return addon;
@@ -121,9 +122,14 @@ export function loadNative(): NativeEngine | null {
     addon = null;
     return addon;
   }
+  // OpenMP threads that wait passively: spinning ones (libgomp's default) take the cores from
+  // OpenBLAS's threads and from other processes; on this 2-core VM with other work running, a CNN
+  // step took 1.4-1.5× as long with spinning threads. Read once, when the addon loads libgomp.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     addon = createRequire(import.meta.url)('../../../native/build/contrastive_native.node') as NativeEngine;
     if (process.env.CONTRASTIVE_ONEDNN === '0') addon.setConvPath(false);
+    if (process.env.CONTRASTIVE_GEMM === 'onednn') addon.setGemmPath(true);
   } catch (error) {
     why = `addon not built (${(error as Error).message.split('\n')[0]}); run: ${BUILD_NATIVE_COMMAND}`;
     addon = null;
