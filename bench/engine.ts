@@ -210,6 +210,7 @@ function convRates(): void {
   };
   const filled = (size: number) =>
     Float32Array.from({ length: size }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const engineGemm = engine.gemmPath();
   // the machine's GEMM rate: the best of a few large sgemms, through each library the addon has
   let peak = 0;
   let peakBy = '';
@@ -234,11 +235,11 @@ function convRates(): void {
     ['dW1 = xᵀ·dh', true, false, 512, 512, 1024],
     ['dh = dz·W2ᵀ', false, true, 1024, 512, 128],
   ];
+  engine.setGemmPath(false);
   const gemmPaths = [engine.gemmPath()];
   engine.setGemmPath(true);
   if (engine.gemmPath() !== gemmPaths[0]) gemmPaths.push(engine.gemmPath());
-  engine.setGemmPath(false);
-  console.log(`Matrix products at W1's shapes, GFLOP/s (best of 5); the engine uses ${engine.gemmPath()}:`);
+  console.log(`Matrix products at W1's shapes, GFLOP/s (best of 5); the engine uses ${engineGemm}:`);
   for (const [label, ta, tb, m, n, k] of gemmShapes) {
     const [a, b, c] = [filled(m * k), filled(k * n), new Float32Array(m * n)];
     const cells = gemmPaths.map((path) => {
@@ -248,9 +249,9 @@ function convRates(): void {
     });
     console.log(`  ${label.padEnd(28)} ${cells.join('   ')}`);
   }
-  engine.setGemmPath(false);
+  engine.setGemmPath(engineGemm !== 'OpenBLAS');
   console.log(
-    `Convolutions at W2's shapes, GFLOP/s (best of 5) and % of the GEMM rate measured here, ${peak.toFixed(0)} GFLOP/s (${peakBy} sgemm, m·n·k ≥ 2^28):`,
+    `Convolutions at W2's shapes, GFLOP/s (best of 5) and % of the GEMM rate measured here, ${peak.toFixed(0)} GFLOP/s (${peakBy}, m·n·k ≥ 2^28):`,
   );
   const paths: [string, boolean][] = [];
   if (setOneDnnConvolutions(true)?.startsWith('oneDNN')) paths.push([nativeConvPath()!, true]);

@@ -24,7 +24,7 @@ export interface NativeEngine {
   threads(): number;
   /** Which library `sgemm` calls: `OpenBLAS` (the default) or `oneDNN sgemm`. */
   gemmPath(): string;
-  /** Routes `sgemm` to oneDNN's sgemm (true, where built with oneDNN) or OpenBLAS; for the bench. */
+  /** Routes `sgemm` to oneDNN's sgemm (true, where built with oneDNN) or OpenBLAS. */
   setGemmPath(useOneDnn: boolean): void;
   /**
    * A 2-D convolution (conv.c): 13 shape numbers (n, h, w, cin, oh, ow, cout, kh, kw, sh, sw,
@@ -112,7 +112,8 @@ let why = '';
 
 /**
  * Loads `native/build/contrastive_native.node` once; null when absent or disabled
- * (`CONTRASTIVE_NATIVE=0`). `CONTRASTIVE_ONEDNN=0` keeps convolutions on im2col + OpenBLAS.
+ * (`CONTRASTIVE_NATIVE=0`). `CONTRASTIVE_ONEDNN=0` keeps convolutions on im2col + OpenBLAS and
+ * matrix products on OpenBLAS; `CONTRASTIVE_GEMM=openblas` only the latter.
  * Sets `OMP_WAIT_POLICY=PASSIVE` unless the environment already sets it.
  */
 export function loadNative(): NativeEngine | null {
@@ -129,7 +130,12 @@ export function loadNative(): NativeEngine | null {
   try {
     addon = createRequire(import.meta.url)('../../../native/build/contrastive_native.node') as NativeEngine;
     if (process.env.CONTRASTIVE_ONEDNN === '0') addon.setConvPath(false);
-    if (process.env.CONTRASTIVE_GEMM === 'onednn') addon.setGemmPath(true);
+    // matrix products: oneDNN's sgemm where the addon has oneDNN (bench/engine.ts measured it
+    // faster than OpenBLAS here at every W1 shape, plain and transposed: 375-437 against
+    // 272-351 GFLOP/s), unless CONTRASTIVE_GEMM=openblas or CONTRASTIVE_ONEDNN=0
+    addon.setGemmPath(
+      addon.convPath().startsWith('oneDNN') && (process.env.CONTRASTIVE_GEMM ?? 'onednn') === 'onednn',
+    );
   } catch (error) {
     why = `addon not built (${(error as Error).message.split('\n')[0]}); run: ${BUILD_NATIVE_COMMAND}`;
     addon = null;
