@@ -19,6 +19,7 @@ import {
 } from './kernels/batchNorm.js';
 import { convFamily } from './kernels/conv.js';
 import { elementwiseFamily } from './kernels/elementwise.js';
+import { gatherFamily } from './kernels/gather.js';
 import { fusedLseGradient, logSumExpFamily } from './kernels/logSumExp.js';
 import { matMulFamily } from './kernels/matMul.js';
 import { leadingAxisSumFamily } from './kernels/reductions.js';
@@ -36,6 +37,7 @@ export const WASM_KERNEL_FAMILIES: readonly KernelFamily[] = [
   segmentSumFamily,
   leadingAxisSumFamily,
   elementwiseFamily,
+  gatherFamily,
   shareDataFamily,
 ];
 

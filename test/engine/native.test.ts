@@ -174,7 +174,9 @@ describe('native BLAS engine', () => {
     // the golden losses, and every kernel test, on the fallbacks
     const files = [
       'losses/goldens.test.js',
-      ...['conv', 'batchNorm', 'elementwise', 'wasmKernels'].map((f) => `engine/${f}.test.js`),
+      ...['conv', 'batchNorm', 'elementwise', 'gather', 'segmentSum', 'wasmKernels'].map(
+        (f) => `engine/${f}.test.js`,
+      ),
     ];
     const fallbacks = spawnSync(
       process.execPath,

@@ -52,9 +52,9 @@ export function segmentSumsAvailable(): boolean {
 
 /**
  * The gradient of `UnsortedSegmentSum` w.r.t. `x`: `dy` gathered by segment id, 0 for a negative
- * id. The stock one builds a `[N, D]` boolean mask (`logicalAnd` with `ones`) to select with,
- * which cost more than the loss itself in a SupCon step; a `[N, 1]` condition selects the same rows.
- * Same values, every backend.
+ * id. The stock one builds an `[N, D]` boolean mask (`logicalAnd` with `ones`) to select with,
+ * which cost more than the loss itself in a SupCon step; here a negative id gathers an appended
+ * zero row instead, so only `[N]` ids and one `[G + 1, D]` copy are made. Same values, every backend.
  */
 export const unsortedSegmentSumGradient: tf.GradConfig = {
   kernelName: 'UnsortedSegmentSum',
@@ -63,14 +63,15 @@ export const unsortedSegmentSumGradient: tf.GradConfig = {
     const [segmentIds] = saved;
     return {
       x: () => {
-        const zero = tf.scalar(0, 'int32');
-        const gathered = tf.gather(dy as tf.Tensor, tf.maximum(segmentIds, zero));
-        // [N, 1, …]: broadcast by where itself, instead of a logicalAnd with an [N, D] ones tensor
-        const kept = tf.reshape(tf.greaterEqual(segmentIds, zero), [
-          segmentIds.shape[0],
-          ...gathered.shape.slice(1).map(() => 1),
-        ]);
-        return tf.where(kept, gathered, tf.zerosLike(gathered));
+        const g = dy as tf.Tensor;
+        const groups = g.shape[0];
+        const padded = tf.concat([g, tf.zeros([1, ...g.shape.slice(1)], g.dtype)]);
+        const rows = tf.where(
+          tf.greaterEqual(segmentIds, tf.scalar(0, 'int32')),
+          segmentIds,
+          tf.fill(segmentIds.shape, groups, 'int32'),
+        );
+        return tf.gather(padded, rows);
       },
     };
   },
