@@ -29,7 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { DEBIAN_FASHION_MNIST_DIR } from '../src/data/fashionMnist.js';
 import { nativeConvPath, setOneDnnConvolutions } from '../src/engine/kernels/conv.js';
-import { loadNative } from '../src/engine/native.js';
+import { loadNative, ompWaitPolicyDefaulted } from '../src/engine/native.js';
 import { type BackendName, hiMulConLoss, Rng, supConLoss, useBackend } from '../src/index.js';
 import { ContrastiveModel } from '../src/models/contrastiveModel.js';
 import { projectionHead, smallConvEncoder } from '../src/models/encoders.js';
@@ -483,12 +483,19 @@ interface TorchTimings {
   jemalloc: Timing | null;
 }
 
+/** The environment PyTorch runs in: the user's, without the OpenMP wait policy our engine defaulted. */
+function torchEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (ompWaitPolicyDefaulted()) delete env.OMP_WAIT_POLICY;
+  return env;
+}
+
 /** Runs `script` under /usr/bin/time; null when it fails (no python, no torch). */
 function python(script: string, label: string, preload?: string): Timing | null {
   if (!existsSync(PYTHON)) return null;
   const r = spawnSync('/usr/bin/time', ['-f', '%M', PYTHON, '-c', script], {
     encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: '2', ...(preload ? { LD_PRELOAD: preload } : {}) },
+    env: { ...torchEnvironment(), OMP_NUM_THREADS: '2', ...(preload ? { LD_PRELOAD: preload } : {}) },
   });
   return r.status === 0
     ? { label, ...parseTimes(r.stdout), rssMiB: Number(r.stderr.trim().split('\n').pop()) / 1024 }

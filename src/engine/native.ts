@@ -109,6 +109,15 @@ export const BUILD_NATIVE_COMMAND = 'npx contrastive build-native';
 
 let addon: NativeEngine | null | undefined;
 let why = '';
+let waitPolicyDefaulted = false;
+
+/**
+ * Whether loading the engine set `OMP_WAIT_POLICY` (to `PASSIVE`) because the environment had
+ * none; child processes that should see the user's environment (the bench's PyTorch) drop it then.
+ */
+export function ompWaitPolicyDefaulted(): boolean {
+  return waitPolicyDefaulted;
+}
 
 /**
  * Loads `native/build/contrastive_native.node` once; null when absent or disabled
@@ -126,7 +135,10 @@ export function loadNative(): NativeEngine | null {
   // OpenMP threads that wait passively: spinning ones (libgomp's default) take the cores from
   // OpenBLAS's threads and from other processes; on this 2-core VM with other work running, a CNN
   // step took 1.4-1.5× as long with spinning threads. Read once, when the addon loads libgomp.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  if (process.env.OMP_WAIT_POLICY === undefined) {
+    process.env.OMP_WAIT_POLICY = 'PASSIVE';
+    waitPolicyDefaulted = true;
+  }
   try {
     addon = createRequire(import.meta.url)('../../../native/build/contrastive_native.node') as NativeEngine;
     if (process.env.CONTRASTIVE_ONEDNN === '0') addon.setConvPath(false);
