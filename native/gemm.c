@@ -9,8 +9,8 @@
 
 #include "engine.h"
 
-/* Which library sgemm calls: OpenBLAS unless turned to oneDNN's sgemm (setGemmPath), which the
- * bench measures against it per shape; OpenBLAS measured faster on the MLP and loss shapes here. */
+/* Which library sgemm calls: OpenBLAS until setGemmPath turns it to oneDNN's sgemm (the engine
+ * does where built with oneDNN: measured faster at the MLP's shapes, src/engine/native.ts). */
 static bool gemm_onednn = false;
 
 /*

@@ -74,7 +74,7 @@ for (const { flags, libs, what } of attempts) {
   try {
     compile(flags, libs);
     renameSync(temp, out);
-    const convolutions = what.startsWith('oneDNN') ? '' : `; convolutions: im2col + OpenBLAS (${onednn ? 'oneDNN build failed' : 'install libdnnl-dev for oneDNN'})`;
+    const convolutions = what.startsWith('oneDNN') ? '' : `; convolutions: im2col + OpenBLAS (${!onednn ? 'install libdnnl-dev for oneDNN' : process.env.CONTRASTIVE_ONEDNN === '0' ? 'oneDNN turned off by CONTRASTIVE_ONEDNN=0' : 'the oneDNN build failed'})`;
     console.log(`tfjs-contrastive: built the native engine (${cc}, OpenBLAS, ${what}${convolutions}): ${out}`);
     process.exit(0);
   } catch (error) {

@@ -24,7 +24,7 @@ export interface NativeEngine {
   threads(): number;
   /** Which library `sgemm` calls: `OpenBLAS` (the default) or `oneDNN sgemm`. */
   gemmPath(): string;
-  /** Routes `sgemm` to oneDNN's sgemm (true, where built with oneDNN) or OpenBLAS; for the bench. */
+  /** Routes `sgemm` to oneDNN's sgemm (true, where built with oneDNN) or OpenBLAS. */
   setGemmPath(useOneDnn: boolean): void;
   /**
    * A 2-D convolution (conv.c): 13 shape numbers (n, h, w, cin, oh, ow, cout, kh, kw, sh, sw,
@@ -109,10 +109,21 @@ export const BUILD_NATIVE_COMMAND = 'npx contrastive build-native';
 
 let addon: NativeEngine | null | undefined;
 let why = '';
+let waitPolicyDefaulted = false;
+
+/**
+ * Whether loading the engine set `OMP_WAIT_POLICY` (to `PASSIVE`) because the environment had
+ * none; child processes that should see the user's environment (the bench's PyTorch) drop it then.
+ */
+export function ompWaitPolicyDefaulted(): boolean {
+  return waitPolicyDefaulted;
+}
 
 /**
  * Loads `native/build/contrastive_native.node` once; null when absent or disabled
- * (`CONTRASTIVE_NATIVE=0`). `CONTRASTIVE_ONEDNN=0` keeps convolutions on im2col + OpenBLAS.
+ * (`CONTRASTIVE_NATIVE=0`). `CONTRASTIVE_ONEDNN=0` keeps convolutions on im2col + OpenBLAS and
+ * matrix products on OpenBLAS; `CONTRASTIVE_GEMM=openblas` only the latter.
+ * Sets `OMP_WAIT_POLICY=PASSIVE` unless the environment already sets it.
  */
 export function loadNative(): NativeEngine | null {
   if (addon !== undefined) return addon;
@@ -123,9 +134,22 @@ export function loadNative(): NativeEngine | null {
     addon = null;
     return addon;
   }
+  // OpenMP threads that wait passively: spinning ones (libgomp's default) take the cores from
+  // OpenBLAS's threads and from other processes; on this 2-core VM with other work running, a CNN
+  // step took 1.4-1.5× as long with spinning threads. Read once, when the addon loads libgomp.
+  if (env.OMP_WAIT_POLICY === undefined) {
+    env.OMP_WAIT_POLICY = 'PASSIVE';
+    waitPolicyDefaulted = true;
+  }
   try {
     addon = createRequire(import.meta.url)('../../../native/build/contrastive_native.node') as NativeEngine;
     if (env.CONTRASTIVE_ONEDNN === '0') addon.setConvPath(false);
+    // matrix products: oneDNN's sgemm where the addon has oneDNN (bench/engine.ts measured it
+    // faster than OpenBLAS here at every W1 shape, plain and transposed: 375-437 against
+    // 272-351 GFLOP/s), unless CONTRASTIVE_GEMM=openblas or CONTRASTIVE_ONEDNN=0
+    addon.setGemmPath(
+      addon.convPath().startsWith('oneDNN') && (env.CONTRASTIVE_GEMM ?? 'onednn') === 'onednn',
+    );
   } catch (error) {
     why = `addon not built (${(error as Error).message.split('\n')[0]}); run: ${BUILD_NATIVE_COMMAND}`;
     addon = null;

@@ -19,10 +19,11 @@ import {
 } from './kernels/batchNorm.js';
 import { convFamily } from './kernels/conv.js';
 import { elementwiseFamily } from './kernels/elementwise.js';
+import { gatherFamily } from './kernels/gather.js';
 import { fusedLseGradient, logSumExpFamily } from './kernels/logSumExp.js';
 import { matMulFamily } from './kernels/matMul.js';
 import { leadingAxisSumFamily } from './kernels/reductions.js';
-import { segmentSumFamily } from './kernels/segmentSum.js';
+import { segmentSumFamily, unsortedSegmentSumGradient } from './kernels/segmentSum.js';
 import { shareDataFamily } from './kernels/shareData.js';
 import type { KernelFamily } from './kernelTypes.js';
 import { loadNative } from './native.js';
@@ -36,6 +37,7 @@ export const WASM_KERNEL_FAMILIES: readonly KernelFamily[] = [
   segmentSumFamily,
   leadingAxisSumFamily,
   elementwiseFamily,
+  gatherFamily,
   shareDataFamily,
 ];
 
@@ -50,7 +52,11 @@ const wasmKernelConfigs: tf.KernelConfig[] = WASM_KERNEL_FAMILIES.flatMap((famil
 const cpuKernelConfigs: tf.KernelConfig[] = batchNormCpuKernels();
 
 /** Gradients, on every backend. */
-const gradientConfigs: tf.GradConfig[] = [fusedBatchNormGradient, fusedLseGradient];
+const gradientConfigs: tf.GradConfig[] = [
+  fusedBatchNormGradient,
+  fusedLseGradient,
+  unsortedSegmentSumGradient,
+];
 
 for (const config of [...wasmKernelConfigs, ...cpuKernelConfigs]) {
   const stock = tf.getKernel(config.kernelName, config.backendName);

@@ -29,7 +29,8 @@ describe('native BLAS engine', () => {
       { a: [7, 3], b: [7, 2], ta: true, tb: false },
     ];
     const engine = loadNative()!;
-    // OpenBLAS (what the engine uses), and oneDNN's sgemm where built with it (the bench's comparison)
+    // OpenBLAS, and oneDNN's sgemm where built with it (what the engine then uses)
+    const engineGemm = engine.gemmPath();
     const gemmPaths = [false, ...(engine.convPath().startsWith('oneDNN') ? [true] : [])];
     await useBackend('cpu');
     for (const oneDnnGemm of gemmPaths) {
@@ -57,7 +58,7 @@ describe('native BLAS engine', () => {
         tf.dispose([a, b, bias]);
       }
     }
-    engine.setGemmPath(false);
+    engine.setGemmPath(engineGemm !== 'OpenBLAS');
   });
 
   it('convolutions (forward fused with bias + ReLU, both gradients) and leading-axis Sum/Mean match cpu', {
@@ -173,7 +174,9 @@ describe('native BLAS engine', () => {
     // the golden losses, and every kernel test, on the fallbacks
     const files = [
       'losses/goldens.test.js',
-      ...['conv', 'batchNorm', 'elementwise', 'wasmKernels'].map((f) => `engine/${f}.test.js`),
+      ...['conv', 'batchNorm', 'elementwise', 'gather', 'segmentSum', 'wasmKernels'].map(
+        (f) => `engine/${f}.test.js`,
+      ),
     ];
     const fallbacks = spawnSync(
       process.execPath,

@@ -12,7 +12,8 @@ import type { NativeEngine } from '../native.js';
 /**
  * Matrix products (`BatchMatMul`, `_FusedMatMul`) on wasm.
  *
- * Native: OpenBLAS on the wasm heap in place (zero-copy: views are re-made on every call, the heap
+ * Native: oneDNN's sgemm where the addon has oneDNN, else OpenBLAS (the addon's `gemmPath`), on
+ * the wasm heap in place (zero-copy: views are re-made on every call, the heap
  * moves when it grows), with `_FusedMatMul`'s per-column bias and linear/ReLU activation applied
  * after the GEMM. Other forms (PReLU, other activations, other bias shapes, non-float32) take the
  * fallback.
@@ -36,7 +37,7 @@ export const matMulFamily: KernelFamily = {
   },
   wasmPath(engine) {
     return engine
-      ? `native ${engine.gemmPath()}, ${engine.threads()} threads`
+      ? `native ${engine.gemmPath()}, ${engine.gemmPath() === 'OpenBLAS' ? engine.threads() : engine.parallelThreads()} threads`
       : 'wasm (transposed operands made explicit first)';
   },
 };

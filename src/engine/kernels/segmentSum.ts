@@ -49,3 +49,30 @@ export const segmentSumFamily: KernelFamily = {
 export function segmentSumsAvailable(): boolean {
   return tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined;
 }
+
+/**
+ * The gradient of `UnsortedSegmentSum` w.r.t. `x`: `dy` gathered by segment id, 0 for a negative
+ * id. The stock one builds an `[N, D]` boolean mask (`logicalAnd` with `ones`) to select with,
+ * which cost more than the loss itself in a SupCon step; here a negative id gathers an appended
+ * zero row instead, so only `[N]` ids and one `[G + 1, D]` copy are made. Same values, every backend.
+ */
+export const unsortedSegmentSumGradient: tf.GradConfig = {
+  kernelName: 'UnsortedSegmentSum',
+  inputsToSave: ['segmentIds'],
+  gradFunc: (dy, saved) => {
+    const [segmentIds] = saved;
+    return {
+      x: () => {
+        const g = dy as tf.Tensor;
+        const groups = g.shape[0];
+        const padded = tf.concat([g, tf.zeros([1, ...g.shape.slice(1)], g.dtype)]);
+        const rows = tf.where(
+          tf.greaterEqual(segmentIds, tf.scalar(0, 'int32')),
+          segmentIds,
+          tf.fill(segmentIds.shape, groups, 'int32'),
+        );
+        return tf.gather(padded, rows);
+      },
+    };
+  },
+};
