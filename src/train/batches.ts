@@ -97,7 +97,12 @@ export class InMemoryBatchSource implements BatchSource {
   epoch(batches: readonly Int32Array[], from: number): EpochBatchReader {
     let k = from;
     return {
-      next: async () => this.gather(batches[k++]),
+      next: async () => {
+        // one turn of the event loop per step, as a cache read gives, so a signal (Ctrl-C) is
+        // seen after the current step rather than at the end of the epoch
+        await new Promise((resolve) => setImmediate(resolve));
+        return this.gather(batches[k++]);
+      },
       close: async () => undefined,
     };
   }
