@@ -1,4 +1,4 @@
-import { closeRunData, isStreamed, loadRunData, type RunData, type StreamMode } from '../data/runData.js';
+import { closeRunData, loadRunData, type RunData, type StreamMode } from '../data/runData.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { activeEngineLine } from '../engine/describe.js';
 import { ContrastiveError } from '../errors.js';
@@ -139,7 +139,7 @@ async function trainOn(
 ): Promise<TrainResult> {
   const out = folder.dir;
   progress.message(
-    `data: ${data.source}; ${data.train.size} train / ${data.test.size} test, ${data.tree.depth} levels${isStreamed(data) ? ' (streamed)' : ''}`,
+    `data: ${data.source}; ${data.train.size} train / ${data.test.size} test, ${data.tree.depth} levels`,
   );
   checkTrainable(config, data);
 
