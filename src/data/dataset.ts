@@ -102,18 +102,28 @@ export async function loadTrainingData(options: TrainingDataOptions): Promise<Tr
   };
 }
 
+/** What `--data` names: Fashion-MNIST, an image folder, an image manifest or a feature table. */
+export type DataKind = 'fashion-mnist' | 'image-folder' | 'image-manifest' | 'table';
+
+/** Which kind of data `options.data` is (as {@link loadTrainingData} reads it); a missing path is an error. */
+export async function dataKind(options: TrainingDataOptions): Promise<DataKind> {
+  if (options.data === 'fashion-mnist') return 'fashion-mnist';
+  const info = await stat(options.data).catch(() => null);
+  if (!info)
+    throw new ContrastiveError(
+      `train: --data ${options.data}: no such file or folder (or use 'fashion-mnist').`,
+    );
+  if (info.isDirectory()) return 'image-folder';
+  if (options.imageColumn !== undefined || (await isImageManifest(options.data, options)))
+    return 'image-manifest';
+  return 'table';
+}
+
 async function loadDataset(options: TrainingDataOptions): Promise<TrainingData> {
-  if (options.data !== 'fashion-mnist') {
-    const info = await stat(options.data).catch(() => null);
-    if (!info)
-      throw new ContrastiveError(
-        `train: --data ${options.data}: no such file or folder (or use 'fashion-mnist').`,
-      );
-    if (info.isDirectory()) return loadImageFolderData(options);
-    if (options.imageColumn !== undefined || (await isImageManifest(options.data, options)))
-      return loadImageManifestData(options);
-    return loadTableData(options);
-  }
+  const kind = await dataKind(options);
+  if (kind === 'image-folder') return loadImageFolderData(options);
+  if (kind === 'image-manifest') return loadImageManifestData(options);
+  if (kind === 'table') return loadTableData(options);
   const limit = (n: number | undefined) => (n && n > 0 ? n : undefined);
   const [train, test] = await Promise.all([
     loadFashionMnist({ split: 'train', dataDir: options.dataDir, limit: limit(options.trainLimit) }),

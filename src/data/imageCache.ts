@@ -152,10 +152,12 @@ export class ImageCache {
 
   /**
    * A reader over `batches` (row indices each) that reads batch k+1 while the caller works on
-   * batch k (double buffering): memory is two batches of floats and one of bytes.
+   * batch k (double buffering): memory is two batches of floats and two of bytes. `reuse`, a
+   * finished reader of this cache, lends its buffers when they are large enough (a new epoch
+   * then touches no fresh memory pages).
    */
-  batchReader(batches: readonly ArrayLike<number>[]): CachedBatchReader {
-    return new CachedBatchReader(this, batches);
+  batchReader(batches: readonly ArrayLike<number>[], reuse?: CachedBatchReader): CachedBatchReader {
+    return new CachedBatchReader(this, batches, reuse);
   }
 
   /** Closes the data file. */
@@ -186,12 +188,29 @@ export class CachedBatchReader {
   constructor(
     private readonly cache: ImageCache,
     private readonly batches: readonly ArrayLike<number>[],
+    reuse?: CachedBatchReader,
   ) {
     const largest = batches.reduce((m, b) => Math.max(m, b.length), 0);
     const floats = largest * cache.imageSize;
-    this.buffers = [new Float32Array(floats), new Float32Array(floats)];
-    this.scratch = [new Uint8Array(floats), new Uint8Array(floats)];
+    if (reuse && reuse.cache === cache && reuse.buffers[0].length >= floats) {
+      this.buffers = reuse.buffers;
+      this.scratch = reuse.scratch;
+    } else {
+      this.buffers = [new Float32Array(floats), new Float32Array(floats)];
+      this.scratch = [new Uint8Array(floats), new Uint8Array(floats)];
+    }
     this.pending = this.start(0);
+  }
+
+  /**
+   * Waits for the read in flight, if any (its result is dropped): call before closing the cache
+   * or lending this reader's buffers to another when stopping before the last batch.
+   */
+  async settle(): Promise<void> {
+    const pending = this.pending;
+    this.pending = null;
+    this.position = this.batches.length;
+    await pending?.catch(() => undefined);
   }
 
   private start(k: number): Promise<void> | null {

@@ -81,7 +81,7 @@ export async function listImageFolder(
     throw new ContrastiveError(
       `readImageFolder: ${rootImages} image(s) directly in ${root}; put every image in a class folder.`,
     );
-  const depth = Math.max(...paths.map((p) => p.length));
+  const depth = paths.reduce((m, p) => Math.max(m, p.length), 0);
   const shallow = paths.findIndex((p) => p.length !== depth);
   if (shallow >= 0) {
     if (options.pad !== 'repeat-leaf' && options.pad !== 'keep') {

@@ -19,6 +19,8 @@ export {
   DATA_OPTIONS,
 } from './dataOptions.js';
 export {
+  type DataKind,
+  dataKind,
   evenLabelPaths,
   type ImageListing,
   type ImageListingSplit,
@@ -66,6 +68,19 @@ export {
   readManifest,
 } from './manifest.js';
 export { encodeNpy, type NpyArray, type NpyMatrix, readNpy, readNpyMatrix, writeNpy } from './npy.js';
+export {
+  type CachedSplit,
+  closeRunData,
+  type DataSplit,
+  isCachedSplit,
+  isStreamed,
+  loadRunData,
+  type RunData,
+  type RunDataOptions,
+  readSplitRows,
+  STREAM_AUTO_BYTES,
+  type StreamMode,
+} from './runData.js';
 export {
   type HoldoutOptions,
   type HoldoutResult,

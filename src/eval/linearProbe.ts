@@ -63,7 +63,9 @@ export function linearProbe(
   );
   const yTrain = ids.databaseIds[level];
   const yTest = ids.queryIds[level];
-  const numClasses = Math.max(...yTrain, ...yTest) + 1;
+  // a loop, not Math.max(...ids): a spread of 100,000s of arguments overflows the stack
+  let numClasses = 0;
+  for (const ids of [yTrain, yTest]) for (const id of ids) numClasses = Math.max(numClasses, id + 1);
   const n = trainEmbeddings.shape[0];
   const dim = trainEmbeddings.shape[1];
   check(yTrain.length === n, () => `${fn}: trainLabels must have ${n} rows, but got ${yTrain.length}.`);

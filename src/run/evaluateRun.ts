@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainingData, TrainingSplit } from '../data/dataset.js';
+import { closeRunData, type DataSplit, isCachedSplit, type RunData, readSplitRows } from '../data/runData.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
-import { embedSplit } from '../eval/embed.js';
+import { embedDataSplit } from '../eval/embed.js';
 import { checkEvaluateOptions, type EvaluateOptions, evaluateEmbeddings } from '../eval/evaluate.js';
 import { nearestNeighbors } from '../eval/neighbors.js';
 import { Rng } from '../random.js';
@@ -38,11 +38,20 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
   await useBackend(options.backend ?? 'auto');
   const { folder, config, model, data } = await loadTrainedRun(runDir, { ...options, command: 'eval' });
   const depth = data.tree.depth;
-  const rows = (s: TrainingSplit) =>
+  const rows = (s: DataSplit) =>
     Array.from({ length: s.size }, (_, i) => Array.from(s.labels.subarray(i * depth, (i + 1) * depth)));
-  const train = { embeddings: embedSplit(model, data.train, data.inputShape), labels: rows(data.train) };
-  const test = { embeddings: embedSplit(model, data.test, data.inputShape), labels: rows(data.test) };
+  const embedded: tf.Tensor[] = [];
   try {
+    const train = {
+      embeddings: await embedDataSplit(model, data.train, data.inputShape),
+      labels: rows(data.train),
+    };
+    embedded.push(train.embeddings);
+    const test = {
+      embeddings: await embedDataSplit(model, data.test, data.inputShape),
+      labels: rows(data.test),
+    };
+    embedded.push(test.embeddings);
     const summary = evaluateEmbeddings(train, test, { heldOutClasses: data.heldOut, ...options });
     const result: EvalFile = {
       ...summary,
@@ -57,34 +66,66 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
     await folder.writeEvaluation(result);
     return result;
   } finally {
-    tf.dispose([train.embeddings, test.embeddings]);
+    tf.dispose(embedded);
     model.dispose();
+    await closeRunData(data);
   }
+}
+
+/**
+ * The raw-input baseline's rows of a streamed (cached) split: a seeded sample of at most this
+ * many, ascending, so the baseline's pixels fit in memory (5,000 + 2,000 images of 64 × 64 × 3
+ * are 344 MiB of floats). Splits in memory are used whole.
+ */
+const RAW_BASELINE_ROWS = { train: 5000, test: 2000 } as const;
+
+/** The rows of `split` the raw-input baseline uses, their pixels as `[n, D]` and their label rows. */
+async function rawInputRows(
+  split: DataSplit,
+  which: 'train' | 'test',
+  dim: number,
+  depth: number,
+  seed: number,
+): Promise<{ inputs: tf.Tensor2D; labels: number[][] }> {
+  const labelsOf = (indices: ArrayLike<number>) =>
+    Array.from(indices, (i) => Array.from(split.labels.subarray(i * depth, (i + 1) * depth)));
+  if (!isCachedSplit(split) || split.size <= RAW_BASELINE_ROWS[which]) {
+    const all = Int32Array.from({ length: split.size }, (_, i) => i);
+    if (!isCachedSplit(split))
+      return { inputs: tf.tensor2d(split.inputs, [split.size, dim]), labels: labelsOf(all) };
+    const pixels = new Float32Array(split.size * dim);
+    await readSplitRows(split, dim, all, pixels);
+    return { inputs: tf.tensor2d(pixels, [split.size, dim]), labels: labelsOf(all) };
+  }
+  const sample = new Rng(seed).permutation(split.size).subarray(0, RAW_BASELINE_ROWS[which]).sort();
+  const pixels = new Float32Array(sample.length * dim);
+  await readSplitRows(split, dim, sample, pixels);
+  return { inputs: tf.tensor2d(pixels, [sample.length, dim]), labels: labelsOf(sample) };
 }
 
 /** {@link BaselineScores} of the raw input and of the encoder before training. */
 async function baselineScores(
   config: TrainConfig,
-  data: TrainingData,
+  data: RunData,
   options: EvaluateOptions,
 ): Promise<BaselineScores[]> {
   const dim = data.inputShape.reduce((a, b) => a * b, 1);
   const depth = data.tree.depth;
-  const rows = (s: TrainingSplit) =>
+  const rows = (s: DataSplit) =>
     Array.from({ length: s.size }, (_, i) => Array.from(s.labels.subarray(i * depth, (i + 1) * depth)));
-  const score = (name: BaselineScores['name'], train: tf.Tensor2D, test: tf.Tensor2D): BaselineScores => {
-    const e = evaluateEmbeddings(
-      { embeddings: train, labels: rows(data.train) },
-      { embeddings: test, labels: rows(data.test) },
-      {
-        ...options,
-        linearProbe: false,
-        consistencyAnchors: 0,
-        projectionPoints: 0,
-        heldOutClasses: undefined,
-      },
-    );
-    tf.dispose([train, test]);
+  const score = (
+    name: BaselineScores['name'],
+    train: { embeddings: tf.Tensor2D; labels: number[][] },
+    test: { embeddings: tf.Tensor2D; labels: number[][] },
+  ): BaselineScores => {
+    const e = evaluateEmbeddings(train, test, {
+      ...options,
+      linearProbe: false,
+      consistencyAnchors: 0,
+      projectionPoints: 0,
+      heldOutClasses: undefined,
+    });
+    tf.dispose([train.embeddings, test.embeddings]);
     return {
       name,
       knnAccuracyByLevel: e.knn.accuracyByLevel,
@@ -92,18 +133,33 @@ async function baselineScores(
       precisionAt1: e.retrieval.map((r) => r.precisionAt1),
     };
   };
+  const seed = options.seed ?? 0;
+  const rawTrain = await rawInputRows(data.train, 'train', dim, depth, seed);
+  const rawTest = await rawInputRows(data.test, 'test', dim, depth, seed + 1).catch((error: unknown) => {
+    rawTrain.inputs.dispose();
+    throw error;
+  });
   const raw = score(
     'raw input',
-    tf.tensor2d(data.train.inputs, [data.train.size, dim]),
-    tf.tensor2d(data.test.inputs, [data.test.size, dim]),
+    { embeddings: rawTrain.inputs, labels: rawTrain.labels },
+    { embeddings: rawTest.inputs, labels: rawTest.labels },
   );
+  if (rawTrain.labels.length < data.train.size || rawTest.labels.length < data.test.size)
+    raw.sampledRows = { train: rawTrain.labels.length, test: rawTest.labels.length };
   // the run's own starting point: same architecture, same seed, no training
   const untrained = await buildModel(config, data);
   try {
+    const train = await embedDataSplit(untrained.backbone, data.train, data.inputShape);
+    const test = await embedDataSplit(untrained.backbone, data.test, data.inputShape).catch(
+      (error: unknown) => {
+        train.dispose();
+        throw error;
+      },
+    );
     const initial = score(
       config.backbone ? 'pretrained backbone' : 'untrained encoder',
-      embedSplit(untrained.backbone, data.train, data.inputShape),
-      embedSplit(untrained.backbone, data.test, data.inputShape),
+      { embeddings: train, labels: rows(data.train) },
+      { embeddings: test, labels: rows(data.test) },
     );
     return [raw, initial];
   } finally {
@@ -113,7 +169,7 @@ async function baselineScores(
 
 async function neighborStrips(
   test: tf.Tensor2D,
-  data: TrainingData,
+  data: RunData,
   count: number,
   seed: number,
 ): Promise<NeighborStrip[]> {
@@ -123,11 +179,9 @@ async function neighborStrips(
   const size = h * w * c;
   const depth = data.tree.depth;
   const png = async (i: number) => {
-    const pixels = Buffer.from(
-      Array.from(data.test.inputs.subarray(i * size, (i + 1) * size), (v) =>
-        Math.round(255 * Math.min(1, Math.max(0, v))),
-      ),
-    );
+    const values = new Float32Array(size);
+    await readSplitRows(data.test, size, [i], values);
+    const pixels = Buffer.from(Array.from(values, (v) => Math.round(255 * Math.min(1, Math.max(0, v)))));
     const image = await sharp(pixels, { raw: { width: w, height: h, channels: c as 1 | 3 | 4 } })
       .png()
       .toBuffer();

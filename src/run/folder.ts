@@ -42,7 +42,8 @@ export class RunFolder {
     if (!info) return 'empty';
     if (!info.isDirectory()) return 'foreign';
     const entries = (await readdir(this.dir)).filter((e) => !isTemp(e));
-    if (entries.length === 0) return 'empty';
+    // a run killed while decoding its image cache, before its first file: still empty
+    if (entries.length === 0 || (entries.length === 1 && (await this.holdsOnlyCache()))) return 'empty';
     const has = (file: keyof typeof RUN_FILES) => entries.includes(RUN_FILES[file]);
     // runs made before the marker existed: a checkpoint or metrics beside a config
     const isRun = has('marker') || (has('config') && (has('checkpoint') || has('metrics')));
@@ -51,6 +52,14 @@ export class RunFolder {
       return existsSync(join(this.path('model'), 'model.json')) ? 'finished' : 'checkpointed';
     }
     return 'started';
+  }
+
+  /** True when the folder's `cache/` holds image cache files only (see `ImageCache`). */
+  private async holdsOnlyCache(): Promise<boolean> {
+    const info = await stat(this.path('cache')).catch(() => null);
+    if (!info?.isDirectory()) return false;
+    const files = await readdir(this.path('cache'));
+    return files.every((f) => /^images-[0-9a-f]+\.(u8|json)$/.test(f) || isTemp(f));
   }
 
   /** The entries that make a folder foreign, for the refusal message. */
@@ -85,7 +94,7 @@ export class RunFolder {
   /** Removes temporary files a killed write left behind (`.…tmp` beside the run's files). */
   async removeStaleTemps(): Promise<number> {
     let removed = 0;
-    for (const dir of [this.dir, this.path('model'), this.path('head')]) {
+    for (const dir of [this.dir, this.path('model'), this.path('head'), this.path('cache')]) {
       for (const entry of await readdir(dir).catch(() => [] as string[])) {
         if (isTemp(entry)) {
           await rm(join(dir, entry), { force: true });

@@ -12,6 +12,7 @@
  * | `checkpoint.bin`, `checkpoint.prev.bin` | train | the latest and the previous checkpoint |
  * | `head/`, then `model/` | train, at the end | projection head and backbone, tfjs layers format |
  * | `eval.json` | eval | an {@link EvalFile} |
+ * | `cache/` | train, eval (`--stream`, no `--cache-dir`) | decoded images, `images-<key>.u8` + `.json` |
  */
 export const RUN_FILES = {
   marker: '.contrastive-run',
@@ -24,6 +25,7 @@ export const RUN_FILES = {
   model: 'model',
   head: 'head',
   evaluation: 'eval.json',
+  cache: 'cache',
 } as const;
 
 /** The run folder format this version writes (in the marker file). */

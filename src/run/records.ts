@@ -30,6 +30,11 @@ export interface BaselineScores {
   /** mAP@R and precision@1 per level (leave-one-out within the test split). */
   mapAtR: number[];
   precisionAt1: number[];
+  /**
+   * Rows the baseline used when they were a sample (the raw-input baseline of streamed data: a
+   * seeded sample, so its pixels fit in memory); absent when it used both splits whole.
+   */
+  sampledRows?: { train: number; test: number };
 }
 
 /** What `contrastive eval` writes to `<run>/eval.json`. */

@@ -1,4 +1,4 @@
-import { loadTrainingData } from '../data/dataset.js';
+import { closeRunData, loadRunData, type RunData, type StreamMode } from '../data/runData.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { activeEngineLine } from '../engine/describe.js';
 import { ContrastiveError } from '../errors.js';
@@ -46,6 +46,9 @@ const RESUMABLE_OVERRIDES = new Set<string>([
   'testData',
   'labelsPath',
   'config',
+  // how the data is read, not what it is: the same rows either way (the fingerprint checks it)
+  'stream',
+  'cacheDir',
 ]);
 
 /**
@@ -101,7 +104,40 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   await useBackend(config.backend as BackendName | 'auto');
   progress.message(`engine: ${activeEngineLine()}`);
-  const data = await loadTrainingData(config);
+  const data = await loadRunData({
+    ...config,
+    stream: (config.stream ?? 'auto') as StreamMode,
+    cacheDir: config.cacheDir ?? folder.path('cache'),
+    onDecodeProgress: decodeProgress(progress),
+  });
+  try {
+    return await trainOn(config, data, folder, progress, hooks, resumeFrom);
+  } finally {
+    await closeRunData(data);
+  }
+}
+
+/** Decoding an image cache: a line at each tenth (the library never prints; the reporter does). */
+function decodeProgress(progress: ProgressReporter) {
+  let shown = -1;
+  return (split: 'train' | 'test', done: number, total: number) => {
+    const tenth = Math.floor((10 * done) / total);
+    if (tenth === shown && done !== total) return;
+    shown = done === total ? -1 : tenth;
+    progress.message(`decoding the ${split} images into the cache: ${done}/${total}`);
+  };
+}
+
+/** The part of {@link train} after the data is loaded: start or resume the run, then the loop. */
+async function trainOn(
+  config: TrainConfig,
+  data: RunData,
+  folder: RunFolder,
+  progress: ProgressReporter,
+  hooks: TrainHooks,
+  resumeFrom: { checkpoint: Checkpoint; path: string } | undefined,
+): Promise<TrainResult> {
+  const out = folder.dir;
   progress.message(
     `data: ${data.source}; ${data.train.size} train / ${data.test.size} test, ${data.tree.depth} levels`,
   );
@@ -109,7 +145,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   for (const note of checkTrainable(config, data)) progress.message(`note: ${note}`);
 
   if (resumeFrom) {
-    checkSameData(
+    await checkSameData(
       'train --resume',
       out,
       { tree: await folder.readLabelTree('train'), fingerprint: await folder.readFingerprint('train') },
@@ -130,7 +166,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         : `resumed from ${resumeFrom.path} at epoch ${meta.epoch}, step ${meta.step}`,
     );
   } else {
-    await folder.start({ ...config, resume: false }, data.tree, dataFingerprint(data));
+    await folder.start({ ...config, resume: false }, data.tree, await dataFingerprint(data));
   }
 
   const result = await trainLoop(

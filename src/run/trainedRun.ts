@@ -1,5 +1,5 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { loadTrainingData, type TrainingData } from '../data/dataset.js';
+import { closeRunData, loadRunData, type RunData, type StreamMode } from '../data/runData.js';
 import type { TrainConfig } from '../train/config.js';
 import { checkSameData } from './fingerprint.js';
 import { RunFolder } from './folder.js';
@@ -14,14 +14,22 @@ export interface TrainedRunOptions {
   trainLimit?: number;
   /** The command, for error messages. */
   command?: string;
+  /**
+   * How to read the data: default the run's own `--stream` (and `--cache-dir`, else the run's
+   * `cache/`); `'off'` reads it into memory whatever the run did.
+   */
+  stream?: StreamMode;
 }
 
-/** A finished run: its options, trained backbone and the data it was trained on. */
+/**
+ * A finished run: its options, trained backbone and the data it was trained on (streamed from
+ * the image cache when the run was; release it with `closeRunData`).
+ */
 export interface TrainedRun {
   folder: RunFolder;
   config: TrainConfig;
   model: tfl.LayersModel;
-  data: TrainingData;
+  data: RunData;
 }
 
 /**
@@ -41,16 +49,26 @@ export async function loadTrainedRun(runDir: string, options: TrainedRunOptions 
       dataDir: options.dataDir ?? config.dataDir,
       trainLimit: options.trainLimit ?? config.trainLimit,
     };
-    const data = await loadTrainingData(dataOptions);
-    const sameTrain = dataOptions.trainLimit === config.trainLimit && dataOptions.dataDir === config.dataDir;
-    const sameTest = dataOptions.dataDir === config.dataDir;
-    checkSameData(
-      command,
-      runDir,
-      { tree: await folder.readLabelTree(command), fingerprint: await folder.readFingerprint(command) },
-      data,
-      [...(sameTrain ? (['train'] as const) : []), ...(sameTest ? (['test'] as const) : [])],
-    );
+    const data = await loadRunData({
+      ...dataOptions,
+      stream: options.stream ?? ((config.stream ?? 'auto') as StreamMode),
+      cacheDir: config.cacheDir ?? folder.path('cache'),
+    });
+    try {
+      const sameTrain =
+        dataOptions.trainLimit === config.trainLimit && dataOptions.dataDir === config.dataDir;
+      const sameTest = dataOptions.dataDir === config.dataDir;
+      await checkSameData(
+        command,
+        runDir,
+        { tree: await folder.readLabelTree(command), fingerprint: await folder.readFingerprint(command) },
+        data,
+        [...(sameTrain ? (['train'] as const) : []), ...(sameTest ? (['test'] as const) : [])],
+      );
+    } catch (error) {
+      await closeRunData(data);
+      throw error;
+    }
     return { folder, config, model, data };
   } catch (error) {
     model.dispose();

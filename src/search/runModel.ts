@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { closeRunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import type { LabelTree } from '../hierarchy/labelTree.js';
 import { loadLayersModelFromDir } from '../models/modelIO.js';
@@ -52,6 +53,7 @@ export async function openRunEncoder(
     // runs written before labelTree.json existed: the tree of the run's data
     const run = await loadTrainedRun(runDir, { command: fn });
     run.model.dispose();
+    await closeRunData(run.data);
     tree = run.data.tree;
   }
   const hash = createHash('sha256');

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { TrainingData } from '../data/dataset.js';
+import type { RunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import { backboneOptionsFrom } from '../models/backboneOptions.js';
 import { buildEncoder } from '../models/backbones.js';
@@ -23,7 +23,7 @@ export interface BuiltModel {
  * fine-tuned from a layer) and projection head a run of `config` trains on `data`
  * (deterministic in `config.seed`).
  */
-export async function buildModelParts(config: TrainConfig, data: TrainingData): Promise<BuiltModel> {
+export async function buildModelParts(config: TrainConfig, data: RunData): Promise<BuiltModel> {
   const { options, backboneLearningRate } = backboneOptionsFrom(config, {
     seed: config.seed,
     embeddingDim: config.embeddingDim,
@@ -52,7 +52,7 @@ export async function buildModelParts(config: TrainConfig, data: TrainingData): 
 }
 
 /** The backbone and projection head a run of `config` trains on `data`. */
-export async function buildModel(config: TrainConfig, data: TrainingData): Promise<ContrastiveModel> {
+export async function buildModel(config: TrainConfig, data: RunData): Promise<ContrastiveModel> {
   return (await buildModelParts(config, data)).model;
 }
 

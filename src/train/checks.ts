@@ -1,4 +1,4 @@
-import type { TrainingData } from '../data/dataset.js';
+import type { RunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import type { TrainConfig } from './config.js';
 import { trainingMethod } from './methods/registry.js';
@@ -12,7 +12,7 @@ const MEMORY_BUDGET_BYTES = 4 * 2 ** 30;
  * classes for a method that uses labels, a batch that fits the training split and has
  * negatives, and models and queues that fit in memory. Each failure names the flag to change.
  */
-export function checkTrainable(config: TrainConfig, data: TrainingData): string[] {
+export function checkTrainable(config: TrainConfig, data: RunData): string[] {
   const notes: string[] = [];
   const method = trainingMethod(config.method);
   if (data.train.size === 0) {
@@ -58,7 +58,7 @@ export function checkTrainable(config: TrainConfig, data: TrainingData): string[
   return notes;
 }
 
-function checkMemory(config: TrainConfig, data: TrainingData): void {
+function checkMemory(config: TrainConfig, data: RunData): void {
   const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 0)} GiB`;
   const queueBytes =
     (config.method === 'moco' || config.method === 'sane' ? config.queueSize : 0) * config.projectionDim * 4;

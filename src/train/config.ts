@@ -42,6 +42,18 @@ export const TRAIN_OPTIONS = [
     doc: 'allow one node name under two parents in the label tree (default: an error naming both paths)',
   },
   {
+    name: 'stream',
+    type: 'string',
+    choices: ['auto', 'on', 'off'],
+    default: 'auto',
+    doc: 'image folders and manifests: decode the images once into a uint8 cache file and read each batch from it (read ahead while the step runs) instead of holding the data in memory; auto: on when the training split would take more than 1 GiB as float32 (Fashion-MNIST and tables are always in memory)',
+  },
+  {
+    name: 'cacheDir',
+    type: 'string',
+    doc: "where --stream keeps the decoded images (default: <out>/cache, so a run folder is whole on its own and deleting it frees the space; pass a shared folder to decode a catalogue once for many runs: caches are keyed by every file's path, size and mtime and the decode options, so runs never mix them up)",
+  },
+  {
     name: 'dataDir',
     type: 'string',
     doc: 'folder of the Fashion-MNIST IDX files (default: env, Debian, embedded subset)',

@@ -2,12 +2,12 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { augmentFeatures, augmentImages } from '../data/augment.js';
 import { colorAugment } from '../data/colorAugment.js';
 import { colorAugmentOptionsFrom } from '../data/dataOptions.js';
-import type { TrainingData } from '../data/dataset.js';
+import type { RunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import { faultPoint } from '../io/faults.js';
 import type { ContrastiveModel } from '../models/contrastiveModel.js';
 import { Rng } from '../random.js';
-import { BatchGatherer, epochBatches } from './batches.js';
+import { batchSource, epochBatches } from './batches.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { trainingMethod } from './methods/registry.js';
@@ -56,7 +56,7 @@ export interface LoopResult {
  */
 export async function trainLoop(
   config: TrainConfig,
-  data: TrainingData,
+  data: RunData,
   io: TrainLoopIO,
   resumeFrom?: Checkpoint,
 ): Promise<LoopResult> {
@@ -76,7 +76,7 @@ export async function trainLoop(
   const learningRate = learningRateSchedule(config, stepsPerEpoch);
   const state = resumeFrom ? fromCheckpoint(resumeFrom, models, optimizer) : initialState(config.seed);
   const window = new LoggingWindow(io.progress, io.record, config.logEvery, config.epochs, totalSteps);
-  const gatherer = new BatchGatherer(data, config.batchSize);
+  const batches = batchSource(data, config.batchSize);
   const augment = augmentation(config, data, state);
   const checkpoint = () => io.saveCheckpoint(toCheckpoint(state, models, optimizer, config));
   let finalLoss = Number.NaN;
@@ -93,46 +93,52 @@ export async function trainLoop(
     // the loop
     while (state.epoch <= config.epochs) {
       const samplerRng = new Rng(state.epochSamplerState);
-      const batches = epochBatches(config, data, samplerRng);
-      while (state.stepInEpoch < batches.length) {
-        const lr = learningRate(state.step);
-        const { x, labels } = gatherer.gather(batches[state.stepInEpoch]);
-        const out = withHeapGuard(config, () =>
-          method.step(
-            models,
-            optimizer,
-            { x, labels, augment, learningRate: lr, step: state.step, stepsPerEpoch, mixRng: state.mixRng },
-            config,
-          ),
-        );
-        x.dispose();
-        if (!Number.isFinite(out.loss)) {
-          throw new ContrastiveError(
-            `train: the loss became ${out.loss} at epoch ${state.epoch}, step ${state.step + 1} (learning rate ${lr.toExponential(2)}); lower --learning-rate or set --grad-clip. The last checkpoint is intact.`,
+      const epoch = epochBatches(config, data, samplerRng);
+      const reader = batches.epoch(epoch, state.stepInEpoch);
+      try {
+        while (state.stepInEpoch < epoch.length) {
+          const lr = learningRate(state.step);
+          const { x, labels, dataMs } = await reader.next();
+          const out = withHeapGuard(config, () =>
+            method.step(
+              models,
+              optimizer,
+              { x, labels, augment, learningRate: lr, step: state.step, stepsPerEpoch, mixRng: state.mixRng },
+              config,
+            ),
           );
+          x.dispose();
+          if (!Number.isFinite(out.loss)) {
+            throw new ContrastiveError(
+              `train: the loss became ${out.loss} at epoch ${state.epoch}, step ${state.step + 1} (learning rate ${lr.toExponential(2)}); lower --learning-rate or set --grad-clip. The last checkpoint is intact.`,
+            );
+          }
+          state.step++;
+          state.stepInEpoch++;
+          state.epochLoss += out.loss;
+          state.epochSteps++;
+          window.add({
+            epoch: state.epoch,
+            step: state.step,
+            stepInEpoch: state.stepInEpoch,
+            stepsPerEpoch: epoch.length,
+            batchSize: labels.length,
+            loss: out.loss,
+            levelLosses: out.levelLosses,
+            learningRate: lr,
+            dataMs,
+          });
+          faultPoint('step');
+          const stopRequested =
+            io.signal?.aborted || (io.stopAfterSteps !== undefined && state.step >= io.stopAfterSteps);
+          if (stopRequested && !(state.stepInEpoch === epoch.length)) {
+            finalLoss = state.epochLoss / state.epochSteps;
+            await checkpoint();
+            return result(true);
+          }
         }
-        state.step++;
-        state.stepInEpoch++;
-        state.epochLoss += out.loss;
-        state.epochSteps++;
-        window.add({
-          epoch: state.epoch,
-          step: state.step,
-          stepInEpoch: state.stepInEpoch,
-          stepsPerEpoch: batches.length,
-          batchSize: labels.length,
-          loss: out.loss,
-          levelLosses: out.levelLosses,
-          learningRate: lr,
-        });
-        faultPoint('step');
-        const stopRequested =
-          io.signal?.aborted || (io.stopAfterSteps !== undefined && state.step >= io.stopAfterSteps);
-        if (stopRequested && !(state.stepInEpoch === batches.length)) {
-          finalLoss = state.epochLoss / state.epochSteps;
-          await checkpoint();
-          return result(true);
-        }
+      } finally {
+        await reader.close();
       }
       // end of epoch: next epoch's sampler state, a quick evaluation, a checkpoint
       const record: TrainingRecord = {
@@ -143,7 +149,7 @@ export async function trainLoop(
         seconds: window.elapsed,
       };
       if (config.evalEvery > 0 && (state.epoch % config.evalEvery === 0 || state.epoch === config.epochs)) {
-        knnAccuracy = quickKnn(models.model, data);
+        knnAccuracy = await quickKnn(models.model, data);
         record.knnAccuracy = knnAccuracy;
       }
       io.record(record);
@@ -175,7 +181,7 @@ export async function trainLoop(
  * How a batch becomes a view: SimCLR's colour set for colour images, the grey-image set (crop,
  * flip, noise) for one channel, feature noise and dropout for tables.
  */
-function augmentation(config: TrainConfig, data: TrainingData, state: { augmentRng: Rng }) {
+function augmentation(config: TrainConfig, data: RunData, state: { augmentRng: Rng }) {
   if (data.kind === 'image' && data.inputShape[2] === 3) {
     const options = colorAugmentOptionsFrom(config, data.inputShape[0]);
     return (batch: tf.Tensor) => colorAugment(batch as tf.Tensor4D, state.augmentRng, options);

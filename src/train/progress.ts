@@ -9,6 +9,8 @@ export interface ProgressState {
   loss: number;
   levelLosses?: number[];
   samplesPerSecond: number;
+  /** Share (0–1) of the recent wall time spent waiting for data; shown as `data N%`. */
+  dataWaitShare?: number;
   /** Seconds until the run ends, estimated from the recent speed. */
   etaSeconds: number;
 }
@@ -27,7 +29,7 @@ export class ProgressReporter {
 
   update(s: ProgressState, log: boolean): void {
     const levels = s.levelLosses ? ` levels ${s.levelLosses.map((l) => l.toFixed(3)).join('/')}` : '';
-    const text = `epoch ${s.epoch}/${s.epochs} step ${s.stepInEpoch}/${s.stepsPerEpoch} loss ${s.loss.toFixed(4)}${levels} ${Math.round(s.samplesPerSecond)} samples/s ETA ${formatDuration(s.etaSeconds)}`;
+    const text = `epoch ${s.epoch}/${s.epochs} step ${s.stepInEpoch}/${s.stepsPerEpoch} loss ${s.loss.toFixed(4)}${levels} ${Math.round(s.samplesPerSecond)} samples/s${s.dataWaitShare === undefined ? '' : ` data ${(100 * s.dataWaitShare).toFixed(s.dataWaitShare < 0.1 ? 1 : 0)}%`} ETA ${formatDuration(s.etaSeconds)}`;
     if (this.interactive) {
       const width = 20;
       const filled = Math.round((width * s.stepInEpoch) / s.stepsPerEpoch);

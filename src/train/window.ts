@@ -12,6 +12,11 @@ export interface TrainingRecord {
   levelLosses?: number[];
   learningRate?: number;
   samplesPerSecond?: number;
+  /**
+   * Share (0–1) of the window's wall time the loop spent waiting for batch inputs (gathering
+   * them in memory, or the part of a cache read the prefetch did not hide).
+   */
+  dataWaitShare?: number;
   /** kNN top-1 accuracy on the test split, when the trainer evaluated at the end of an epoch. */
   knnAccuracy?: number;
   /** Seconds since the run (or this resumed part of it) started. */
@@ -27,6 +32,7 @@ export class LoggingWindow {
   private levels: number[] | null = null;
   private steps = 0;
   private samples = 0;
+  private dataMs = 0;
   private start = performance.now();
   private readonly runStart = performance.now();
 
@@ -53,16 +59,20 @@ export class LoggingWindow {
     loss: number;
     levelLosses?: number[];
     learningRate: number;
+    /** Milliseconds the step waited for its batch's inputs. */
+    dataMs?: number;
   }): void {
     this.loss += s.loss;
     this.steps++;
     this.samples += s.batchSize;
+    this.dataMs += s.dataMs ?? 0;
     const levelLosses = s.levelLosses;
     if (levelLosses)
       this.levels = (this.levels ?? levelLosses.map(() => 0)).map((v, l) => v + levelLosses[l]);
     const logNow = s.step % this.logEvery === 0 || s.stepInEpoch === s.stepsPerEpoch;
     const seconds = (performance.now() - this.start) / 1000;
     const samplesPerSecond = this.samples / Math.max(seconds, 1e-9);
+    const dataWaitShare = Math.min(1, this.dataMs / 1000 / Math.max(seconds, 1e-9));
     const meanLevels = this.levels?.map((v) => v / this.steps);
     this.progress.update(
       {
@@ -74,6 +84,7 @@ export class LoggingWindow {
         loss: this.loss / this.steps,
         levelLosses: meanLevels,
         samplesPerSecond,
+        dataWaitShare,
         etaSeconds: ((this.totalSteps - s.step) * seconds) / this.steps,
       },
       logNow,
@@ -87,12 +98,14 @@ export class LoggingWindow {
       levelLosses: meanLevels,
       learningRate: s.learningRate,
       samplesPerSecond,
+      dataWaitShare,
       seconds: this.elapsed,
     });
     this.loss = 0;
     this.levels = null;
     this.steps = 0;
     this.samples = 0;
+    this.dataMs = 0;
     this.start = performance.now();
   }
 }

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { writeNpy } from '../../src/data/npy.js';
 import { ContrastiveError } from '../../src/errors.js';
-import { embedSplit } from '../../src/eval/embed.js';
+import { embedDataSplit } from '../../src/eval/embed.js';
 import { train } from '../../src/run/train.js';
 import { loadTrainedRun } from '../../src/run/trainedRun.js';
 import {
@@ -42,7 +42,7 @@ describe('embedInputs', () => {
       limit: 120,
     });
     const { model, data } = await loadTrainedRun(runDir);
-    const reference = embedSplit(model, data.test, data.inputShape);
+    const reference = await embedDataSplit(model, data.test, data.inputShape);
     expectClose(out.embeddings, reference.dataSync(), { rtol: 1e-5, atol: 1e-5 }, 'embedding');
     reference.dispose();
     model.dispose();

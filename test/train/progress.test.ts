@@ -42,3 +42,14 @@ it('not a terminal: plain log lines, only when asked to log', () => {
   assert.equal(formatDuration(3725), '1h02m');
   assert.equal(formatDuration(Number.NaN), '?');
 });
+
+it('shows the share of time spent waiting for data when the loop measured it', () => {
+  const { reporter, chunks } = capture(false);
+  reporter.update({ ...state, dataWaitShare: 0.034 }, true);
+  reporter.update({ ...state, dataWaitShare: 0.25 }, true);
+  assert.equal(
+    chunks[0],
+    'epoch 2/5 step 10/20 loss 1.2346 levels 2.000/1.500 812 samples/s data 3.4% ETA 2m05s\n',
+  );
+  assert.match(chunks[1], / samples\/s data 25% ETA /);
+});

@@ -58,7 +58,7 @@ describe('trainer (embedded Fashion-MNIST subset, wasm)', () => {
     });
     const data = await loadTrainingData(config);
     const untrained = await buildModel(config, data);
-    const before = quickKnn(untrained, data);
+    const before = await quickKnn(untrained, data);
     untrained.dispose();
     const result = await train(config, { progress: quietProgress() });
     assert.ok((result.knnAccuracy ?? 0) > before + 0.03, `kNN accuracy ${before} -> ${result.knnAccuracy}`);

@@ -67,7 +67,8 @@ export const embedCommand: CommandSpec = {
       );
       ids = embedded.items.map((it) => String(it.id));
     } else {
-      const { embedSplit } = await import('../../eval/embed.js');
+      const { embedDataSplit } = await import('../../eval/embed.js');
+      const { closeRunData } = await import('../../data/runData.js');
       const { checkFiniteEmbeddings } = await import('../../eval/evaluate.js');
       const { loadTrainedRun } = await import('../../run/trainedRun.js');
       const { model, data } = await loadTrainedRun(positionals[0], {
@@ -75,7 +76,9 @@ export const embedCommand: CommandSpec = {
         command: 'embed',
       });
       const split = options.split === 'train' ? data.train : data.test;
-      const embeddings = embedSplit(model, split, data.inputShape);
+      const embeddings = await embedDataSplit(model, split, data.inputShape).finally(() =>
+        closeRunData(data),
+      );
       try {
         checkFiniteEmbeddings('embed', `embeddings of the ${options.split} split`, embeddings);
       } catch (error) {

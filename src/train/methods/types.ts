@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { TrainingData } from '../../data/dataset.js';
+import type { RunData } from '../../data/runData.js';
 import type { ContrastiveModel } from '../../models/contrastiveModel.js';
 import type { MomentumQueue } from '../../models/momentumQueue.js';
 import type { Rng } from '../../random.js';
@@ -59,9 +59,9 @@ export interface TrainingMethod {
   /** Which labels the loss uses: none (self-supervised), the finest level, or every level. */
   labels: 'none' | 'finest' | 'all';
   /** Throws a `ContrastiveError` when the options or the data do not suit the method. */
-  validate?(config: TrainConfig, data: TrainingData): void;
+  validate?(config: TrainConfig, data: RunData): void;
   /** Builds the models (deterministic in `config.seed`). */
-  build(config: TrainConfig, data: TrainingData): Promise<MethodModels>;
+  build(config: TrainConfig, data: RunData): Promise<MethodModels>;
   /** One optimiser step on a batch. */
   step(models: MethodModels, optimizer: Optimizer, inputs: StepInputs, config: TrainConfig): StepOutput;
 }

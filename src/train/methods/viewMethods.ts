@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainingData } from '../../data/dataset.js';
+import type { RunData } from '../../data/runData.js';
 import { ContrastiveError } from '../../errors.js';
 import { hiMulConLossDetails } from '../../losses/hiMulCon.js';
 import { ntXentLoss } from '../../losses/ntXent.js';
@@ -128,7 +128,7 @@ export const himulcone = viewMethod(
  * The label column a flat method learns: the finest level every training row knows (partial
  * label paths hold -1 below their known prefix); an error when some row knows none.
  */
-export function flatLabelLevel(data: TrainingData): number {
+export function flatLabelLevel(data: Pick<RunData, 'train' | 'tree'>): number {
   const labels = tf.tensor2d(data.train.labels, [data.train.size, data.tree.depth], 'int32');
   try {
     return finestCommonLevel('train', labels).level;
