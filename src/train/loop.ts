@@ -81,6 +81,8 @@ export async function trainLoop(
   const checkpoint = () => io.saveCheckpoint(toCheckpoint(state, models, optimizer, config));
   let finalLoss = Number.NaN;
   let knnAccuracy: number | undefined;
+  const stopRequested = () =>
+    io.signal?.aborted === true || (io.stopAfterSteps !== undefined && state.step >= io.stopAfterSteps);
   const result = (interrupted: boolean): LoopResult => ({
     epochs: Math.min(state.epoch - (interrupted ? 0 : 1), config.epochs),
     steps: state.step,
@@ -98,7 +100,9 @@ export async function trainLoop(
       try {
         while (state.stepInEpoch < epoch.length) {
           const lr = learningRate(state.step);
-          const { x, labels, dataMs } = await reader.next();
+          const { x, labels, dataMs } = await reader.next().catch((error: unknown) => {
+            throw heapError(config, error);
+          });
           const out = withHeapGuard(config, () =>
             method.step(
               models,
@@ -129,9 +133,7 @@ export async function trainLoop(
             dataMs,
           });
           faultPoint('step');
-          const stopRequested =
-            io.signal?.aborted || (io.stopAfterSteps !== undefined && state.step >= io.stopAfterSteps);
-          if (stopRequested && !(state.stepInEpoch === epoch.length)) {
+          if (stopRequested() && state.stepInEpoch < epoch.length) {
             finalLoss = state.epochLoss / state.epochSteps;
             await checkpoint();
             return result(true);
@@ -154,7 +156,7 @@ export async function trainLoop(
       }
       io.record(record);
       io.progress.message(
-        `epoch ${state.epoch}/${config.epochs}: loss ${record.loss.toFixed(4)}${knnAccuracy !== undefined && record.knnAccuracy !== undefined ? `, kNN accuracy ${(100 * knnAccuracy).toFixed(2)}%` : ''}`,
+        `epoch ${state.epoch}/${config.epochs}: loss ${record.loss.toFixed(4)}${record.knnAccuracy !== undefined ? `, kNN accuracy ${(100 * record.knnAccuracy).toFixed(2)}%` : ''}`,
       );
       finalLoss = record.loss;
       state.epochSamplerState = samplerRng.state();
@@ -164,9 +166,7 @@ export async function trainLoop(
       state.epochSteps = 0;
       await checkpoint();
       io.onEpochEnd?.(state.epoch - 1);
-      const stopRequested =
-        io.signal?.aborted || (io.stopAfterSteps !== undefined && state.step >= io.stopAfterSteps);
-      if (stopRequested && state.epoch <= config.epochs) return result(true);
+      if (stopRequested() && state.epoch <= config.epochs) return result(true);
     }
     await io.saveModel(models.model);
     return result(false);
@@ -204,11 +204,16 @@ function withHeapGuard<T>(config: TrainConfig, step: () => T): T {
   try {
     return step();
   } catch (error) {
-    if (error instanceof Error && /Aborted|out of memory|memory access out of bounds/i.test(error.message)) {
-      throw new ContrastiveError(
-        `train: the ${config.backend === 'auto' ? 'active' : config.backend} backend ran out of memory at batch size ${config.batchSize} × ${config.views} views (the wasm heap is at most 4 GiB); lower --batch-size. The last checkpoint is intact.`,
-      );
-    }
-    throw error;
+    throw heapError(config, error);
   }
+}
+
+/** A heap exhaustion as a `ContrastiveError` naming the batch size; any other error as it is. */
+function heapError(config: TrainConfig, error: unknown): unknown {
+  if (error instanceof Error && /Aborted|out of memory|memory access out of bounds/i.test(error.message)) {
+    return new ContrastiveError(
+      `train: the ${config.backend === 'auto' ? 'active' : config.backend} backend ran out of memory at batch size ${config.batchSize} × ${config.views} views (the wasm heap is at most 4 GiB); lower --batch-size. The last checkpoint is intact.`,
+    );
+  }
+  return error;
 }
