@@ -356,7 +356,7 @@ function planSplit(
   const heldOut = resolveHeldOut(tree, options.holdoutClasses ?? []);
   if (heldOut.length > 0) {
     const { kept } = holdOutClasses(
-      takeLabelRows(labels, depth, trainRows),
+      takeRows(labels, depth, trainRows),
       depth,
       heldOut.map((r) => r[depth - 1]),
     );
@@ -374,10 +374,6 @@ function planSplit(
       ? ''
       : ` (${Math.round(100 * (options.testFraction ?? 0.2))}% held out for testing)`,
   };
-}
-
-function takeLabelRows(labels: Int32Array, depth: number, rows: Int32Array): Int32Array {
-  return takeRows(labels, depth, rows);
 }
 
 /** The given rows of a table with their labels; the table itself when every row is kept in order. */
@@ -478,7 +474,7 @@ export async function listTrainingImages(options: TrainingDataOptions): Promise<
   const depth = plan.tree.depth;
   const pick = (files: string[], labels: Int32Array, rows: Int32Array): ImageListingSplit => ({
     files: Array.from(rows, (i) => files[i]),
-    labels: takeLabelRows(labels, depth, rows),
+    labels: takeRows(labels, depth, rows),
     size: rows.length,
   });
   let train = pick(data.files, plan.labels, plan.trainRows);

@@ -414,20 +414,7 @@ async function readJsonl(path: string, options: FeatureTableOptions): Promise<Fe
   const buffer = new RowBuffer();
   for await (const [line, n, terminated] of lines(path, fn)) {
     if (line.trim() === '') continue;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (error) {
-      throw new ContrastiveError(
-        `${fn}: ${name} line ${n}: expected a JSON object, but the line is not valid JSON (${(error as Error).message})${terminated ? '' : '; the file ends in the middle of this line: it looks cut off'}.`,
-      );
-    }
-    if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-      throw new ContrastiveError(
-        `${fn}: ${name} line ${n}: expected a JSON object, but got ${preview(record)}.`,
-      );
-    }
-    const fields = record as Record<string, unknown>;
+    const fields = jsonlObject(fn, name, line, n, terminated);
     const where = (field: string) => `${fn}: ${name} line ${n}, field ${JSON.stringify(field)}`;
     const vector = fields[featuresKey];
     if (!Array.isArray(vector)) {
@@ -539,6 +526,33 @@ async function readNpyTable(path: string, options: FeatureTableOptions): Promise
     }
   }
   return { features: data, numRows, dim, paths };
+}
+
+/**
+ * One JSONL line as an object; errors name the file and line, and say when the file ends in the
+ * middle of the line (a cut-off download).
+ */
+export function jsonlObject(
+  fn: string,
+  name: string,
+  line: string,
+  n: number,
+  terminated: boolean,
+): Record<string, unknown> {
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch (error) {
+    throw new ContrastiveError(
+      `${fn}: ${name} line ${n}: expected a JSON object, but the line is not valid JSON (${(error as Error).message})${terminated ? '' : '; the file ends in the middle of this line: it looks cut off'}.`,
+    );
+  }
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+    throw new ContrastiveError(
+      `${fn}: ${name} line ${n}: expected a JSON object, but got ${preview(record)}.`,
+    );
+  }
+  return record as Record<string, unknown>;
 }
 
 function preview(value: unknown): string {

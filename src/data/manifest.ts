@@ -4,6 +4,7 @@ import {
   type CsvColumns,
   csvFields,
   eachCsvRecord,
+  jsonlObject,
   lines,
   tableExtension,
   unterminatedLabelWarning,
@@ -159,19 +160,7 @@ export async function readManifest(path: string, options: ManifestOptions = {}):
   } else {
     for await (const [line, n, terminated] of lines(path, fn)) {
       if (line.trim() === '') continue;
-      let record: unknown;
-      try {
-        record = JSON.parse(line);
-      } catch (error) {
-        throw new ContrastiveError(
-          `${fn}: ${name} line ${n}: expected a JSON object, but the line is not valid JSON (${(error as Error).message})${terminated ? '' : '; the file ends in the middle of this line: it looks cut off'}.`,
-        );
-      }
-      if (record === null || typeof record !== 'object' || Array.isArray(record))
-        throw new ContrastiveError(
-          `${fn}: ${name} line ${n}: expected a JSON object, but got ${JSON.stringify(record)}.`,
-        );
-      const fields = record as Record<string, unknown>;
+      const fields = jsonlObject(fn, name, line, n, terminated);
       const missing = (key: string, option: string) =>
         new ContrastiveError(
           `${fn}: ${name} line ${n}: expected a key ${JSON.stringify(key)}, but the keys are ${Object.keys(

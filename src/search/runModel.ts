@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { closeRunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import type { LabelTree } from '../hierarchy/labelTree.js';
@@ -9,6 +9,7 @@ import { loadLayersModelFromDir } from '../models/modelIO.js';
 import { RunFolder } from '../run/folder.js';
 import { loadTrainedRun } from '../run/trainedRun.js';
 import type { EmbeddingSpace, ModelIdentity } from './embeddingIndex.js';
+import { modelEmbedding } from './modelEmbedding.js';
 
 /** A trained run's encoder, ready to embed: what {@link embedInputs} and the CLI's search commands use. */
 export interface RunEncoder {
@@ -66,15 +67,7 @@ export async function openRunEncoder(
     inputShape,
     space,
     identity: { checksum: hash.digest('hex'), source: resolve(runDir) },
-    embed: (inputs) =>
-      tf.tidy(() => {
-        const features = backbone.predict(inputs) as tf.Tensor2D;
-        return head ? (head.predict(features) as tf.Tensor2D) : features;
-      }),
-    dispose: () => {
-      backbone.dispose();
-      head?.dispose();
-    },
+    ...modelEmbedding(backbone, head),
   };
 }
 

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ContrastiveError } from '../errors.js';
 import type { EmbeddingSpace, ModelIdentity } from '../search/embeddingIndex.js';
+import { modelEmbedding } from '../search/modelEmbedding.js';
 import { sha256Async, toHex } from './sha256.js';
 
 /**
@@ -181,14 +182,6 @@ export async function openWebEncoder(options: WebEncoderOptions): Promise<WebEnc
     inputShape,
     space,
     identity,
-    embed: (inputs) =>
-      tf.tidy(() => {
-        const features = backbone.predict(inputs) as tf.Tensor2D;
-        return head ? (head.predict(features) as tf.Tensor2D) : features;
-      }),
-    dispose: () => {
-      backbone.dispose();
-      head?.dispose();
-    },
+    ...modelEmbedding(backbone, head),
   };
 }
