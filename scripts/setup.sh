@@ -19,5 +19,6 @@ else
   echo "setup: no apt-get as root here; skipping system packages (${APT_PACKAGES[*]})"
 fi
 
-npm ci --no-audit --no-fund
+# onnxruntime-node ships its CPU binary in the npm package; its install script would only fetch GPU extras from nuget.org
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 npm run build

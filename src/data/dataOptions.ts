@@ -21,6 +21,12 @@ export const DATA_OPTIONS = [
     doc: 'image folders and manifests: 1 (grey) or 3 (colour); every image is converted',
   },
   {
+    name: 'background',
+    type: 'string',
+    default: 'white',
+    doc: 'image folders and manifests: colour transparent pixels are composited on (white, black, #rrggbb, or none to drop the alpha channel as runs before this option did); recorded in the run and applied by every command and the web page',
+  },
+  {
     name: 'testData',
     type: 'string',
     doc: 'a separate test set (same kind as --data) instead of a split of --data',

@@ -3,6 +3,7 @@ import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
 import { loadFashionMnist } from './fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from './featureTable.js';
+import { parseBackground } from './imageDecode.js';
 import { listImageFolder, readImageFolder } from './imageFolder.js';
 import { isImageManifest, readImageManifest, readManifest } from './manifest.js';
 import { holdOutClasses, takeRows, trainTestSplit } from './splits.js';
@@ -14,6 +15,11 @@ export interface TrainingSplit {
   /** `[N, L]` label rows, coarsest first. */
   labels: Int32Array;
   size: number;
+  /**
+   * Precomputed augmented views of each row (frozen-backbone features of augmented images):
+   * `inputs` is `[N, count, ...inputShape]`. The trainer draws one per sample and view.
+   */
+  views?: { count: number; inputs: Float32Array };
 }
 
 /** A dataset ready for training. */
@@ -50,6 +56,8 @@ export interface TrainingDataOptions {
   allowSharedNames?: boolean;
   imageSize?: number;
   channels?: number;
+  /** Colour transparent pixels are composited on: `white` (default), `black`, `#rrggbb`, or `none` (alpha dropped). */
+  background?: string;
   seed?: number;
   dataDir?: string;
   trainLimit?: number;
@@ -200,23 +208,28 @@ async function loadTableData(options: TrainingDataOptions): Promise<TrainingData
   );
 }
 
-/** The image size and channels of a run's image data, checked. */
-function imageShape(options: TrainingDataOptions): { size: number; channels: 1 | 3 } {
+/** The image size, channels and background of a run's image data, checked. */
+export function imageShape(options: TrainingDataOptions): {
+  size: number;
+  channels: 1 | 3;
+  background: [number, number, number] | null;
+} {
   const size = options.imageSize ?? 28;
   const channels = options.channels ?? 1;
   if (!(Number.isInteger(size) && size >= 1 && size <= 4096))
     throw new ContrastiveError(`train: --image-size must be an integer in [1, 4096], but got ${size}.`);
   if (channels !== 1 && channels !== 3)
     throw new ContrastiveError(`train: --channels must be 1 or 3, but got ${channels}.`);
-  return { size, channels };
+  return { size, channels, background: parseBackground(options.background ?? 'white') };
 }
 
 /** Reads an image folder or a manifest as a table of pixels (the `--test-data` may be either). */
 async function readImages(path: string, options: TrainingDataOptions): Promise<FeatureTable> {
-  const { size, channels } = imageShape(options);
+  const { size, channels, background } = imageShape(options);
   const decode = {
     size: [size, size] as const,
     channels,
+    background,
     minSourceSize: options.minImageSize,
     skipUnreadable: options.skipUnreadable,
   };

@@ -251,7 +251,8 @@ async function readHeader(path: string): Promise<CacheHeader | null> {
 }
 
 /** sha256 of the format, the decode options and every file's path, size and mtime. */
-async function cacheKey(
+/** The key of `files` (each one's path, size and mtime) decoded with `decode`: what names a cache. */
+export async function cacheKey(
   fn: string,
   files: readonly string[],
   decode: ResolvedDecodeOptions,
@@ -265,6 +266,8 @@ async function cacheKey(
       decode.channels,
       decode.minSourceSize,
       files.length,
+      // only when set, so caches built before these options keep their keys
+      ...(decode.fit !== 'stretch' || decode.background ? [decode.fit, decode.background] : []),
     ]),
   );
   const chunk = 256;

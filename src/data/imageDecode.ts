@@ -15,6 +15,41 @@ export interface ImageDecodeOptions {
   minSourceSize?: number;
   /** Images decoded at the same time (sharp runs them on libuv's pool). Default: the CPU count, at least 4 and at most 8. */
   concurrency?: number;
+  /**
+   * How an image whose aspect differs from `size` is fitted: `'stretch'` (default, the whole image
+   * squeezed), `'crop'` (scaled to cover, centre cropped) or `'pad'` (scaled to fit, padded with
+   * `background`, black when none).
+   */
+  fit?: ImageFit;
+  /**
+   * Colour an image with alpha is composited on, `[r, g, b]` bytes. Default none: the alpha
+   * channel is dropped, so transparent pixels keep whatever colour the file stored there (the
+   * behaviour of runs made before this option; see {@link parseBackground}).
+   */
+  background?: readonly [number, number, number] | null;
+}
+
+/** How an image is fitted to the model's input size; see {@link ImageDecodeOptions.fit}. */
+export type ImageFit = 'stretch' | 'crop' | 'pad';
+
+/** The choices of {@link ImageFit}, for option tables. */
+export const IMAGE_FITS: readonly ImageFit[] = ['stretch', 'crop', 'pad'];
+
+/**
+ * `white`, `black`, `none` or `#rrggbb` as `[r, g, b]` bytes (`null` for `none`); anything else
+ * is an error naming `what`.
+ */
+export function parseBackground(value: string, what = '--background'): [number, number, number] | null {
+  const v = value.trim().toLowerCase();
+  if (v === 'none') return null;
+  if (v === 'white') return [255, 255, 255];
+  if (v === 'black') return [0, 0, 0];
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/.exec(v);
+  if (!m)
+    throw new ContrastiveError(
+      `${what} must be white, black, none or a colour like #rrggbb, but got ${JSON.stringify(value)}.`,
+    );
+  return [Number.parseInt(m[1], 16), Number.parseInt(m[2], 16), Number.parseInt(m[3], 16)];
 }
 
 /** The decoder's settings with defaults filled in. */
@@ -24,6 +59,8 @@ export interface ResolvedDecodeOptions {
   channels: 1 | 3;
   minSourceSize: number;
   concurrency: number;
+  fit: ImageFit;
+  background: readonly [number, number, number] | null;
 }
 
 /** Checks and fills in {@link ImageDecodeOptions}. */
@@ -42,7 +79,20 @@ export function resolveDecodeOptions(fn: string, options: ImageDecodeOptions): R
   const concurrency = options.concurrency ?? Math.min(8, Math.max(4, availableParallelism()));
   if (!(Number.isInteger(concurrency) && concurrency >= 1))
     throw new ContrastiveError(`${fn}: concurrency must be an integer >= 1, but got ${concurrency}.`);
-  return { height, width, channels, minSourceSize: options.minSourceSize ?? 0, concurrency };
+  const fit = options.fit ?? 'stretch';
+  if (!IMAGE_FITS.includes(fit))
+    throw new ContrastiveError(
+      `${fn}: fit must be one of ${IMAGE_FITS.join(', ')}, but got ${JSON.stringify(fit)}.`,
+    );
+  const background = options.background ?? null;
+  if (
+    background !== null &&
+    !(background.length === 3 && background.every((c) => Number.isInteger(c) && c >= 0 && c <= 255))
+  )
+    throw new ContrastiveError(
+      `${fn}: background must be three bytes [r, g, b], but got ${JSON.stringify(background)}.`,
+    );
+  return { height, width, channels, minSourceSize: options.minSourceSize ?? 0, concurrency, fit, background };
 }
 
 type Sharp = typeof import('sharp').default;
@@ -54,8 +104,9 @@ async function loadSharp(): Promise<Sharp> {
 }
 
 /**
- * Decodes one image to `height × width × channels` uint8 pixels (row-major, HWC), resized with
- * `fit: 'fill'`, alpha dropped, grey via sharp's `grayscale()` or sRGB. Throws the underlying
+ * Decodes one image to `height × width × channels` uint8 pixels (row-major, HWC): composited on
+ * the background (or its alpha dropped when there is none), fitted as `fit` says (stretched by
+ * default), grey via sharp's `grayscale()` or sRGB. Throws the underlying
  * error; callers turn it into a message naming the file (and line).
  */
 export async function decodeImage(
@@ -73,7 +124,15 @@ export async function decodeImage(
         `the image is ${w}×${h}, smaller than the minimum ${options.minSourceSize} pixels per side`,
       );
   }
-  let pipeline = input.resize(options.width, options.height, { fit: 'fill' }).removeAlpha();
+  const [r, g, b] = options.background ?? [0, 0, 0];
+  // composite before resizing, so a transparent pixel's hidden colour never bleeds into its neighbours
+  let pipeline = options.background ? input.flatten({ background: { r, g, b } }) : input.removeAlpha();
+  pipeline = pipeline.resize(options.width, options.height, {
+    fit: options.fit === 'crop' ? 'cover' : options.fit === 'pad' ? 'contain' : 'fill',
+    position: 'centre',
+    background: { r, g, b, alpha: 1 },
+  });
+  if (options.fit === 'pad') pipeline = pipeline.removeAlpha();
   pipeline = options.channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb');
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== options.channels) throw new Error(`decoded ${info.channels} channels`);

@@ -1,6 +1,7 @@
 import { ContrastiveError } from '../errors.js';
 import {
   dataKind,
+  imageShape,
   listTrainingImages,
   loadTrainingData,
   type TrainingData,
@@ -31,6 +32,11 @@ export type DataSplit = TrainingSplit | CachedSplit;
 export interface RunData extends Omit<TrainingData, 'train' | 'test'> {
   train: DataSplit;
   test: DataSplit;
+  /**
+   * Set when the inputs are a frozen pretrained backbone's features (`run/featureData.ts`): the
+   * trainer then builds a head on them instead of an image encoder.
+   */
+  frozenBackbone?: { path: string; featureDim: number };
 }
 
 /** `--stream`: whether image data is read through the cache or into memory. */
@@ -92,6 +98,7 @@ export async function loadRunData(options: RunDataOptions): Promise<RunData> {
       `train: --skip-unreadable cannot be used while streaming (--stream ${mode}${mode === 'auto' ? `: the training split would take ${(trainBytes / 2 ** 30).toFixed(1)} GiB as float32` : ''}); remove the unreadable files, or pass --stream off to read everything into memory.`,
     );
   const [size, , channels] = listing.inputShape;
+  const { background } = imageShape(options);
   const open = async (split: 'train' | 'test'): Promise<DataSplit> => {
     const { files, labels, size: rows } = listing[split];
     if (rows === 0) return { inputs: new Float32Array(0), labels, size: 0 };
@@ -99,6 +106,7 @@ export async function loadRunData(options: RunDataOptions): Promise<RunData> {
       cacheDir: options.cacheDir,
       size: [size, size],
       channels: channels as 1 | 3,
+      background,
       minSourceSize: options.minImageSize,
       onProgress:
         options.onDecodeProgress && ((done, total) => options.onDecodeProgress?.(split, done, total)),

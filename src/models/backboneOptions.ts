@@ -18,19 +18,66 @@ export const BACKBONE_OPTIONS = [
   {
     name: 'backbone',
     type: 'string',
-    doc: 'a pretrained tfjs model as the encoder: a folder with model.json (layers or graph model) or the model.json',
+    doc: 'a pretrained image model: a folder with model.json (tfjs layers or graph model), the model.json, or an .onnx file (needs onnxruntime-node); graph and ONNX models, and layers models with --freeze, run frozen: their features are computed once and cached, and a head trains on them',
   },
   {
     name: 'backboneLayer',
     type: 'string',
-    doc: 'take the features from this inner layer (graph models: output node)',
+    doc: 'take the features from this inner layer (graph models: output node; ONNX: output name)',
   },
   {
     name: 'backbonePooling',
     type: 'string',
-    choices: ['none', 'avg', 'max'],
+    choices: ['none', 'avg', 'max', 'cls'],
     default: 'none',
-    doc: 'pool [batch, h, w, c] backbone features to [batch, c]',
+    doc: 'pool [batch, h, w, c] backbone features to [batch, c] (cls: the first token of [batch, tokens, d]); frozen backbones pool 4-D features with avg and 3-D with cls unless told',
+  },
+  {
+    name: 'backboneInputSize',
+    type: 'integer',
+    doc: 'frozen backbones: input size in pixels when the model does not fix it (a fixed one that differs is an error naming both)',
+  },
+  {
+    name: 'backboneResize',
+    type: 'string',
+    choices: ['stretch', 'crop', 'pad'],
+    default: 'stretch',
+    doc: 'frozen backbones: fit images to the input size by stretching, centre cropping, or padding with --background',
+  },
+  {
+    name: 'backboneScale',
+    type: 'string',
+    choices: ['auto', 'unit', 'symmetric', 'byte', 'imagenet'],
+    default: 'auto',
+    doc: 'frozen backbones: pixel scaling: unit [0,1], symmetric [-1,1], byte [0,255], imagenet (x - mean) / std; auto: imagenet for ONNX, unit for tfjs',
+  },
+  { name: 'backboneMean', type: 'numbers', doc: 'frozen backbones: per-channel mean (r,g,b) after scaling' },
+  { name: 'backboneStd', type: 'numbers', doc: 'frozen backbones: per-channel std (r,g,b) after the mean' },
+  {
+    name: 'backboneChannelOrder',
+    type: 'string',
+    choices: ['rgb', 'bgr'],
+    default: 'rgb',
+    doc: 'frozen backbones: channel order the model expects',
+  },
+  {
+    name: 'featureViews',
+    type: 'integer',
+    default: 0,
+    doc: 'frozen backbones: augmented views per training image whose features are cached besides the clean one (SimCLR-style methods need >= 2)',
+  },
+  {
+    name: 'featureCache',
+    type: 'string',
+    choices: ['auto', 'off'],
+    default: 'auto',
+    doc: 'auto: a frozen backbone (graph, ONNX, or layers with --freeze) runs once per image into a feature cache; off: a frozen layers model runs on every step (graph and ONNX models always use the cache)',
+  },
+  {
+    name: 'copyBackbone',
+    type: 'boolean',
+    default: false,
+    doc: "copy a frozen backbone's files into the run folder (default: the run refers to them by path and SHA-256 and refuses a changed file)",
   },
   {
     name: 'trainableFrom',
@@ -64,7 +111,10 @@ export const BACKBONE_OPTIONS = [
 
 /** Values of {@link BACKBONE_OPTIONS} as the options table parses them. */
 export type BackboneOptionValues = Partial<
-  Record<(typeof BACKBONE_OPTIONS)[number]['name'], string | number | boolean | readonly string[]>
+  Record<
+    (typeof BACKBONE_OPTIONS)[number]['name'],
+    string | number | boolean | readonly string[] | readonly number[]
+  >
 >;
 
 /**

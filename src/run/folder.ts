@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { faultPoint } from '../io/faults.js';
 import { describeFsError } from '../io/fsErrors.js';
 import type { ContrastiveModel } from '../models/contrastiveModel.js';
+import type { FrozenBackboneRecord } from '../models/featureExtractor.js';
 import { loadLayersModelFromDir, saveLayersModel } from '../models/modelIO.js';
 import { type Checkpoint, encodeCheckpoint, readCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
@@ -59,7 +60,10 @@ export class RunFolder {
     const info = await stat(this.path('cache')).catch(() => null);
     if (!info?.isDirectory()) return false;
     const files = await readdir(this.path('cache'));
-    return files.every((f) => /^images-[0-9a-f]+\.(u8|json)$/.test(f) || isTemp(f));
+    return files.every(
+      (f) =>
+        /^(images-[0-9a-f]+\.(u8|json)|features-[0-9a-f]+\.(f32|json|f32\.partial))$/.test(f) || isTemp(f),
+    );
   }
 
   /** The entries that make a folder foreign, for the refusal message. */
@@ -140,6 +144,8 @@ export class RunFolder {
     if (typeof config !== 'object' || Array.isArray(config) || typeof config.method !== 'string') {
       throw new ContrastiveError(`${command}: ${this.path('config')} is not a run's config (no "method").`);
     }
+    // runs made before --background dropped the alpha channel: keep decoding their images that way
+    if (!('background' in config)) (config as TrainConfig).background = 'none';
     return config;
   }
 
@@ -292,6 +298,16 @@ export class RunFolder {
   /** `eval.json`, or null when the run was not evaluated. */
   readEvaluation(command: string): Promise<EvalFile | null> {
     return this.readJson<EvalFile>('evaluation', command);
+  }
+
+  /** Records the run's frozen backbone (`backbone.json`). */
+  writeBackbone(record: FrozenBackboneRecord): Promise<void> {
+    return this.write('backbone', `${JSON.stringify(record, null, 2)}\n`);
+  }
+
+  /** The run's frozen backbone, or null for a run that trains its whole encoder. */
+  readBackbone(command: string): Promise<FrozenBackboneRecord | null> {
+    return this.readJson<FrozenBackboneRecord>('backbone', command);
   }
 
   private async write(file: keyof typeof RUN_FILES, text: string): Promise<void> {

@@ -12,6 +12,8 @@
  * | `checkpoint.bin`, `checkpoint.prev.bin` | train | the latest and the previous checkpoint |
  * | `head/`, then `model/` | train, at the end | projection head and backbone, tfjs layers format |
  * | `eval.json` | eval | an {@link EvalFile} |
+ * | `backbone.json` | train, frozen backbones | the pretrained model's kind, path, SHA-256, output and preprocessing |
+ * | `backbone/` | train `--copy-backbone` | the pretrained model's own files |
  * | `cache/` | train, eval (`--stream`, no `--cache-dir`) | decoded images, `images-<key>.u8` + `.json` |
  */
 export const RUN_FILES = {
@@ -26,6 +28,8 @@ export const RUN_FILES = {
   head: 'head',
   evaluation: 'eval.json',
   cache: 'cache',
+  backbone: 'backbone.json',
+  backboneCopy: 'backbone',
 } as const;
 
 /** The run folder format this version writes (in the marker file). */

@@ -1,7 +1,8 @@
-import { closeRunData, loadRunData, type RunData, type StreamMode } from '../data/runData.js';
+import { closeRunData, type RunData, type StreamMode } from '../data/runData.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { activeEngineLine } from '../engine/describe.js';
 import { ContrastiveError } from '../errors.js';
+import type { FeatureExtractor, FrozenBackboneRecord } from '../models/featureExtractor.js';
 import type { Checkpoint } from '../train/checkpoint.js';
 import { checkTrainable } from '../train/checks.js';
 import type { TrainConfig } from '../train/config.js';
@@ -10,6 +11,14 @@ import { ProgressReporter } from '../train/progress.js';
 import { checkpointMeta } from '../train/state.js';
 import { checkSameData, dataFingerprint } from './fingerprint.js';
 import { RunFolder } from './folder.js';
+import {
+  backboneRecord,
+  copyBackboneInto,
+  loadRunInputs,
+  openConfiguredBackbone,
+  openRecordedBackbone,
+  usesFrozenFeatures,
+} from './frozenBackbone.js';
 
 /** What {@link train} returns. */
 export interface TrainResult extends LoopResult {
@@ -104,14 +113,44 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   await useBackend(config.backend as BackendName | 'auto');
   progress.message(`engine: ${activeEngineLine()}`);
-  const data = await loadRunData({
-    ...config,
-    stream: (config.stream ?? 'auto') as StreamMode,
-    cacheDir: config.cacheDir ?? folder.path('cache'),
-    onDecodeProgress: decodeProgress(progress),
-  });
+  // a frozen pretrained backbone: opened (a resumed run's from its record, checksum verified) to
+  // compute the features once, then closed; what trains is a head on them
+  let backbone: FrozenBackboneRecord | null = null;
+  let extractor: FeatureExtractor | null = null;
+  if (await usesFrozenFeatures(config)) {
+    const saved = state === 'empty' ? null : await folder.readBackbone('train');
+    extractor = saved
+      ? await openRecordedBackbone(out, saved, 'train')
+      : await openConfiguredBackbone(config);
+    backbone = saved ?? backboneRecord(extractor, config.featureViews ?? 0);
+    const p = extractor.preprocessing;
+    progress.message(
+      `backbone: ${extractor.kind} model ${extractor.path} (frozen, SHA-256 ${extractor.sha256.slice(0, 12)}…), ${p.size[0]}×${p.size[1]} ${p.fit}, ${p.scale} scaling, ${extractor.featureDim} features (${extractor.pooling} pooling)`,
+    );
+  }
+  let data: RunData;
   try {
-    return await trainOn(config, data, folder, progress, hooks, resumeFrom);
+    const started = performance.now();
+    data = await loadRunInputs(
+      config,
+      {
+        ...config,
+        stream: (config.stream ?? 'auto') as StreamMode,
+        cacheDir: config.cacheDir ?? folder.path('cache'),
+        onDecodeProgress: decodeProgress(progress),
+      },
+      extractor,
+      featureProgress(progress),
+    );
+    if (extractor)
+      progress.message(
+        `features ready in ${((performance.now() - started) / 1000).toFixed(1)} s (computed once; reused from the cache while the backbone, preprocessing and images are unchanged)`,
+      );
+  } finally {
+    extractor?.dispose();
+  }
+  try {
+    return await trainOn(config, data, folder, progress, hooks, resumeFrom, backbone);
   } finally {
     await closeRunData(data);
   }
@@ -128,6 +167,21 @@ function decodeProgress(progress: ProgressReporter) {
   };
 }
 
+/** Computing frozen-backbone features: a line at each tenth. */
+function featureProgress(progress: ProgressReporter) {
+  let shown = -1;
+  const started = performance.now();
+  return (split: 'train' | 'test', done: number, total: number) => {
+    const tenth = Math.floor((10 * done) / total);
+    if (tenth === shown && done !== total) return;
+    shown = done === total ? -1 : tenth;
+    const rate = done / Math.max(1e-3, (performance.now() - started) / 1000);
+    progress.message(
+      `backbone features, ${split} split: ${done}/${total} images (${rate.toFixed(1)} images/s)`,
+    );
+  };
+}
+
 /** The part of {@link train} after the data is loaded: start or resume the run, then the loop. */
 async function trainOn(
   config: TrainConfig,
@@ -136,6 +190,7 @@ async function trainOn(
   progress: ProgressReporter,
   hooks: TrainHooks,
   resumeFrom: { checkpoint: Checkpoint; path: string } | undefined,
+  backbone: FrozenBackboneRecord | null,
 ): Promise<TrainResult> {
   const out = folder.dir;
   progress.message(
@@ -167,6 +222,8 @@ async function trainOn(
     );
   } else {
     await folder.start({ ...config, resume: false }, data.tree, await dataFingerprint(data));
+    if (backbone)
+      await folder.writeBackbone(config.copyBackbone ? await copyBackboneInto(folder, backbone) : backbone);
   }
 
   const result = await trainLoop(

@@ -1,8 +1,9 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { closeRunData, loadRunData, type RunData, type StreamMode } from '../data/runData.js';
+import { closeRunData, type RunData, type StreamMode } from '../data/runData.js';
 import type { TrainConfig } from '../train/config.js';
 import { checkSameData } from './fingerprint.js';
 import { RunFolder } from './folder.js';
+import { loadRunInputs, openRecordedBackbone } from './frozenBackbone.js';
 
 /** Where a finished run's data is now, when it is not where training found it. */
 export interface TrainedRunOptions {
@@ -49,11 +50,17 @@ export async function loadTrainedRun(runDir: string, options: TrainedRunOptions 
       dataDir: options.dataDir ?? config.dataDir,
       trainLimit: options.trainLimit ?? config.trainLimit,
     };
-    const data = await loadRunData({
-      ...dataOptions,
-      stream: options.stream ?? ((config.stream ?? 'auto') as StreamMode),
-      cacheDir: config.cacheDir ?? folder.path('cache'),
-    });
+    const record = await folder.readBackbone(command);
+    const extractor = record ? await openRecordedBackbone(runDir, record, command) : null;
+    const data = await loadRunInputs(
+      config,
+      {
+        ...dataOptions,
+        stream: options.stream ?? ((config.stream ?? 'auto') as StreamMode),
+        cacheDir: config.cacheDir ?? folder.path('cache'),
+      },
+      extractor,
+    ).finally(() => extractor?.dispose());
     try {
       const sameTrain =
         dataOptions.trainLimit === config.trainLimit && dataOptions.dataDir === config.dataDir;

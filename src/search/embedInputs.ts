@@ -3,7 +3,12 @@ import { extname, join, relative, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadFashionMnist } from '../data/fashionMnist.js';
 import { type FeatureTableOptions, readFeatureTable } from '../data/featureTable.js';
-import { decodeFailure, decodeImage, resolveDecodeOptions } from '../data/imageDecode.js';
+import {
+  decodeFailure,
+  decodeImage,
+  type ImageDecodeOptions,
+  resolveDecodeOptions,
+} from '../data/imageDecode.js';
 import { readImageFolder } from '../data/imageFolder.js';
 import { ContrastiveError } from '../errors.js';
 import type { EmbeddingSpace, IndexItemInput, ModelIdentity } from './embeddingIndex.js';
@@ -51,6 +56,8 @@ interface DecodedInputs {
   inputs: Float32Array;
   count: number;
   items: IndexItemInput[];
+  /** Shape of one input when it is not the model's (images a frozen backbone resizes itself). */
+  shape?: number[];
 }
 
 /**
@@ -75,24 +82,27 @@ export async function embedInputs(
     throw new ContrastiveError(`${fn}: batchSize must be an integer >= 1, but got ${batchSize}.`);
   const encoder = typeof run === 'string' ? await openRunEncoder(run, options.space ?? 'backbone') : run;
   try {
-    const decoded = await decodeInputs(fn, source, encoder.inputShape, options.thumbnails ?? false);
-    const size = encoder.inputShape.reduce((a, b) => a * b, 1);
+    const decoded = await decodeInputs(fn, source, encoder, options.thumbnails ?? false);
+    const shape = decoded.shape ?? encoder.inputShape;
+    const size = shape.reduce((a, b) => a * b, 1);
     let embeddings = new Float32Array(0);
     let dim = 0;
     for (let start = 0; start < decoded.count; start += batchSize) {
       const end = Math.min(decoded.count, start + batchSize);
-      const batch = tf.tensor(decoded.inputs.subarray(start * size, end * size), [
-        end - start,
-        ...encoder.inputShape,
-      ]);
-      const out = encoder.embed(batch);
-      batch.dispose();
+      const batch = tf.tensor(decoded.inputs.subarray(start * size, end * size), [end - start, ...shape]);
+      const out = await encoder.embedAsync(batch).finally(() => batch.dispose());
       if (dim === 0) {
         dim = out.shape[1];
         embeddings = new Float32Array(decoded.count * dim);
       }
-      embeddings.set(out.dataSync() as Float32Array, start * dim);
+      const values = (await out.data()) as Float32Array;
       out.dispose();
+      for (let k = 0; k < values.length; k++)
+        if (!Number.isFinite(values[k]))
+          throw new ContrastiveError(
+            `${fn}: the model gave a non-finite embedding for item ${decoded.items[start + Math.floor(k / dim)]?.id ?? start} (its weights or the input are broken); nothing was written.`,
+          );
+      embeddings.set(values, start * dim);
       options.onProgress?.(end, decoded.count);
     }
     return {
@@ -143,11 +153,14 @@ export async function parseInputSource(
 async function decodeInputs(
   fn: string,
   source: InputSource,
-  inputShape: number[],
+  encoder: Pick<RunEncoder, 'inputShape' | 'imageDecode' | 'resizesImages'>,
   thumbnails: boolean,
 ): Promise<DecodedInputs> {
+  const { inputShape, imageDecode } = encoder;
   const size = inputShape.reduce((a, b) => a * b, 1);
   const image = imageShape(inputShape);
+  // a frozen pretrained backbone takes colour images of its own size and resizes grey ones itself
+  const pretrained = encoder.resizesImages === true;
   switch (source.kind) {
     case 'fashion-mnist': {
       const split = await loadFashionMnist({
@@ -155,7 +168,7 @@ async function decodeInputs(
         dataDir: source.dataDir,
         limit: source.limit,
       });
-      checkSize(fn, `Fashion-MNIST (784 pixels)`, 784, size, inputShape);
+      if (!pretrained) checkSize(fn, `Fashion-MNIST (784 pixels)`, 784, size, inputShape);
       const items = await Promise.all(
         Array.from({ length: split.shape[0] }, async (_, i) => ({
           id: String(i),
@@ -166,7 +179,12 @@ async function decodeInputs(
             : undefined,
         })),
       );
-      return { inputs: split.images, count: split.shape[0], items };
+      return {
+        inputs: split.images,
+        count: split.shape[0],
+        items,
+        shape: pretrained ? [28, 28, 1] : undefined,
+      };
     }
     case 'image-folder': {
       if (!image)
@@ -176,6 +194,7 @@ async function decodeInputs(
       const folder = await readImageFolder(source.path, {
         size: [image[0], image[1]],
         channels: image[2] === 3 ? 3 : 1,
+        ...imageDecode,
         pad: 'repeat-leaf',
       });
       const items = await Promise.all(
@@ -200,7 +219,7 @@ async function decodeInputs(
       const inputs = new Float32Array(source.files.length * size);
       const items: IndexItemInput[] = [];
       for (const [i, file] of source.files.entries()) {
-        const pixels = await decodeQueryImage(file, image);
+        const pixels = await decodeQueryImage(file, image, undefined, imageDecode);
         inputs.set(pixels, i * size);
         items.push({
           id: file,
@@ -250,15 +269,45 @@ export async function decodeQueryImage(
   input: string | Uint8Array,
   [h, w, c]: [number, number, number],
   name = typeof input === 'string' ? input : 'the image',
+  decode: Pick<ImageDecodeOptions, 'background' | 'fit'> = {},
 ): Promise<Float32Array> {
   try {
-    const options = resolveDecodeOptions('decodeQueryImage', { size: [h, w], channels: c as 1 | 3 });
+    const options = resolveDecodeOptions('decodeQueryImage', {
+      ...decode,
+      size: [h, w],
+      channels: c as 1 | 3,
+    });
     return Float32Array.from(await decodeImage(input, options), (v) => v / 255);
   } catch (error) {
     if (error instanceof ContrastiveError) throw error;
     throw new ContrastiveError(
       `decodeQueryImage: cannot decode ${name} as an image: ${typeof input === 'string' ? await decodeFailure(input, error) : (error as Error).message}.`,
     );
+  }
+}
+
+/**
+ * Embeds one query image (a file or its bytes) with a run's encoder, decoded exactly as the
+ * run's catalogue images were: the one way the CLI's `search --image` and the server's `image`
+ * field turn an image into a vector. A run trained on feature vectors is a clear error.
+ */
+export async function embedQueryImage(
+  encoder: RunEncoder,
+  input: string | Uint8Array,
+  name = typeof input === 'string' ? input : 'the image',
+): Promise<Float32Array> {
+  const shape = imageShape(encoder.inputShape);
+  if (!shape)
+    throw new ContrastiveError(
+      `embedQueryImage: the run ${encoder.runDir} was trained on feature vectors [${encoder.inputShape}], not images, so it cannot embed ${name}; query with a vector or an id instead.`,
+    );
+  const pixels = await decodeQueryImage(input, shape, name, encoder.imageDecode);
+  const batch = tf.tensor(pixels, [1, ...shape]);
+  const embedding = await encoder.embedAsync(batch).finally(() => batch.dispose());
+  try {
+    return (await embedding.data()) as Float32Array;
+  } finally {
+    embedding.dispose();
   }
 }
 

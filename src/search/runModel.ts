@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import { type ImageFit, parseBackground } from '../data/imageDecode.js';
 import { closeRunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import type { LabelTree } from '../hierarchy/labelTree.js';
 import { loadLayersModelFromDir } from '../models/modelIO.js';
 import { RunFolder } from '../run/folder.js';
+import { openRecordedBackbone } from '../run/frozenBackbone.js';
 import { loadTrainedRun } from '../run/trainedRun.js';
 import type { EmbeddingSpace, ModelIdentity } from './embeddingIndex.js';
 import { modelEmbedding } from './modelEmbedding.js';
@@ -21,8 +23,23 @@ export interface RunEncoder {
   space: EmbeddingSpace;
   /** The model's checksum and origin, stored in an index built with it. */
   identity: ModelIdentity;
-  /** `[N, ...inputShape]` inputs to `[N, D]` embeddings of the chosen space (inference mode). */
+  /**
+   * How image files are decoded for this model: the background transparent pixels are composited
+   * on and how images are fitted, exactly as training decoded them.
+   */
+  imageDecode: { background: [number, number, number] | null; fit: ImageFit };
+  /**
+   * `[N, ...inputShape]` inputs to `[N, D]` embeddings of the chosen space (inference mode). A run
+   * on a frozen pretrained backbone (`backbone.json`) embeds only through {@link embedAsync}.
+   */
   embed(inputs: tf.Tensor): tf.Tensor2D;
+  /**
+   * The same for every run, including frozen-backbone runs (an ONNX backbone runs asynchronously);
+   * those also take `[N, h, w, 1 | 3]` images of another size (resized and made RGB as training did).
+   */
+  embedAsync(inputs: tf.Tensor): Promise<tf.Tensor2D>;
+  /** True for a frozen pretrained backbone, which resizes images of any size (and grey ones) itself. */
+  resizesImages?: boolean;
   dispose(): void;
 }
 
@@ -60,14 +77,59 @@ export async function openRunEncoder(
   const hash = createHash('sha256');
   for (const dir of space === 'head' ? ['model', 'head'] : ['model'])
     await hashModelFolder(hash, join(runDir, dir));
-  const inputShape = (backbone.inputs[0].shape as (number | null)[]).slice(1) as number[];
+  const config = await folder.readConfig(fn);
+  const record = await folder.readBackbone(fn);
+  const inner = modelEmbedding(backbone, head);
+  if (!record) {
+    return {
+      runDir,
+      tree,
+      inputShape: (backbone.inputs[0].shape as (number | null)[]).slice(1) as number[],
+      space,
+      identity: { checksum: hash.digest('hex'), source: resolve(runDir) },
+      imageDecode: { background: parseBackground(config.background ?? 'none'), fit: 'stretch' },
+      embed: inner.embed,
+      embedAsync: async (inputs) => inner.embed(inputs),
+      dispose: inner.dispose,
+    };
+  }
+  // a frozen pretrained backbone, then the trained head on its features
+  const extractor = await openRecordedBackbone(runDir, record, fn).catch((error: unknown) => {
+    inner.dispose();
+    throw error;
+  });
+  hash.update(record.sha256);
+  const [h, w] = record.preprocessing.size;
   return {
     runDir,
     tree,
-    inputShape,
+    inputShape: [h, w, 3],
     space,
     identity: { checksum: hash.digest('hex'), source: resolve(runDir) },
-    ...modelEmbedding(backbone, head),
+    imageDecode: { background: record.preprocessing.background, fit: record.preprocessing.fit },
+    resizesImages: true,
+    embed: () => {
+      throw new ContrastiveError(
+        `${fn}: ${runDir} embeds through its ${record.kind} backbone, which runs asynchronously; call embedAsync.`,
+      );
+    },
+    embedAsync: async (inputs) => {
+      const images = tf.tidy(() => {
+        let x = inputs as tf.Tensor4D;
+        if (x.shape[1] !== h || x.shape[2] !== w) x = tf.image.resizeBilinear(x, [h, w]);
+        return x.shape[3] === 1 ? tf.tile(x, [1, 1, 1, 3]) : tf.clone(x);
+      }) as tf.Tensor4D;
+      const features = await extractor.extract(images).finally(() => images.dispose());
+      try {
+        return inner.embed(features);
+      } finally {
+        features.dispose();
+      }
+    },
+    dispose: () => {
+      inner.dispose();
+      extractor.dispose();
+    },
   };
 }
 

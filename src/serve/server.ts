@@ -1,9 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import * as tf from '@tensorflow/tfjs-core';
 import { ContrastiveError } from '../errors.js';
 import type { LabelPath } from '../hierarchy/labelTree.js';
 import type { EmbeddingIndex, SearchOptions, SearchResult } from '../search/embeddingIndex.js';
-import { decodeQueryImage } from '../search/embedInputs.js';
+import { embedQueryImage } from '../search/embedInputs.js';
 import { type PathCalibration, predictPath } from '../search/predictPath.js';
 import type { RunEncoder } from '../search/runModel.js';
 import { resolveLevel, resolveNode } from '../search/treeNodes.js';
@@ -134,19 +133,13 @@ export function createSearchServer(
         'image',
         'this server has no model loaded, so it cannot embed images; send a vector or an id.',
       );
-    const shape =
-      encoder.inputShape.length === 3
-        ? (encoder.inputShape as [number, number, number])
-        : ([28, 28, 1] as [number, number, number]);
-    let pixels: Float32Array;
+    let vector: Float32Array;
     try {
-      pixels = await decodeQueryImage(Buffer.from(body.image, 'base64'), shape, 'the image field');
+      vector = await embedQueryImage(encoder, Buffer.from(body.image, 'base64'), 'the image field');
     } catch (error) {
-      throw new RequestError(400, 'image', (error as Error).message);
+      if (!(error instanceof ContrastiveError)) throw error;
+      throw new RequestError(400, 'image', error.message);
     }
-    const embedding = tf.tidy(() => encoder.embed(tf.tensor(pixels, [1, ...encoder.inputShape])));
-    const vector = Float32Array.from(embedding.dataSync());
-    embedding.dispose();
     return vector;
   };
 

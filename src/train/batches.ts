@@ -70,27 +70,32 @@ function labelRows(labels: Int32Array, depth: number, indices: ArrayLike<number>
 export class InMemoryBatchSource implements BatchSource {
   private readonly inputSize: number;
   private readonly buffer: Float32Array;
+  private readonly rowShape: number[];
+  private readonly rows: Float32Array;
 
   constructor(
     private readonly data: RunData,
     private readonly split: TrainingSplit,
     batchSize: number,
   ) {
-    this.inputSize = data.inputShape.reduce((a, b) => a * b, 1);
+    // a split with cached feature views gives [n, views, D] batches: the trainer draws a view per sample
+    this.rowShape = split.views ? [split.views.count, ...data.inputShape] : data.inputShape;
+    this.rows = split.views?.inputs ?? split.inputs;
+    this.inputSize = this.rowShape.reduce((a, b) => a * b, 1);
     this.buffer = new Float32Array(batchSize * this.inputSize);
   }
 
   /** The rows `indices` of the training split as a tensor `[n, ...inputShape]` and label rows. */
   gather(indices: Int32Array): TrainingBatch {
     const t0 = performance.now();
-    const { data, split, inputSize, buffer } = this;
+    const { data, split, rows, inputSize, buffer } = this;
     const n = indices.length;
     for (let r = 0; r < n; r++) {
       const i = indices[r];
-      buffer.set(split.inputs.subarray(i * inputSize, (i + 1) * inputSize), r * inputSize);
+      buffer.set(rows.subarray(i * inputSize, (i + 1) * inputSize), r * inputSize);
     }
     const labels = labelRows(split.labels, data.tree.depth, indices);
-    const x = tf.tensor(buffer.subarray(0, n * inputSize), [n, ...data.inputShape]);
+    const x = tf.tensor(buffer.subarray(0, n * inputSize), [n, ...this.rowShape]);
     return { x, labels, dataMs: performance.now() - t0 };
   }
 

@@ -1,10 +1,11 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import type { RunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import { backboneOptionsFrom } from '../models/backboneOptions.js';
 import { buildEncoder } from '../models/backbones.js';
 import { ContrastiveModel } from '../models/contrastiveModel.js';
-import { projectionHead } from '../models/encoders.js';
+import { mlpEncoder, projectionHead } from '../models/encoders.js';
 import type { TrainConfig } from './config.js';
 
 /** A run's model, and which of its variables belong to the backbone (for `--backbone-learning-rate`). */
@@ -28,6 +29,16 @@ export async function buildModelParts(config: TrainConfig, data: RunData): Promi
     seed: config.seed,
     embeddingDim: config.embeddingDim,
   });
+  if (data.frozenBackbone) {
+    // the backbone ran once over the data; what trains is a head on its features
+    const model = mlpEncoder({
+      inputDim: data.frozenBackbone.featureDim,
+      hiddenDims: options.headDims ?? [512],
+      embeddingDim: config.embeddingDim,
+      seed: config.seed,
+    });
+    return withHead(config, model, new Set(), 1, []);
+  }
   if (options.encoder === undefined && options.backbone === undefined) {
     options.encoder = data.kind === 'image' ? 'conv' : 'mlp';
   }
@@ -38,16 +49,32 @@ export async function buildModelParts(config: TrainConfig, data: RunData): Promi
       `train: --backbone ${config.backbone} is a tfjs graph model: it can be used frozen through the library's buildEncoder, but a run folder saves its backbone in tfjs layers format, which a graph model cannot be written as. Convert it with tensorflowjs_converter --output_format tfjs_layers_model.`,
     );
   }
+  return withHead(
+    config,
+    encoder.model,
+    new Set(encoder.backboneVariables),
+    backboneLearningRate,
+    encoder.frozenLayers,
+  );
+}
+
+function withHead(
+  config: TrainConfig,
+  encoder: tfl.LayersModel,
+  backboneVariables: ReadonlySet<tf.Variable>,
+  backboneLearningRate: number,
+  frozenLayers: string[],
+): BuiltModel {
   const head = projectionHead({
-    inputDim: encoder.featureDim,
+    inputDim: encoder.outputs[0].shape[1] as number,
     outputDim: config.projectionDim,
     seed: config.seed,
   });
   return {
-    model: new ContrastiveModel(encoder.model, head),
-    backboneVariables: new Set(encoder.backboneVariables),
+    model: new ContrastiveModel(encoder, head),
+    backboneVariables,
     backboneLearningRate,
-    frozenLayers: encoder.frozenLayers,
+    frozenLayers,
   };
 }
 

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { augmentFeatures, augmentImages } from '../data/augment.js';
 import { colorAugment } from '../data/colorAugment.js';
 import { colorAugmentOptionsFrom } from '../data/dataOptions.js';
@@ -182,6 +182,8 @@ export async function trainLoop(
  * flip, noise) for one channel, feature noise and dropout for tables.
  */
 function augmentation(config: TrainConfig, data: RunData, state: { augmentRng: Rng }) {
+  const views = 'views' in data.train ? data.train.views : undefined;
+  if (views) return (batch: tf.Tensor) => pickView(batch as tf.Tensor3D, state.augmentRng);
   if (data.kind === 'image' && data.inputShape[2] === 3) {
     const options = colorAugmentOptionsFrom(config, data.inputShape[0]);
     return (batch: tf.Tensor) => colorAugment(batch as tf.Tensor4D, state.augmentRng, options);
@@ -190,6 +192,13 @@ function augmentation(config: TrainConfig, data: RunData, state: { augmentRng: R
     data.kind === 'image'
       ? augmentImages(batch as tf.Tensor4D, state.augmentRng)
       : augmentFeatures(batch as tf.Tensor2D, state.augmentRng);
+}
+
+/** One of the cached views `[n, K, D]` per sample, drawn by `rng`: `[n, D]`. */
+function pickView(batch: tf.Tensor3D, rng: Rng): tf.Tensor2D {
+  const [n, k, d] = batch.shape;
+  const rows = Int32Array.from({ length: n }, (_, i) => i * k + Math.floor(rng.next() * k));
+  return tf.tidy(() => tf.gather(tf.reshape(batch, [n * k, d]), tf.tensor1d(rows, 'int32')));
 }
 
 function learningRateSchedule(config: TrainConfig, stepsPerEpoch: number): Schedule {

@@ -66,19 +66,11 @@ export const searchCommand: CommandSpec = {
       });
       result = index.search({ vector }, searchOptions);
     } else {
-      const { decodeQueryImage } = await import('../../search/embedInputs.js');
+      const { embedQueryImage } = await import('../../search/embedInputs.js');
       const { openIndexEncoder } = await import('../../search/runModel.js');
       const encoder = await openIndexEncoder(index, options.run as string | undefined);
       try {
-        const shape =
-          encoder.inputShape.length === 3
-            ? (encoder.inputShape as [number, number, number])
-            : ([28, 28, 1] as [number, number, number]);
-        const pixels = await decodeQueryImage(options.image as string, shape);
-        const tf = await import('@tensorflow/tfjs-core');
-        const embedding = tf.tidy(() => encoder.embed(tf.tensor(pixels, [1, ...encoder.inputShape])));
-        const vector = Array.from(embedding.dataSync());
-        embedding.dispose();
+        const vector = await embedQueryImage(encoder, options.image as string);
         result = index.search({ vector }, searchOptions);
       } finally {
         encoder.dispose();
