@@ -46,9 +46,13 @@ function viewMethod(
     step(models, optimizer, inputs, config): StepOutput {
       const { model } = models;
       const n = inputs.labels.length;
-      const views = tf.concat(
-        Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
-        0,
+      // each augmented view is a batch-sized tensor the tidy frees once they are concatenated
+      // (outside one they leaked V batches a step, until the 4 GiB wasm heap ran out)
+      const views = tf.tidy(() =>
+        tf.concat(
+          Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
+          0,
+        ),
       );
       let levelTensors: tf.Scalar[] | undefined;
       const { loss } = optimizer.step(() => {
