@@ -8,13 +8,16 @@ import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { closeRunData, isCachedSplit, loadRunData } from '../../src/data/runData.js';
 import { useBackend } from '../../src/engine/backend.js';
+import { ContrastiveError } from '../../src/errors.js';
 import { Rng } from '../../src/random.js';
 import { encodeCheckpoint } from '../../src/train/checkpoint.js';
 import { trainLoop } from '../../src/train/loop.js';
-import type { Method } from '../../src/train/methods/registry.js';
+import { type Method, trainingMethod } from '../../src/train/methods/registry.js';
+import type { TrainingMethod } from '../../src/train/methods/types.js';
 import { type MemoryLevel, memoryLevel, trackWasmHeap, type WasmHeapTracker } from '../helpers/memory.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
@@ -105,4 +108,71 @@ describe('steady memory while training', () => {
       assert.deepEqual(memoryLevel(heap), start);
     });
   }
+
+  /**
+   * Runs supcon in memory with its step wrapped: `keep` tensors it keeps each step, and the wasm
+   * module's abort at step `abortAt`; returns the error the loop turns that into.
+   */
+  async function exhaust(abortAt: number, keep: () => tf.Tensor | undefined): Promise<Error> {
+    const config = await smallConfig(join(dir, `exhaust-${abortAt}`), {
+      data: images,
+      channels: 3,
+      imageSize: 8,
+      method: 'supcon',
+      batchSize: 8,
+      epochs: 20,
+      evalEvery: 0,
+    });
+    const data = await loadRunData({ ...config, stream: 'off', cacheDir: join(dir, 'unused') });
+    const method = trainingMethod('supcon');
+    const step = method.step;
+    const kept: tf.Tensor[] = [];
+    let steps = 0;
+    method.step = (...args: Parameters<TrainingMethod['step']>) => {
+      if (++steps === abortAt) throw new Error('Aborted(). Build with -sASSERTIONS for more info.');
+      const t = keep();
+      if (t) kept.push(t);
+      return step(...args);
+    };
+    try {
+      await trainLoop(config, data, {
+        progress: quietProgress(),
+        record: () => undefined,
+        saveCheckpoint: async () => undefined,
+        saveModel: async () => undefined,
+      });
+    } catch (error) {
+      return error as Error;
+    } finally {
+      method.step = step;
+      tf.dispose(kept);
+      await closeRunData(data);
+    }
+    assert.fail('the run did not fail');
+  }
+
+  it('a heap exhaustion says what was measured: a step too big for the heap → lower --batch-size', async () => {
+    const error = await exhaust(6, () => undefined);
+    assert.ok(error instanceof ContrastiveError, String(error));
+    assert.match(
+      error.message,
+      /ran out of memory at epoch 2, step 6 \(batch size 8 × 2 views; one batch of inputs is 6 KiB\)/,
+    );
+    assert.match(
+      error.message,
+      /Tensors in use: .* when it failed, .* at the start of step 6, .* at the start of step 2\./,
+    );
+    assert.match(error.message, /The wasm heap had reserved/);
+    assert.match(error.message, /held steady between steps.*lower --batch-size/);
+    assert.doesNotMatch(error.message, /leak/);
+  });
+
+  it('a heap exhaustion after memory grew from step to step is called a leak, not a batch too big', async () => {
+    // 2 MiB kept each step: past the 64 MiB that separates a leak from noise by step ~35
+    const error = await exhaust(40, () => tf.zeros([512 * 1024]));
+    assert.ok(error instanceof ContrastiveError, String(error));
+    assert.match(error.message, /Memory grew by 76 MiB over 38 steps \(2 MiB a step, 341\.3 input batches\)/);
+    assert.match(error.message, /a leak, not the batch size/);
+    assert.doesNotMatch(error.message, /lower --batch-size/);
+  });
 });

@@ -30,6 +30,7 @@ function viewMethod(
   return {
     summary,
     minViews: 2,
+    viewsPerStep: (config) => config.views,
     labels,
     validate,
     async build(config, data): Promise<MethodModels> {
