@@ -11,11 +11,13 @@ import { batchSource, epochBatches } from './batches.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { trainingMethod } from './methods/registry.js';
+import type { StepOutput } from './methods/types.js';
 import { Optimizer } from './optimizers.js';
 import type { ProgressReporter } from './progress.js';
 import { quickKnn } from './quickKnn.js';
 import { constantWithWarmup, cosineWithWarmup, type Schedule } from './schedules.js';
 import { fromCheckpoint, initialState, toCheckpoint } from './state.js';
+import { StepMemory } from './stepMemory.js';
 import { LoggingWindow, type TrainingRecord } from './window.js';
 
 /** Where the loop's output goes; the run folder (`src/run/`) provides one backed by its files. */
@@ -79,6 +81,13 @@ export async function trainLoop(
   const batches = batchSource(data, config.batchSize);
   const augment = augmentation(config, data, state);
   const checkpoint = () => io.saveCheckpoint(toCheckpoint(state, models, optimizer, config));
+  // tensor bytes when each step starts, for the message a heap exhaustion becomes
+  const memory = new StepMemory({
+    backend: tf.getBackend(),
+    batchSize: Math.min(config.batchSize, data.train.size),
+    batchBytes: Math.min(config.batchSize, data.train.size) * data.inputShape.reduce((a, b) => a * b, 4),
+    views: method.viewsPerStep(config),
+  });
   let finalLoss = Number.NaN;
   let knnAccuracy: number | undefined;
   const stopRequested = () =>
@@ -100,17 +109,24 @@ export async function trainLoop(
       try {
         while (state.stepInEpoch < epoch.length) {
           const lr = learningRate(state.step);
+          const where = `at epoch ${state.epoch}, step ${state.step + 1}`;
+          memory.stepStarts(state.step + 1);
           const { x, labels, dataMs } = await reader.next().catch((error: unknown) => {
-            throw heapError(config, error);
+            throw memory.heapError(error, `reading the batch ${where}`);
           });
-          const out = withHeapGuard(config, () =>
-            method.step(
+          let out: StepOutput;
+          try {
+            out = method.step(
               models,
               optimizer,
               { x, labels, augment, learningRate: lr, step: state.step, stepsPerEpoch, mixRng: state.mixRng },
               config,
-            ),
-          );
+            );
+          } catch (error) {
+            // the wasm backend aborts when its 4 GiB heap runs out: say what was measured and
+            // what to do instead of a stack trace
+            throw memory.heapError(error, where);
+          }
           x.dispose();
           if (!Number.isFinite(out.loss)) {
             throw new ContrastiveError(
@@ -206,23 +222,4 @@ function learningRateSchedule(config: TrainConfig, stepsPerEpoch: number): Sched
   return config.schedule === 'cosine'
     ? cosineWithWarmup(config.learningRate, stepsPerEpoch * config.epochs, warmup)
     : constantWithWarmup(config.learningRate, warmup);
-}
-
-/** The wasm backend aborts when its 4 GiB heap runs out; say so, and what to do, instead of a stack trace. */
-function withHeapGuard<T>(config: TrainConfig, step: () => T): T {
-  try {
-    return step();
-  } catch (error) {
-    throw heapError(config, error);
-  }
-}
-
-/** A heap exhaustion as a `ContrastiveError` naming the batch size; any other error as it is. */
-function heapError(config: TrainConfig, error: unknown): unknown {
-  if (error instanceof Error && /Aborted|out of memory|memory access out of bounds/i.test(error.message)) {
-    return new ContrastiveError(
-      `train: the ${config.backend === 'auto' ? 'active' : config.backend} backend ran out of memory at batch size ${config.batchSize} × ${config.views} views (the wasm heap is at most 4 GiB); lower --batch-size. The last checkpoint is intact.`,
-    );
-  }
-  return error;
 }

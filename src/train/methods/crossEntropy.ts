@@ -12,6 +12,7 @@ import { flatLabelLevel, scalarValue, variablesOf } from './viewMethods.js';
 export const ce: TrainingMethod = {
   summary: 'cross-entropy baseline: a linear classifier on the finest level every row knows',
   minViews: 1,
+  viewsPerStep: () => 1,
   labels: 'finest',
   async build(config, data) {
     const built = await buildModelParts(config, data);

@@ -40,6 +40,8 @@ function momentumMethod(summary: string, queryLoss: QueryLoss): TrainingMethod {
   return {
     summary,
     minViews: 1,
+    // a query view and a key view
+    viewsPerStep: () => 2,
     labels: 'none',
     build: buildMomentum,
     step(models, optimizer, inputs, config): StepOutput {

@@ -56,6 +56,8 @@ export interface TrainingMethod {
   summary: string;
   /** Views per sample the method needs at least (`--views`). */
   minViews: number;
+  /** Augmented views of each sample one step draws (for what a step holds in memory). */
+  viewsPerStep(config: TrainConfig): number;
   /** Which labels the loss uses: none (self-supervised), the finest level, or every level. */
   labels: 'none' | 'finest' | 'all';
   /** Throws a `ContrastiveError` when the options or the data do not suit the method. */

@@ -30,6 +30,7 @@ function viewMethod(
   return {
     summary,
     minViews: 2,
+    viewsPerStep: (config) => config.views,
     labels,
     validate,
     async build(config, data): Promise<MethodModels> {
@@ -46,9 +47,13 @@ function viewMethod(
     step(models, optimizer, inputs, config): StepOutput {
       const { model } = models;
       const n = inputs.labels.length;
-      const views = tf.concat(
-        Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
-        0,
+      // each augmented view is a batch-sized tensor the tidy frees once they are concatenated
+      // (outside one they leaked V batches a step, until the 4 GiB wasm heap ran out)
+      const views = tf.tidy(() =>
+        tf.concat(
+          Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
+          0,
+        ),
       );
       let levelTensors: tf.Scalar[] | undefined;
       const { loss } = optimizer.step(() => {
