@@ -139,8 +139,10 @@ async function baselineScores(
     rawTrain.inputs.dispose();
     throw error;
   });
+  // a run on a frozen backbone's features: its "raw input" is those features, the head untrained
+  const frozen = data.frozenBackbone !== undefined;
   const raw = score(
-    'raw input',
+    frozen ? 'frozen backbone features' : 'raw input',
     { embeddings: rawTrain.inputs, labels: rawTrain.labels },
     { embeddings: rawTest.inputs, labels: rawTest.labels },
   );
@@ -157,7 +159,7 @@ async function baselineScores(
       },
     );
     const initial = score(
-      config.backbone ? 'pretrained backbone' : 'untrained encoder',
+      frozen ? 'untrained head on them' : config.backbone ? 'pretrained backbone' : 'untrained encoder',
       { embeddings: train, labels: rows(data.train) },
       { embeddings: test, labels: rows(data.test) },
     );

@@ -24,7 +24,12 @@ export interface NeighborStrip {
  * Beside the trained model's numbers they say what training bought.
  */
 export interface BaselineScores {
-  name: 'raw input' | 'untrained encoder' | 'pretrained backbone';
+  name:
+    | 'raw input'
+    | 'untrained encoder'
+    | 'pretrained backbone'
+    | 'frozen backbone features'
+    | 'untrained head on them';
   /** kNN accuracy of the predicted path at each level, coarsest first. */
   knnAccuracyByLevel: number[];
   /** mAP@R and precision@1 per level (leave-one-out within the test split). */

@@ -41,20 +41,27 @@ export const compareCommand: CommandSpec = {
       ['consistency violations %', (r) => pct(r.evaluation!.consistency?.violationRate)],
       ['unseen: coarse mAP@R %', (r) => pct(r.evaluation!.unseen?.retrieval[0]?.mapAtR)],
       // baselines beside the results: what each run's training bought over its input and its start
-      ...(['raw input', 'untrained encoder', 'pretrained backbone'] as const).flatMap(
-        (name): [string, (r: (typeof runs)[number]) => string][] =>
-          runs.some((r) => r.baselines?.some((b) => b.name === name))
-            ? [
-                [
-                  `${name}: kNN acc ${level(runs[0], numLevels - 1)} %`,
-                  (r) => pct(r.baselines?.find((b) => b.name === name)?.knnAccuracyByLevel[numLevels - 1]),
-                ],
-                [
-                  `${name}: mAP@R ${level(runs[0], numLevels - 1)} %`,
-                  (r) => pct(r.baselines?.find((b) => b.name === name)?.mapAtR[numLevels - 1]),
-                ],
-              ]
-            : [],
+      ...(
+        [
+          'raw input',
+          'untrained encoder',
+          'pretrained backbone',
+          'frozen backbone features',
+          'untrained head on them',
+        ] as const
+      ).flatMap((name): [string, (r: (typeof runs)[number]) => string][] =>
+        runs.some((r) => r.baselines?.some((b) => b.name === name))
+          ? [
+              [
+                `${name}: kNN acc ${level(runs[0], numLevels - 1)} %`,
+                (r) => pct(r.baselines?.find((b) => b.name === name)?.knnAccuracyByLevel[numLevels - 1]),
+              ],
+              [
+                `${name}: mAP@R ${level(runs[0], numLevels - 1)} %`,
+                (r) => pct(r.baselines?.find((b) => b.name === name)?.mapAtR[numLevels - 1]),
+              ],
+            ]
+          : [],
       ),
     ];
     if (options.json) {
