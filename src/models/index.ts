@@ -13,3 +13,15 @@ export {
   mobileNetV2Encoder,
   resNet18Encoder,
 } from './backbones.js';
+export {
+  type BackboneKind,
+  backboneKind,
+  backboneSha256,
+  type FeatureExtractor,
+  type FeatureExtractorOptions,
+  type FeaturePooling,
+  type FrozenBackboneRecord,
+  openFeatureExtractor,
+  type PixelScale,
+  type Preprocessing,
+} from './featureExtractor.js';

@@ -144,6 +144,10 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
     const encoder = await openIndexEncoder(index, options.run);
     encoder.dispose();
     const runDir = options.run ?? index.model!.source;
+    if (await stat(join(runDir, 'backbone.json')).catch(() => null))
+      throw new ContrastiveError(
+        `${fn}: the run ${runDir} embeds through a frozen pretrained backbone (backbone.json), which the web page cannot run yet; serve the index with contrastive serve instead.`,
+      );
     const backbone = await readModelFolder(join(runDir, 'model'), fn);
     const head = index.space === 'head' ? await readModelFolder(join(runDir, 'head'), fn) : null;
     let calibration: SiteConfig['calibration'] = null;
