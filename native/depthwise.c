@@ -1,8 +1,9 @@
 /*
  * Depthwise 2-D convolutions (tfjs's DepthwiseConv2dNative and both of its gradients) in NHWC with
- * [KH, KW, C, M] filters, output channel c·M + q: through oneDNN as a grouped convolution (C groups,
- * conv_onednn.c) when the addon is built with it and the shape suits it (no dilation, windows that
- * cover the input), else direct loops here: OpenMP over output rows (the filter gradient over a
+ * [KH, KW, C, M] filters, output channel c·M + q: the forward and the input gradient through oneDNN
+ * as a grouped convolution (C groups, conv_onednn.c) when the addon is built with it and the shape
+ * suits it (no dilation, windows that cover the input), else, and for the filter gradient, direct
+ * loops here: OpenMP over output rows (the filter gradient over a
  * fixed number of row chunks, combined in chunk order, so results never depend on the thread
  * count), channels innermost in blocks that stay in vector registers.
  */
@@ -40,94 +41,93 @@ static float *partial_buffer(size_t floats) {
  * registers; the last, shorter block of a row takes the same code with its own length. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* One output pixel's channels c0 .. c0 + len (M = 1): Σ over the taps inside the input. */
-ALWAYS_INLINE void forward_block(const dw_shape *s, const float *x, const float *w, float *o, int64_t n, int64_t oy,
-                                 int64_t ox, int64_t c0, const int64_t len) {
+/* out[c0 .. c0 + len] = Σ_i a[i][c] · b[i][c] over one pixel's taps (M = 1): the taps inside the
+ * input are listed once per pixel, not per channel block. */
+ALWAYS_INLINE void taps_block(const float *const *a, const float *const *b, int64_t taps, float *out, int64_t c0,
+                              const int64_t len) {
   float acc[BLOCK];
   for (int64_t j = 0; j < len; j++) acc[j] = 0.0f;
-  for (int64_t ky = 0; ky < s->kh; ky++) {
-    const int64_t y = oy * s->sh + ky * s->dh - s->pt;
-    if (y < 0 || y >= s->h) continue;
-    for (int64_t kx = 0; kx < s->kw; kx++) {
-      const int64_t xx = ox * s->sw + kx * s->dw - s->pl;
-      if (xx < 0 || xx >= s->w) continue;
-      const float *xv = x + ((n * s->h + y) * s->w + xx) * s->c + c0;
-      const float *f = w + (ky * s->kw + kx) * s->c + c0;
+  for (int64_t i = 0; i < taps; i++) {
+    const float *av = a[i] + c0, *bv = b[i] + c0;
 #pragma omp simd
-      for (int64_t j = 0; j < len; j++) acc[j] += xv[j] * f[j];
-    }
+    for (int64_t j = 0; j < len; j++) acc[j] += av[j] * bv[j];
   }
-  for (int64_t j = 0; j < len; j++) o[c0 + j] = acc[j];
+  for (int64_t j = 0; j < len; j++) out[c0 + j] = acc[j];
+}
+
+/* out[0 .. c) = Σ_i a[i][c] · b[i][c], in channel blocks. */
+static inline void taps_pixel(const float *const *a, const float *const *b, int64_t taps, float *out, int64_t c) {
+  int64_t c0 = 0;
+  for (; c0 + BLOCK <= c; c0 += BLOCK) taps_block(a, b, taps, out, c0, BLOCK);
+  if (c0 < c) taps_block(a, b, taps, out, c0, c - c0);
 }
 
 /* out[n, oy, :, :] = Σ_taps x[n, oy·sh + ky·dh - pt, ox·sw + kx·dw - pl, c] · w[ky, kx, c, q] */
 VECTOR_CLONES static void forward_row(const dw_shape *s, const float *x, const float *w, float *out, int64_t n,
                                       int64_t oy) {
   const int64_t cm = s->c * s->m;
+  const float *xs[s->kh * s->kw], *fs[s->kh * s->kw];
   float *o = out + (n * s->oh + oy) * s->ow * cm;
   for (int64_t ox = 0; ox < s->ow; ox++, o += cm) {
-    if (s->m == 1) {
-      int64_t c0 = 0;
-      for (; c0 + BLOCK <= s->c; c0 += BLOCK) forward_block(s, x, w, o, n, oy, ox, c0, BLOCK);
-      if (c0 < s->c) forward_block(s, x, w, o, n, oy, ox, c0, s->c - c0);
-      continue;
-    }
-    /* a channel multiplier: accumulate in place, output channel c·M + q reading input channel c */
-    for (int64_t j = 0; j < cm; j++) o[j] = 0.0f;
+    int64_t taps = 0;
     for (int64_t ky = 0; ky < s->kh; ky++) {
       const int64_t y = oy * s->sh + ky * s->dh - s->pt;
       if (y < 0 || y >= s->h) continue;
       for (int64_t kx = 0; kx < s->kw; kx++) {
         const int64_t xx = ox * s->sw + kx * s->dw - s->pl;
         if (xx < 0 || xx >= s->w) continue;
-        const float *xv = x + ((n * s->h + y) * s->w + xx) * s->c;
-        const float *f = w + (ky * s->kw + kx) * cm;
-        for (int64_t c = 0; c < s->c; c++)
-          for (int64_t q = 0; q < s->m; q++) o[c * s->m + q] += xv[c] * f[c * s->m + q];
+        xs[taps] = x + ((n * s->h + y) * s->w + xx) * s->c;
+        fs[taps++] = w + (ky * s->kw + kx) * cm;
       }
     }
+    if (s->m == 1) {
+      taps_pixel(xs, fs, taps, o, s->c);
+      continue;
+    }
+    /* a channel multiplier: output channel c·M + q reads input channel c */
+    for (int64_t j = 0; j < cm; j++) o[j] = 0.0f;
+    for (int64_t i = 0; i < taps; i++)
+      for (int64_t c = 0; c < s->c; c++)
+        for (int64_t q = 0; q < s->m; q++) o[c * s->m + q] += xs[i][c] * fs[i][c * s->m + q];
   }
 }
 
-/* One input pixel's gradient, channels c0 .. c0 + len: Σ over the taps whose output (oy, ox) reads
- * it, oy·sh = y + pt - ky·dh and ox·sw = x + pl - kx·dw, and over the channel's M outputs. */
-ALWAYS_INLINE void input_grad_block(const dw_shape *s, const float *dy, const float *w, float *d, int64_t n, int64_t y,
-                                    int64_t x, int64_t c0, const int64_t len) {
-  const int64_t cm = s->c * s->m;
-  float acc[BLOCK];
-  for (int64_t j = 0; j < len; j++) acc[j] = 0.0f;
-  for (int64_t ky = 0; ky < s->kh; ky++) {
-    const int64_t ty = y + s->pt - ky * s->dh;
-    if (ty < 0 || ty % s->sh) continue;
-    const int64_t oy = ty / s->sh;
-    if (oy >= s->oh) continue;
-    for (int64_t kx = 0; kx < s->kw; kx++) {
-      const int64_t tx = x + s->pl - kx * s->dw;
-      if (tx < 0 || tx % s->sw) continue;
-      const int64_t ox = tx / s->sw;
-      if (ox >= s->ow) continue;
-      const float *g = dy + ((n * s->oh + oy) * s->ow + ox) * cm + c0 * s->m;
-      const float *f = w + (ky * s->kw + kx) * cm + c0 * s->m;
-      if (s->m == 1) {
-#pragma omp simd
-        for (int64_t j = 0; j < len; j++) acc[j] += g[j] * f[j];
-      } else {
-        for (int64_t j = 0; j < len; j++)
-          for (int64_t q = 0; q < s->m; q++) acc[j] += g[j * s->m + q] * f[j * s->m + q];
-      }
-    }
-  }
-  for (int64_t j = 0; j < len; j++) d[c0 + j] = acc[j];
-}
-
-/* dx[n, y, :, :], gathered per input pixel (rows are independent: no writes shared between threads). */
+/* dx[n, y, :, :] = Σ_taps Σ_q dy[n, oy, ox, c·M + q] · w[ky, kx, c, q] over the taps whose output
+ * (oy, ox) reads (y, x): oy·sh = y + pt - ky·dh, ox·sw = x + pl - kx·dw. Gathered per input pixel,
+ * so rows are independent (no writes shared between threads). */
 VECTOR_CLONES static void input_grad_row(const dw_shape *s, const float *dy, const float *w, float *dx, int64_t n,
                                          int64_t y) {
+  const int64_t cm = s->c * s->m;
+  const float *gs[s->kh * s->kw], *fs[s->kh * s->kw];
+  int64_t oys[s->kh], kys[s->kh], rows = 0;
+  for (int64_t ky = 0; ky < s->kh; ky++) {
+    const int64_t ty = y + s->pt - ky * s->dh;
+    if (ty < 0 || ty % s->sh || ty / s->sh >= s->oh) continue;
+    oys[rows] = ty / s->sh;
+    kys[rows++] = ky;
+  }
   float *d = dx + (n * s->h + y) * s->w * s->c;
   for (int64_t x = 0; x < s->w; x++, d += s->c) {
-    int64_t c0 = 0;
-    for (; c0 + BLOCK <= s->c; c0 += BLOCK) input_grad_block(s, dy, w, d, n, y, x, c0, BLOCK);
-    if (c0 < s->c) input_grad_block(s, dy, w, d, n, y, x, c0, s->c - c0);
+    int64_t taps = 0;
+    for (int64_t kx = 0; kx < s->kw; kx++) {
+      const int64_t tx = x + s->pl - kx * s->dw;
+      if (tx < 0 || tx % s->sw || tx / s->sw >= s->ow) continue;
+      const int64_t ox = tx / s->sw;
+      for (int64_t r = 0; r < rows; r++) {
+        gs[taps] = dy + ((n * s->oh + oys[r]) * s->ow + ox) * cm;
+        fs[taps++] = w + (kys[r] * s->kw + kx) * cm;
+      }
+    }
+    if (s->m == 1) {
+      taps_pixel(gs, fs, taps, d, s->c);
+      continue;
+    }
+    for (int64_t c = 0; c < s->c; c++) {
+      float acc = 0.0f;
+      for (int64_t i = 0; i < taps; i++)
+        for (int64_t q = 0; q < s->m; q++) acc += gs[i][c * s->m + q] * fs[i][c * s->m + q];
+      d[c] = acc;
+    }
   }
 }
 
@@ -244,7 +244,9 @@ napi_value Depthwise(napi_env env, napi_callback_info info) {
   else
     REQUIRE(env, 0, "depthwise: mode must be 0, 1 or 2");
 #ifdef CONTRASTIVE_ONEDNN
-  if (onednn_convolutions_on() && s.dh == 1 && s.dw == 1) {
+  /* the filter gradient stays on the direct loops: at MobileNetV2's layers (batch 16, 224 × 224)
+   * they took 37-47 ms in all against oneDNN's 58-69 ms (bench/mobilenet.ts --layers-only) */
+  if (onednn_convolutions_on() && mode != CONV_FILTER_GRAD && s.dh == 1 && s.dw == 1) {
     const conv_shape g = {s.n, s.h, s.w, s.c, s.oh, s.ow, s.c * s.m, s.kh, s.kw, s.sh, s.sw, s.pt, s.pl, s.c};
     if (onednn_conv(&g, (int)mode, p, q, NULL, false, out) == 0) {
       onednn_calls++;
