@@ -153,7 +153,7 @@ describe('depthwise convolutions against cpu', () => {
     if (oneDnnOn) setOneDnnConvolutions(true);
   });
 
-  it('oneDNN grouped convolutions (forward, both gradients) match cpu', {
+  it('oneDNN grouped convolutions (forward, input gradient; direct loops for the filter gradient) match cpu', {
     skip: oneDnnOn ? false : `native convolutions: ${nativeConvPath() ?? native.detail}`,
   }, async () => {
     setOneDnnConvolutions(true);
@@ -161,8 +161,9 @@ describe('depthwise convolutions against cpu', () => {
     await compareWithCpu('oneDNN');
     checkDilated('oneDNN');
     const calls = nativeDepthwiseCounts()!;
-    assert.ok(calls.onednn - before.onednn >= 3 * 6, `oneDNN ran ${calls.onednn - before.onednn} times`);
-    // the valid windows that skip the last rows and the dilated calls go to the direct loops
+    // the forward and the input gradient; the filter gradient is always the direct loops
+    assert.ok(calls.onednn - before.onednn >= 2 * 6, `oneDNN ran ${calls.onednn - before.onednn} times`);
+    // so do the valid windows that skip the last rows and the dilated calls
     assert.ok(calls.direct > before.direct, 'the shapes oneDNN declines did not reach the direct loops');
   });
 
