@@ -31,10 +31,13 @@ static bool use_onednn = true;
 static bool use_onednn = false;
 #endif
 
+bool onednn_convolutions_on(void) { return use_onednn; }
+
 static napi_value read_conv_shape(napi_env env, napi_value *argv, conv_shape *s) {
   int64_t *fields[] = {&s->n, &s->h, &s->w, &s->cin, &s->oh, &s->ow, &s->cout, &s->kh, &s->kw, &s->sh, &s->sw, &s->pt, &s->pl};
   for (int i = 0; i < 13; i++)
     if (!get_int(env, argv[i], fields[i])) return NULL;
+  s->groups = 1;
   REQUIRE(env, s->n > 0 && s->h > 0 && s->w > 0 && s->cin > 0 && s->oh > 0 && s->ow > 0 && s->cout > 0 &&
                    s->kh > 0 && s->kw > 0 && s->sh > 0 && s->sw > 0,
           "conv: sizes must be > 0");

@@ -90,15 +90,20 @@ static bool build(cached_conv *c, const conv_shape *s, int mode, bool bias, bool
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t post_ops = NULL;
   const dnnl_dims_t x_dims = {s->n, s->cin, s->h, s->w}, y_dims = {s->n, s->cout, s->oh, s->ow},
-                    w_dims = {s->cout, s->cin, s->kh, s->kw}, b_dims = {s->cout};
+                    w_dims = {s->cout, s->cin, s->kh, s->kw}, b_dims = {s->cout},
+                    g_dims = {s->groups, s->cout / s->groups, s->cin / s->groups, s->kh, s->kw};
+  /* grouped (depthwise) filters: [KH, KW, Cin / G, G, Cout / G], oneDNN's hwigo */
+  const bool grouped = s->groups > 1;
   const dnnl_dims_t strides = {s->sh, s->sw}, pad_l = {s->pt, s->pl},
                     pad_r = {(s->oh - 1) * s->sh + s->kh - s->h - s->pt, (s->ow - 1) * s->sw + s->kw - s->w - s->pl};
   memset(c, 0, sizeof *c);
   if (pad_r[0] < 0 || pad_r[1] < 0) return false; /* 'valid' windows that skip the last rows: im2col takes them */
   TRY(dnnl_memory_desc_init_by_tag(&x_md, 4, x_dims, dnnl_f32, dnnl_nhwc));
   TRY(dnnl_memory_desc_init_by_tag(&y_md, 4, y_dims, dnnl_f32, dnnl_nhwc));
-  TRY(dnnl_memory_desc_init_by_tag(&w_user_md, 4, w_dims, dnnl_f32, dnnl_hwio));
-  TRY(dnnl_memory_desc_init_by_tag(&w_any_md, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+  TRY(dnnl_memory_desc_init_by_tag(&w_user_md, grouped ? 5 : 4, grouped ? g_dims : w_dims, dnnl_f32,
+                                    grouped ? dnnl_hwigo : dnnl_hwio));
+  TRY(dnnl_memory_desc_init_by_tag(&w_any_md, grouped ? 5 : 4, grouped ? g_dims : w_dims, dnnl_f32,
+                                    dnnl_format_tag_any));
   TRY(dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a));
   TRY(dnnl_primitive_attr_create(&attr));
   TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));

@@ -5,7 +5,8 @@
  * addon.c lists once as the module's exports.
  *
  * Families (one file each): gemm.c (matrix products, bias + ReLU), conv.c (2-D convolutions:
- * im2col + OpenBLAS, and oneDNN in conv_onednn.c when built with it), batchnorm.c, logsumexp.c
+ * im2col + OpenBLAS, and oneDNN in conv_onednn.c when built with it), depthwise.c (depthwise 2-D
+ * convolutions: oneDNN grouped convolutions, or direct loops), batchnorm.c, logsumexp.c
  * (the fused contrastive log-sum-exp), sums.c (column sums, segment sums), elementwise.c (add,
  * subtract, multiply, ReLU, step).
  */
@@ -96,15 +97,22 @@ napi_value SetGemmPath(napi_env env, napi_callback_info info);
 /* In-place out[r, c] = max?(out[r, c] + bias[c], 0), shared by the GEMM and im2col paths. */
 void bias_relu_rows(float *out, int64_t rows, int64_t cols, const float *bias, bool relu);
 
-/* conv.c: the shape of one 2-D convolution, NHWC input, [KH, KW, Cin, Cout] filter */
+/* conv.c: the shape of one 2-D convolution, NHWC input, [KH, KW, Cin, Cout] filter; with groups > 1
+ * (depthwise.c: groups = Cin) a grouped one, [KH, KW, Cin / groups, groups, Cout / groups] */
 typedef struct {
-  int64_t n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl;
+  int64_t n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, groups;
 } conv_shape;
 enum conv_mode { CONV_FORWARD = 0, CONV_FILTER_GRAD = 1, CONV_INPUT_GRAD = 2 };
 napi_value Conv(napi_env env, napi_callback_info info);
 napi_value ConvPath(napi_env env, napi_callback_info info);
 napi_value SetConvPath(napi_env env, napi_callback_info info);
 napi_value ConvCounts(napi_env env, napi_callback_info info);
+/* Whether convolutions (plain and depthwise) try oneDNN first: built with it and not turned off. */
+bool onednn_convolutions_on(void);
+
+/* depthwise.c */
+napi_value Depthwise(napi_env env, napi_callback_info info);
+napi_value DepthwiseCounts(napi_env env, napi_callback_info info);
 
 /* conv_onednn.c (only built with oneDNN): 0 when done, nonzero when oneDNN cannot take this
  * convolution (the caller then uses im2col); bias and relu apply to the forward mode only. */

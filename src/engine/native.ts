@@ -41,6 +41,15 @@ export interface NativeEngine {
   setConvPath(useOneDnn: boolean): void;
   /** Calls each form has taken since the addon loaded: `[oneDNN, im2col + OpenBLAS]`. */
   convCounts(): [number, number];
+  /**
+   * A depthwise 2-D convolution (depthwise.c): 15 shape numbers (n, h, w, c, channel multiplier
+   * m, oh, ow, kh, kw, sh, sw, padTop, padLeft, dilation h, dilation w), a mode (0 forward, 1
+   * filter gradient, 2 input gradient), two inputs and the output: oneDNN's grouped convolution
+   * where it takes the shape (and `setConvPath` has not turned it off), direct loops otherwise.
+   */
+  depthwise(...args: [...number[], Float32Array, Float32Array, Float32Array]): void;
+  /** Calls each depthwise form has taken since the addon loaded: `[oneDNN, direct loops]`. */
+  depthwiseCounts(): [number, number];
   /** Training-mode batch norm over the rows of `x [rows, cols]`: `y`, batch mean, biased variance. */
   batchNorm(
     x: Float32Array,

@@ -18,6 +18,7 @@ import {
   fusedBatchNormGradient,
 } from './kernels/batchNorm.js';
 import { convFamily } from './kernels/conv.js';
+import { depthwiseFamily } from './kernels/depthwise.js';
 import { elementwiseFamily } from './kernels/elementwise.js';
 import { gatherFamily } from './kernels/gather.js';
 import { fusedLseGradient, logSumExpFamily } from './kernels/logSumExp.js';
@@ -32,6 +33,7 @@ import { loadNative } from './native.js';
 export const WASM_KERNEL_FAMILIES: readonly KernelFamily[] = [
   matMulFamily,
   convFamily,
+  depthwiseFamily,
   batchNormFamily,
   logSumExpFamily,
   segmentSumFamily,

@@ -185,7 +185,7 @@ export interface ColourEncoderOptions {
 /**
  * A MobileNetV2-style encoder (Sandler et al. 2018) sized for 64×64 colour images on a CPU
  * (training needs the depthwise-convolution gradients: the cpu and tensorflow backends have them,
- * tfjs-backend-wasm 4.22 does not):
+ * and on wasm the engine adds them, `engine/kernels/depthwise.ts`):
  * a stride-2 3×3 stem, inverted residual blocks (1×1 expand → BN → ReLU6 → 3×3 depthwise → BN →
  * ReLU6 → 1×1 project → BN, identity shortcut when the shape allows) with the paper's
  * (expansion, channels, repeats, stride) table cut after the 96-channel stage, a 1×1 conv to

@@ -171,10 +171,14 @@ describe('native BLAS engine', () => {
     assert.match(doctor.stdout, /ok\s+wasm .*native engine: none \(disabled by CONTRASTIVE_NATIVE=0\)/);
     assert.match(doctor.stdout, /matrix products:\s+wasm \(transposed operands made explicit first\)/);
     assert.match(doctor.stdout, /convolutions:\s+wasm XNNPACK Conv2D/);
+    assert.match(
+      doctor.stdout,
+      /depthwise convolutions:\s+wasm XNNPACK forward; gradients in JavaScript loops/,
+    );
     // the golden losses, and every kernel test, on the fallbacks
     const files = [
       'losses/goldens.test.js',
-      ...['conv', 'batchNorm', 'elementwise', 'gather', 'segmentSum', 'wasmKernels'].map(
+      ...['conv', 'depthwise', 'batchNorm', 'elementwise', 'gather', 'segmentSum', 'wasmKernels'].map(
         (f) => `engine/${f}.test.js`,
       ),
     ];
@@ -185,7 +189,11 @@ describe('native BLAS engine', () => {
     );
     assert.equal(fallbacks.status, 0, fallbacks.stdout.slice(-2000));
     assert.match(fallbacks.stdout, /# fail 0/);
-    // the wasm fallback's convolution test ran rather than skipped
+    // the wasm fallback's convolution tests ran rather than skipped
     assert.match(fallbacks.stdout, /ok \d+ - the wasm fallback \(no addon\) matches cpu\n/);
+    assert.match(
+      fallbacks.stdout,
+      /ok \d+ - the wasm fallback \(no addon: XNNPACK forward, JavaScript gradients\) matches cpu\n/,
+    );
   });
 });

@@ -9,7 +9,7 @@ import { ContrastiveError } from '../../src/errors.js';
 import { buildEncoder, builtInEncoder, type GraphModelLike } from '../../src/models/backbones.js';
 import { loadLayersModelFromDir, saveLayersModel } from '../../src/models/modelIO.js';
 import { Rng } from '../../src/random.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { expectClose, forEachBackend } from '../helpers/backends.js';
 
 let root: string;
 before(async () => {
@@ -221,6 +221,44 @@ it('the backbone flags turn into buildEncoder options', async () => {
     () => backboneOptionsFrom({ headDims: '8,x' }),
     /--head-dims must be positive integers, but got "x"/,
   );
+});
+
+it("mobilenet-v2 trains on wasm (the engine's depthwise gradients) with the gradients cpu computes", async () => {
+  const { useBackend } = await import('../../src/engine/backend.js');
+  const x = new Rng(5);
+  const pixels = Float32Array.from({ length: 3 * 16 * 16 * 3 }, () => x.next());
+  const gradients = async (backend: 'cpu' | 'wasm') => {
+    await useBackend(backend);
+    const encoder = await buildEncoder(
+      { encoder: 'mobilenet-v2', widthMultiplier: 0.35, seed: 4 },
+      [16, 16, 3],
+    );
+    const batch = tf.tensor4d(pixels, [3, 16, 16, 3]);
+    const { value, grads } = tf.variableGrads(
+      () => tf.mean(tf.square(encoder.model.apply(batch, { training: true }) as tf.Tensor)) as tf.Scalar,
+      encoder.backboneVariables,
+    );
+    const result = new Map(
+      encoder.backboneVariables.map((v) => [v.name.replace(/_\d+$/, ''), grads[v.name].dataSync()]),
+    );
+    const loss = value.dataSync()[0];
+    tf.dispose([batch, value, ...Object.values(grads)]);
+    encoder.model.dispose();
+    return { loss, result };
+  };
+  const cpu = await gradients('cpu');
+  const wasm = await gradients('wasm');
+  assert.ok(Number.isFinite(wasm.loss) && wasm.loss > 0);
+  expectClose(wasm.loss, cpu.loss, { rtol: 1e-4 }, 'loss');
+  const depthwise = [...cpu.result.keys()].filter((k) => k.includes('depthwise_kernel'));
+  assert.ok(depthwise.length >= 5, `${depthwise.length} depthwise kernels`);
+  // tensors whose gradient is ~0 (a batch norm's β before a residual sum) are compared on the
+  // scale of the largest gradient
+  const largest = Math.max(...[...cpu.result.values()].map((g) => Math.max(...Array.from(g, Math.abs))));
+  for (const [name, expected] of cpu.result) {
+    const scale = Math.max(...Array.from(expected, Math.abs), 1e-3 * largest);
+    expectClose(wasm.result.get(name)!, expected, { rtol: 1e-3, atol: 1e-3 * scale }, name);
+  }
 });
 
 it('mobilenet-v2 trains on a backend with depthwise gradients (cpu); batch norm statistics move', async () => {
