@@ -99,6 +99,15 @@ export async function buildEncoder(
   const loaded =
     typeof options.backbone === 'string' ? await loadBackbone(fn, options.backbone) : options.backbone;
   if (loaded instanceof tfl.LayersModel) {
+    // a fixed input size or channel count that differs from the data fails now, not after an epoch
+    const wants = (loaded.inputs[0].shape as (number | null)[]).slice(1);
+    const clash =
+      wants.length !== inputShape.length || wants.some((d, i) => d !== null && d !== inputShape[i]);
+    check(
+      !clash,
+      () =>
+        `${fn}: the backbone ${typeof options.backbone === 'string' ? options.backbone : ''} takes inputs of shape ${shapeString(wants.map((d) => d ?? -1))}, but the data gives ${shapeString(inputShape)}${wants.length === 3 && inputShape.length === 3 ? `; pass --image-size ${wants[0]} and --channels ${wants[2]}` : ''}.`,
+    );
     return finish(
       fn,
       loaded,

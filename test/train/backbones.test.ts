@@ -94,6 +94,22 @@ describe('trainer with pretrained backbones and colour images (wasm)', () => {
     assert.ok(head.size > 0);
   });
 
+  it('a backbone whose input shape differs from the data is refused before any step, naming both', async () => {
+    const input = tfl.input({ shape: [7] });
+    const model = tfl.model({
+      inputs: input,
+      outputs: tfl.layers.dense({ units: 4 }).apply(input) as tfl.SymbolicTensor,
+    });
+    const wrong = join(dir, 'wrong-input');
+    await saveLayersModel(model, wrong);
+    model.dispose();
+    const config = await resolveTrainConfig({ ...base(join(dir, 'wrong')), backbone: wrong });
+    await assert.rejects(
+      train(config, { progress: quietProgress() }),
+      /takes inputs of shape \[7\], but the data gives \[6\]/,
+    );
+  });
+
   it('a backbone layer that does not exist is an error listing the layers', async () => {
     const config = await resolveTrainConfig({ ...base(join(dir, 'bad')), backbone, backboneLayer: 'd9' });
     await assert.rejects(train(config, { progress: quietProgress() }), /d9.*d1.*bn.*d2|d1.*bn.*d2.*d9/s);
