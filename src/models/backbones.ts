@@ -6,7 +6,7 @@ import { ContrastiveError, check, shapeString } from '../errors.js';
 import { stopGradient } from '../losses/parts/features.js';
 import { batchNormalization } from './batchNorm.js';
 import { mlpEncoder, smallConvEncoder } from './encoders.js';
-import { loadLayersModelFromDir } from './modelIO.js';
+import { checkWeightPath, loadLayersModelFromDir } from './modelIO.js';
 
 /** Built-in encoders: `mlp` and `conv` (small ResNet) as before, and two colour-image encoders. */
 export type EncoderName = 'mlp' | 'conv' | 'mobilenet-v2' | 'resnet-18';
@@ -393,7 +393,10 @@ async function memoryHandler(dir: string, jsonPath: string): Promise<tf.io.IOHan
   const buffers: Uint8Array[] = [];
   const specs: tf.io.WeightsManifestEntry[] = [];
   for (const group of json.weightsManifest ?? []) {
-    for (const p of group.paths) buffers.push(await readFile(join(dir, p)));
+    for (const p of group.paths) {
+      checkWeightPath(jsonPath, p);
+      buffers.push(await readFile(join(dir, p)));
+    }
     specs.push(...group.weights);
   }
   const weightData = new Uint8Array(buffers.reduce((s, b) => s + b.length, 0));

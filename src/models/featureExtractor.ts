@@ -6,6 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { ImageFit } from '../data/imageDecode.js';
 import { ContrastiveError, check, shapeString } from '../errors.js';
 import { type GraphModelLike, loadBackbone } from './backbones.js';
+import { checkWeightPath } from './modelIO.js';
 
 /** The three forms a pretrained image model comes in: tfjs layers, tfjs graph, ONNX. */
 export type BackboneKind = 'layers' | 'graph' | 'onnx';
@@ -140,10 +141,7 @@ export async function backboneFiles(path: string, kind: BackboneKind): Promise<s
   const files = [jsonPath];
   for (const group of json.weightsManifest ?? [])
     for (const p of group.paths) {
-      if (p.includes('..') || p.startsWith('/'))
-        throw new ContrastiveError(
-          `backboneFiles: ${jsonPath} names weight file ${JSON.stringify(p)} outside its folder; refusing to read it.`,
-        );
+      checkWeightPath(jsonPath, p);
       files.push(join(dirname(jsonPath), p));
     }
   return files;

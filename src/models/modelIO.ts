@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ContrastiveError } from '../errors.js';
@@ -61,6 +61,7 @@ export async function loadLayersModelFromDir(dir: string): Promise<tfl.LayersMod
   }
   for (const group of json.weightsManifest) {
     for (const p of group.paths) {
+      checkWeightPath(jsonPath, p);
       buffers.push(
         await readFile(join(dir, p)).catch((error: NodeJS.ErrnoException) => {
           throw new ContrastiveError(
@@ -97,4 +98,19 @@ export async function loadLayersModelFromDir(dir: string): Promise<tfl.LayersMod
         `loadLayersModelFromDir: cannot build the model in ${dir}: ${error.message}`,
       );
     });
+}
+
+/**
+ * A model.json's weight file must be a plain relative path inside its folder: a forged
+ * `../../secret` is refused, never read (or published by `export-web`).
+ */
+export function checkWeightPath(jsonPath: string, path: unknown): void {
+  if (
+    typeof path !== 'string' ||
+    isAbsolute(path) ||
+    path.split(/[\\/]/).some((part) => part === '..' || part === '')
+  )
+    throw new ContrastiveError(
+      `${jsonPath} names weight file ${JSON.stringify(path)}, which is not a plain path inside its folder; refusing to read it.`,
+    );
 }

@@ -1,8 +1,9 @@
-import { readFile, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkWeightPath } from '../models/modelIO.js';
 import { Rng } from '../random.js';
 import { EmbeddingIndex } from '../search/embeddingIndex.js';
 import { calibrate } from '../search/predictPath.js';
@@ -25,8 +26,18 @@ import {
 
 /** Options of {@link writeWebSite}. */
 export interface WebSiteOptions {
-  /** Folder to write (created; existing files of the same names are replaced). */
+  /**
+   * Folder to write: new, empty, or a site this function wrote before (it holds the
+   * `.contrastive-site` marker); any other non-empty folder is refused, untouched.
+   */
   out: string;
+  /**
+   * Thumbnails are made only from source images inside this folder (default: the index file's
+   * folder), so a forged or shared index cannot publish a private file.
+   */
+  sourcesRoot?: string;
+  /** Make thumbnails of sources anywhere on disk (default false). */
+  allowOutsideSources?: boolean;
   /** Run folder of the model (default: the one the index records). */
   run?: string;
   /** Page title. Default: `Search <index file name>`. */
@@ -48,7 +59,12 @@ export interface WebSiteSummary {
   /** Items with a thumbnail (shown beside results): the index's own, or made at export from their image file. */
   thumbnails: number;
   calibration: { method: string; on: string } | null;
+  /** Items whose source image lies outside `sourcesRoot`: no thumbnail made for them. */
+  sourcesOutsideRoot: number;
 }
+
+/** The file that marks a folder as a site `writeWebSite` wrote (so it may write there again). */
+export const SITE_MARKER = '.contrastive-site';
 
 /** Where `npm run build` leaves the page's bundle (`scripts/bundle-web.mjs`). */
 export const PAGE_BUNDLE = fileURLToPath(new URL('./app.bundle.js', import.meta.url));
@@ -68,11 +84,25 @@ async function readModelFolder(
   const weights: Record<string, string> = {};
   for (const group of manifest)
     for (const p of group.paths) {
+      checkWeightPath(join(dir, 'model.json'), p);
       const bytes = await read(p);
       raw.set(p, bytes);
       weights[p] = bytesToBase64(bytes);
     }
   return { raw, encoded: { modelJson: bytesToBase64(modelJson), weights } };
+}
+
+/** Refuses a non-empty folder that is not a site written here before (nothing is touched). */
+async function checkSiteFolder(fn: string, out: string): Promise<void> {
+  const info = await stat(out).catch(() => null);
+  if (!info) return;
+  if (!info.isDirectory())
+    throw new ContrastiveError(`${fn}: --out ${out} is a file, not a folder; choose a new or empty folder.`);
+  const entries = await readdir(out);
+  if (entries.length === 0 || entries.includes(SITE_MARKER)) return;
+  throw new ContrastiveError(
+    `${fn}: --out ${out} is not empty and is not a site export-web wrote (it holds ${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); choose a new or empty folder (nothing was changed).`,
+  );
 }
 
 /**
@@ -81,11 +111,14 @@ async function readModelFolder(
  */
 async function sourceThumbnails(
   index: EmbeddingIndex,
-): Promise<{ files: Record<string, string>; png: [string, Uint8Array][] }> {
+  root: string | null,
+): Promise<{ files: Record<string, string>; png: [string, Uint8Array][]; outside: number }> {
   const { default: sharp } = await import('sharp');
   const wanted = index.items().filter((it) => it.thumbnail === undefined && it.source !== undefined);
   const files: Record<string, string> = {};
   const png: [string, Uint8Array][] = [];
+  const realRoot = root === null ? null : await realpath(root).catch(() => resolve(root));
+  let outside = 0;
   let next = 0;
   const worker = async () => {
     while (next < wanted.length) {
@@ -93,6 +126,17 @@ async function sourceThumbnails(
       const item = wanted[n];
       const info = await stat(item.source!).catch(() => null);
       if (!info?.isFile()) continue; // e.g. "fashion-mnist:train#3" or a table row: no file to show
+      if (realRoot !== null) {
+        // the file itself, links resolved, must lie inside the root
+        const real = await realpath(item.source!).catch(() => null);
+        if (
+          !real ||
+          !(real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep))
+        ) {
+          outside++;
+          continue;
+        }
+      }
       const bytes = await sharp(item.source!)
         .resize(96, 96, { fit: 'inside', withoutEnlargement: true })
         .png()
@@ -105,7 +149,7 @@ async function sourceThumbnails(
     }
   };
   await Promise.all(Array.from({ length: 4 }, worker));
-  return { files, png };
+  return { files, png, outside };
 }
 
 /**
@@ -134,6 +178,8 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
   const indexBytes = await readFile(indexPath).catch((error: NodeJS.ErrnoException) => {
     throw new ContrastiveError(`${fn}: cannot read ${indexPath}: ${error.code ?? error.message}.`);
   });
+  const out = resolve(options.out);
+  await checkSiteFolder(fn, out);
   const index = await EmbeddingIndex.load(indexPath);
   try {
     if (!index.model && !options.run)
@@ -169,7 +215,10 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       );
       calibratedOn = `${sample.length} labelled items (leave-one-out)`;
     }
-    const thumbnails = await sourceThumbnails(index);
+    const thumbnails = await sourceThumbnails(
+      index,
+      options.allowOutsideSources ? null : (options.sourcesRoot ?? dirname(resolve(indexPath))),
+    );
     const indexFile = basename(indexPath);
     const title = options.title ?? `Search ${indexFile}`;
     const config: SiteConfig = {
@@ -199,7 +248,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       ...[...(head?.raw ?? [])].map(([p, b]) => [`head/${p}`, b] as [string, Uint8Array]),
       ...thumbnails.png,
     ];
-    const out = resolve(options.out);
+    await writeFileAtomic(join(out, SITE_MARKER), 'tfjs-contrastive web site (contrastive export-web)\n');
     const written: WebSiteSummary['files'] = [];
     // the page last: a half-written site never opens
     for (const [path, content] of [...files.slice(1), files[0]]) {
@@ -217,6 +266,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
         index.items().filter((it) => it.thumbnail !== undefined).length +
         Object.keys(thumbnails.files).length,
       calibration: calibration ? { method: calibration.method, on: calibratedOn! } : null,
+      sourcesOutsideRoot: thumbnails.outside,
     };
   } finally {
     index.dispose();

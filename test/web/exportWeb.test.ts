@@ -360,6 +360,86 @@ describe('contrastive export-web in headless Chromium', {
       await server.close();
     }
   });
+  const exportWeb = (index: string, out: string, ...extra: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        resolve(REPO_ROOT, 'dist/src/cli/bin.js'),
+        'export-web',
+        index,
+        '--out',
+        out,
+        '--backend',
+        'wasm',
+        '--json',
+        ...extra,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+
+  it("writes again over its own site, never over a folder of the user's", async () => {
+    assert.equal(exportWeb(indexPath, site, '--calibration-limit', '0').status, 0);
+    const mine = join(dir, 'my-site');
+    await mkdir(mine, { recursive: true });
+    await writeFile(join(mine, 'index.html'), 'my own page');
+    const r = exportWeb(indexPath, mine);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /is not empty and is not a site export-web wrote .*index\.html.*nothing was changed/s,
+    );
+    assert.equal(await readFile(join(mine, 'index.html'), 'utf8'), 'my own page');
+  });
+
+  it('reads no weight file outside the model folder and publishes no source image outside the catalogue root', async () => {
+    // a forged run: its model.json names a weight file two folders up
+    const forgedRun = join(dir, 'forged-run');
+    await mkdir(join(forgedRun, 'model'), { recursive: true });
+    await writeFile(join(dir, 'secret.bin'), 'private');
+    for (const f of ['config.json', 'labelTree.json', '.contrastive-run'])
+      await copyFile(join(dir, 'run', f), join(forgedRun, f)).catch(() => {});
+    const json = JSON.parse(await readFile(join(dir, 'run', 'model', 'model.json'), 'utf8'));
+    json.weightsManifest[0].paths = ['../../secret.bin'];
+    await writeFile(join(forgedRun, 'model', 'model.json'), JSON.stringify(json));
+    const r = exportWeb(indexPath, join(dir, 'site-forged'), '--run', forgedRun);
+    assert.notEqual(r.status, 0);
+    assert.match(
+      r.stderr,
+      /names weight file "\.\.\/\.\.\/secret\.bin", which is not a plain path inside its folder/,
+    );
+    assert.ok(!existsSync(join(dir, 'site-forged', 'secret.bin')));
+
+    // an index whose items name a private file as their source: no thumbnail of it is published
+    const index = await EmbeddingIndex.load(indexPath);
+    const privateDir = join(dir, 'private');
+    await mkdir(privateDir, { recursive: true });
+    const privateImage = join(privateDir, 'me.png');
+    await copyFile(queryFiles[0], privateImage);
+    const catalogueDir = join(dir, 'catalogue');
+    await mkdir(catalogueDir, { recursive: true });
+    const forged = EmbeddingIndex.create({ tree: index.tree, dim: index.dim, model: index.model });
+    const [first] = index.items();
+    forged.add(
+      [{ id: 'x', label: first.label ?? undefined, source: privateImage }],
+      index.embedding(first.id),
+    );
+    const forgedIndex = join(catalogueDir, 'forged.index');
+    await forged.save(forgedIndex);
+    forged.dispose();
+    index.dispose();
+    const blocked = exportWeb(forgedIndex, join(dir, 'site-private'), '--calibration-limit', '0');
+    assert.equal(blocked.status, 0, blocked.stderr);
+    assert.equal(JSON.parse(blocked.stdout).sourcesOutsideRoot, 1);
+    assert.equal(JSON.parse(blocked.stdout).thumbnails, 0);
+    const allowed = exportWeb(
+      forgedIndex,
+      join(dir, 'site-allowed'),
+      '--calibration-limit',
+      '0',
+      '--allow-outside-sources',
+    );
+    assert.equal(JSON.parse(allowed.stdout).thumbnails, 1);
+  });
 });
 
 async function launchChromium() {

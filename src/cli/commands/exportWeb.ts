@@ -23,6 +23,17 @@ export const exportWebCommand: CommandSpec = {
       default: 0.95,
       doc: 'accuracy wanted for every answered level of the predicted path',
     },
+    {
+      name: 'sourcesRoot',
+      type: 'string',
+      doc: "make thumbnails only of source images inside this folder (default: the index file's folder)",
+    },
+    {
+      name: 'allowOutsideSources',
+      type: 'boolean',
+      default: false,
+      doc: 'make thumbnails of source images anywhere on disk (a shared index could otherwise publish files you did not mean to)',
+    },
     { name: 'json', type: 'boolean', default: false, doc: 'print one JSON document instead of text' },
     BACKEND_OPTION,
   ],
@@ -43,6 +54,8 @@ export const exportWebCommand: CommandSpec = {
       k: options.k as number,
       calibrationLimit: options.calibrationLimit as number,
       targetPrecision: options.targetPrecision as number,
+      sourcesRoot: options.sourcesRoot as string | undefined,
+      allowOutsideSources: options.allowOutsideSources as boolean,
     });
     if (options.json) {
       console.log(JSON.stringify(summary));
@@ -52,6 +65,10 @@ export const exportWebCommand: CommandSpec = {
     console.log(
       `wrote ${summary.files.length} files (${(total / 1e6).toFixed(1)} MB) to ${summary.out}: ${summary.items} items, ${summary.thumbnails} with thumbnails; ${summary.calibration ? `confidences calibrated (${summary.calibration.method}) on ${summary.calibration.on}` : 'raw confidences'}`,
     );
+    if (summary.sourcesOutsideRoot > 0)
+      console.log(
+        `note: ${summary.sourcesOutsideRoot} item(s) name a source image outside the sources root: no thumbnail was made for them (pass --sources-root or --allow-outside-sources)`,
+      );
     console.log(`open ${summary.out}/index.html in a browser (no server or network needed)`);
   },
 };
