@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
 import { ContrastiveError } from '../errors.js';
 import type { LabelPath } from '../hierarchy/labelTree.js';
@@ -132,6 +133,9 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
     queued: 0,
   };
   const pending = new Map<string, SearchGroup>();
+  // how long callbacks wait for the event loop: what slicing the work keeps small
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
 
   // --- one worker: batches and predictions run one at a time, each in slices with yields between
   const jobs: (() => Promise<void>)[] = [];
@@ -418,6 +422,11 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
         calibrated: Boolean(options.calibration),
         limits: { maxK, maxBatch, maxQueue, maxBodyBytes, requestTimeoutMs },
         stats,
+        eventLoopDelayMs: {
+          p50: loopDelay.percentile(50) / 1e6,
+          p99: loopDelay.percentile(99) / 1e6,
+          max: loopDelay.max / 1e6,
+        },
       };
     }
     const item = /^\/items\/(.+)$/.exec(pathname);
@@ -555,6 +564,7 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
     return drained;
   };
 
+  server.once('close', () => loopDelay.disable());
   Object.defineProperty(server, 'draining', { get: () => draining, enumerable: true });
   return Object.assign(server, { stats, drain }) as SearchServer;
 }

@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
-import type { EmbeddingIndex } from '../../src/search/index.js';
+import type { EmbeddingIndex, RunEncoder } from '../../src/search/index.js';
 import { post, randomIndex, rawRequest, startServer } from './fixtures.js';
 
 const DIM = 16;
@@ -186,6 +187,38 @@ describe('search server under hostile requests', () => {
       assert.ok(!slowHeaders.timedOut && slowHeaders.ms < 1500, `${slowHeaders.ms} ms`);
     } finally {
       await closeSlow();
+    }
+  });
+
+  it('an image larger than maxImagePixels is refused from its header, before it is decoded', async () => {
+    const { default: sharp } = await import('sharp');
+    let embedded = 0;
+    const encoder = {
+      inputShape: [28, 28, 1],
+      embed: () => {
+        embedded++;
+        return tf.ones([1, DIM]);
+      },
+    } as unknown as RunEncoder;
+    const { base: imageBase, close: closeImages } = await startServer(index, {
+      encoder,
+      maxImagePixels: 1000 * 1000,
+    });
+    try {
+      const png = (size: number) =>
+        sharp({ create: { width: size, height: size, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+          .png()
+          .toBuffer();
+      const big = await post(imageBase, '/search', { image: (await png(1500)).toString('base64') });
+      assert.equal(big.status, 400);
+      assert.equal(big.json.field, 'image');
+      assert.match(String(big.json.error), /at most 1000000 pixels, but is 1500 x 1500/);
+      assert.equal(embedded, 0);
+      const small = await post(imageBase, '/search', { image: (await png(28)).toString('base64'), k: 2 });
+      assert.equal(small.status, 200, JSON.stringify(small.json));
+      assert.equal(embedded, 1);
+    } finally {
+      await closeImages();
     }
   });
 
