@@ -16,6 +16,8 @@ export interface OptionSpec {
   default?: string | number | boolean | readonly string[] | readonly number[];
   /** `number`/`integer`/`numbers`: the smallest value allowed. */
   min?: number;
+  /** `number`/`integer`/`numbers`: the largest value allowed. */
+  max?: number;
   doc: string;
 }
 
@@ -96,6 +98,7 @@ export function convertOption(where: string, option: OptionSpec, raw: unknown): 
       if (!Number.isFinite(value)) return fail('a number');
       if (option.type === 'integer' && !Number.isInteger(value)) return fail('an integer');
       if (option.min !== undefined && value < option.min) return fail(`>= ${option.min}`);
+      if (option.max !== undefined && value > option.max) return fail(`<= ${option.max}`);
       return value;
     }
     case 'string': {
@@ -126,6 +129,7 @@ export function convertOption(where: string, option: OptionSpec, raw: unknown): 
         if (!Number.isFinite(value))
           fail(`a comma-separated list of numbers (${JSON.stringify(item)} is not one)`);
         if (option.min !== undefined && value < option.min) fail(`a list of numbers >= ${option.min}`);
+        if (option.max !== undefined && value > option.max) fail(`a list of numbers <= ${option.max}`);
         return value;
       });
     }

@@ -58,13 +58,13 @@ export type SearchQuery = { vector: ArrayLike<number> } | { id: string | number 
 
 /** Options of {@link EmbeddingIndex.search}. */
 export interface SearchOptions {
-  /** Results per query (or groups, with `groupBy`). Default 10. */
+  /** Results per query (or groups, with `groupBy`). Default 10; more than the index holds is the index's size. */
   k?: number;
   /** Search only inside this node of the tree (`'Clothes/Tops'`); exact, never a filtered global top-k. */
   within?: LabelPath;
   /** Group results by their node at this level (number or level name): the best `groupSize` hits of the `k` best groups. */
   groupBy?: number | string;
-  /** Hits per group with `groupBy`. Default 3. */
+  /** Hits per group with `groupBy`. Default 3 (capped, like `k`, at the index's size). */
   groupSize?: number;
   /** Ids never returned. */
   exclude?: Iterable<string | number>;
@@ -343,12 +343,15 @@ export class EmbeddingIndex {
   /** Searches many query vectors at once (one blocked matrix product per block of queries). */
   searchBatch(queries: EmbeddingsLike, options: SearchOptions = {}, field = 'queries'): SearchResult[] {
     const fn = 'EmbeddingIndex.search';
-    const k = options.k ?? 10;
-    if (!(Number.isInteger(k) && k >= 1))
-      throw new ContrastiveError(`${fn}: k must be an integer >= 1, but got ${k}.`);
-    const groupSize = options.groupSize ?? 3;
-    if (!(Number.isInteger(groupSize) && groupSize >= 1))
-      throw new ContrastiveError(`${fn}: groupSize must be an integer >= 1, but got ${groupSize}.`);
+    const requestedK = options.k ?? 10;
+    if (!(Number.isInteger(requestedK) && requestedK >= 1))
+      throw new ContrastiveError(`${fn}: k must be an integer >= 1, but got ${requestedK}.`);
+    const requestedGroupSize = options.groupSize ?? 3;
+    if (!(Number.isInteger(requestedGroupSize) && requestedGroupSize >= 1))
+      throw new ContrastiveError(`${fn}: groupSize must be an integer >= 1, but got ${requestedGroupSize}.`);
+    // no query can have more results than there are items: a huge k costs what k = size costs
+    const k = Math.min(requestedK, Math.max(1, this.count));
+    const groupSize = Math.min(requestedGroupSize, Math.max(1, this.count));
     const scope =
       options.within === undefined ? null : resolveNode(this.tree, options.within, `${fn}: within`);
     const groupLevel =

@@ -1,2 +1,8 @@
 /** The HTTP JSON API over an embedding index (Node's `http`). */
-export { createSearchServer, type SearchServerOptions, type SearchServerStats } from './server.js';
+export {
+  createSearchServer,
+  type DrainResult,
+  type SearchServer,
+  type SearchServerOptions,
+  type SearchServerStats,
+} from './server.js';
