@@ -54,6 +54,9 @@ it('forward, statistics and all three gradients match cpu, on shapes below and a
 });
 
 it('FusedBatchNorm (tf.batchNorm, statistics given) matches cpu: odd shapes, with and without scale and offset, broadcast parameters, its gradients', async () => {
+  const rng = new Rng(13); // the data do not depend on which tests ran before
+  const normal = (size: number, scale = 1, shift = 0) =>
+    Float32Array.from({ length: size }, () => shift + scale * rng.normal());
   // [4, 67, 67, 61] = 1,095,316 elements: past the 2^20 where the native kernel goes multi-threaded
   const shapes = [[3, 5, 7, 11], [13, 6], [7]];
   const cases: { shape: number[]; withScale: boolean; withOffset: boolean; paramShape?: number[] }[] = [
@@ -122,9 +125,11 @@ it('FusedBatchNorm (tf.batchNorm, statistics given) matches cpu: odd shapes, wit
       ...(withScale ? ['dscale'] : []),
     ];
     expected.forEach((e, i) => {
-      // the forward within 1e-5; gradients (sums over many elements) relative to their size
+      // the forward within 1e-5; gradients within 1e-4 (float32 sums over up to 1,155 elements,
+      // in another order on each backend: a parameter of one value sums over all of x)
+      const tolerance = i === 0 ? 1e-5 : 1e-4;
       const scale = i === 0 ? 1 : Array.from(e).reduce((m, v) => Math.max(m, Math.abs(v)), 1);
-      expectClose(actual[i], e, { rtol: 1e-5, atol: 1e-5 * scale }, `${names[i]} ${label}`);
+      expectClose(actual[i], e, { rtol: tolerance, atol: tolerance * scale }, `${names[i]} ${label}`);
     });
   }
 });
