@@ -20,6 +20,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"depthwiseCounts", NULL, DepthwiseCounts, NULL, NULL, NULL, napi_default, NULL},
       {"batchNorm", NULL, BatchNorm, NULL, NULL, NULL, napi_default, NULL},
       {"batchNormGrad", NULL, BatchNormGrad, NULL, NULL, NULL, napi_default, NULL},
+      {"batchNormInference", NULL, BatchNormInference, NULL, NULL, NULL, napi_default, NULL},
       {"fusedLse", NULL, FusedLse, NULL, NULL, NULL, napi_default, NULL},
       {"fusedLseGrad", NULL, FusedLseGrad, NULL, NULL, NULL, napi_default, NULL},
       {"parallelThreads", NULL, ParallelThreads, NULL, NULL, NULL, napi_default, NULL},

@@ -3,6 +3,7 @@
  * The rows are summed in a fixed number of chunks (OpenMP spreads them over the cores), combined
  * in chunk order, so results depend on the shape only, never on the thread count; the loops run
  * across columns, so each column's sum is sequential whichever vector width a clone uses.
+ * Also inference-mode batch norm (tfjs's FusedBatchNorm: the statistics given), one pass.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -176,5 +177,62 @@ napi_value BatchNormGrad(napi_env env, napi_callback_info info) {
   for (int ch = 0; ch < CHUNKS; ch++)
     input_gradient_rows(x, dy, chunk_start(rows, ch), chunk_start(rows, ch + 1), cols, mu, s, k, sb, sg, inv_m, dx);
   free(acc);
+  return NULL;
+}
+
+/* Rows of at least this many elements per block, so a block is a few pages of x and y. */
+enum { INFERENCE_BLOCK = 1 << 14 };
+
+VECTOR_CLONES static void affine_rows(const float *x, int64_t r0, int64_t r1, int64_t cols, const float *mean,
+                                      const float *a, const float *offset, float *y) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *row = x + r * cols;
+    float *out = y + r * cols;
+    for (int64_t c = 0; c < cols; c++) out[c] = (row[c] - mean[c]) * a[c] + offset[c];
+  }
+}
+
+/*
+ * batchNormInference(x, rows, cols, mean, variance, offset | null, scale | null, eps, y): tfjs's
+ * FusedBatchNorm (statistics given) over the last axis of x [rows, cols], each parameter [cols]:
+ * y = (x - mean) · a + offset, a = scale / sqrt(variance + eps) computed once per column (in
+ * float64, rounded to float32 as the stock kernels' product is), offset 0 and scale 1 when null.
+ * One pass over x, its rows spread over the cores (OpenMP) for large tensors; the loop over the
+ * columns vectorises.
+ */
+napi_value BatchNormInference(napi_env env, napi_callback_info info) {
+  ARGS(env, info, 9, argv, "batchNormInference");
+  float *x, *mean, *var, *offset, *scale, *y;
+  size_t lx, lm, lv, lo, ls, ly;
+  int64_t rows, cols;
+  double eps;
+  if (!float32_view(env, argv[0], &x, &lx) || !get_int(env, argv[1], &rows) || !get_int(env, argv[2], &cols))
+    return NULL;
+  if (!float32_view(env, argv[3], &mean, &lm) || !float32_view(env, argv[4], &var, &lv) ||
+      !optional_float32_view(env, argv[5], &offset, &lo) || !optional_float32_view(env, argv[6], &scale, &ls))
+    return NULL;
+  CHECK(env, napi_get_value_double(env, argv[7], &eps));
+  if (!float32_view(env, argv[8], &y, &ly)) return NULL;
+  REQUIRE(env, rows > 0 && cols > 0, "batchNormInference: sizes must be > 0");
+  REQUIRE(env, (size_t)(rows * cols) <= lx && (size_t)(rows * cols) <= ly && (size_t)cols <= lm &&
+                   (size_t)cols <= lv && (offset == NULL || (size_t)cols <= lo) &&
+                   (scale == NULL || (size_t)cols <= ls),
+          "batchNormInference: a buffer is smaller than its shape");
+  /* per column: the factor a, and the offset (zeros when none is given) */
+  float *params = calloc((size_t)cols * 2, sizeof(float));
+  REQUIRE(env, params != NULL, "batchNormInference: out of memory");
+  float *a = params, *b = params + cols;
+  for (int64_t c = 0; c < cols; c++) {
+    a[c] = (float)((scale ? (double)scale[c] : 1.0) / sqrt((double)var[c] + eps));
+    if (offset) b[c] = offset[c];
+  }
+  const int64_t block_rows = cols >= INFERENCE_BLOCK ? 1 : INFERENCE_BLOCK / cols;
+  const int64_t blocks = (rows + block_rows - 1) / block_rows;
+#pragma omp parallel for schedule(static) if (rows * cols >= PARALLEL_MIN)
+  for (int64_t k = 0; k < blocks; k++) {
+    const int64_t r0 = k * block_rows, r1 = r0 + block_rows < rows ? r0 + block_rows : rows;
+    affine_rows(x, r0, r1, cols, mean, a, b, y);
+  }
+  free(params);
   return NULL;
 }

@@ -124,6 +124,7 @@ const char *onednn_description(void);
 /* batchnorm.c */
 napi_value BatchNorm(napi_env env, napi_callback_info info);
 napi_value BatchNormGrad(napi_env env, napi_callback_info info);
+napi_value BatchNormInference(napi_env env, napi_callback_info info);
 
 /* logsumexp.c */
 napi_value FusedLse(napi_env env, napi_callback_info info);

@@ -76,6 +76,22 @@ export interface NativeEngine {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
+  /**
+   * Inference-mode batch norm (tfjs's `FusedBatchNorm`) over the last axis of `x [rows, cols]`,
+   * each parameter `[cols]`: `y = (x - mean) · scale / sqrt(variance + eps) + offset`; a null
+   * offset is 0, a null scale 1.
+   */
+  batchNormInference(
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    mean: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    eps: number,
+    y: Float32Array,
+  ): void;
   /** `out[i] = log Σ_{j≠i} exp(invTau · f_i·f_j)` for `F [m, d]`, tiled (memory O(tile)). */
   fusedLse(f: Float32Array, m: number, d: number, invTau: number, out: Float32Array): void;
   /** The gradient of `Σ_i dy_i lse_i` w.r.t. F, tiled. */
