@@ -1,5 +1,7 @@
 import { ContrastiveError } from '../errors.js';
+import { Rng } from '../random.js';
 import type { EmbeddingIndex } from './embeddingIndex.js';
+import { type EmbeddingsLike, normalizedRows, rowDot } from './vectors.js';
 
 /** Options of {@link findDuplicates}: give a `threshold`, or a `targetPrecision` to calibrate one. */
 export interface FindDuplicatesOptions {
@@ -15,6 +17,18 @@ export interface FindDuplicatesOptions {
   targetPrecision?: number;
   /** Known duplicate pairs (ids) to calibrate on. */
   knownPairs?: readonly (readonly [string | number, string | number])[];
+  /**
+   * Perturbed copies of some index items (e.g. their images augmented and re-embedded) to
+   * calibrate on: each copy against its own item is a duplicate, the item against its nearest
+   * distinct neighbours of the same finest class (any class when unlabelled) is not. Without
+   * copies (and without `knownPairs`), copies are made in the embedding space with small Gaussian
+   * feature noise (`copyNoise`).
+   */
+  copies?: { ids: readonly (string | number)[]; embeddings: EmbeddingsLike; transformation?: string };
+  /** Embedding-space copies: noise of this norm added to a unit embedding. Default 0.05. */
+  copyNoise?: number;
+  /** Embedding-space copies: how many items. Default 1,000 (or every item of a smaller index). */
+  copyCount?: number;
   /** Nearest neighbours per item considered as candidates. Default 10. */
   neighbors?: number;
 }
@@ -37,8 +51,12 @@ export interface DuplicateReport {
     precision: number;
     /** With `knownPairs`: the fraction of them found at the threshold. */
     recall?: number;
-    /** `'known-pairs'` or `'labels'`. */
-    from: 'known-pairs' | 'labels';
+    /** `'known-pairs'`, or `'copies'` (given, or made with feature noise: see `transformation`). */
+    from: 'known-pairs' | 'copies';
+    /** With copies: what made them, and how many calibration pairs there were. */
+    transformation?: string;
+    positives?: number;
+    negatives?: number;
     /** Whether the target could be reached (if not, the threshold is the best precision's). */
     reached: boolean;
   };
@@ -62,10 +80,8 @@ export function findDuplicates(index: EmbeddingIndex, options: FindDuplicatesOpt
   const neighbors = options.neighbors ?? 10;
   if (!(Number.isInteger(neighbors) && neighbors >= 1))
     throw new ContrastiveError(`${fn}: neighbors must be an integer >= 1, but got ${neighbors}.`);
-  if ((options.threshold === undefined) === (options.targetPrecision === undefined))
-    throw new ContrastiveError(
-      `${fn}: give exactly one of threshold and targetPrecision, but got ${options.threshold === undefined ? 'neither' : 'both'}.`,
-    );
+  if (options.threshold !== undefined && options.targetPrecision !== undefined)
+    throw new ContrastiveError(`${fn}: give one of threshold and targetPrecision, but got both.`);
   if (
     options.threshold !== undefined &&
     !(Number.isFinite(options.threshold) && options.threshold >= -1 && options.threshold <= 1)
@@ -73,13 +89,18 @@ export function findDuplicates(index: EmbeddingIndex, options: FindDuplicatesOpt
     throw new ContrastiveError(
       `${fn}: threshold must be a cosine similarity in [-1, 1], but got ${options.threshold}.`,
     );
-  const target = options.targetPrecision;
+  // neither: a calibrated default
+  const target = options.threshold === undefined ? (options.targetPrecision ?? 0.99) : undefined;
   if (target !== undefined && !(target > 0 && target <= 1))
     throw new ContrastiveError(`${fn}: targetPrecision must be in (0, 1], but got ${target}.`);
   const candidates = candidatePairs(index, neighbors);
   let threshold = options.threshold ?? 1;
   let calibration: DuplicateReport['calibration'];
-  if (target !== undefined) {
+  if (target !== undefined && !options.knownPairs) {
+    const calibrated = calibrateOnCopies(index, candidates, target, options);
+    threshold = calibrated.threshold;
+    calibration = calibrated.calibration;
+  } else if (target !== undefined) {
     const known = options.knownPairs ? knownPairSet(index, options.knownPairs) : null;
     const isRight = (p: { a: number; b: number }) =>
       known
@@ -113,7 +134,7 @@ export function findDuplicates(index: EmbeddingIndex, options: FindDuplicatesOpt
     calibration = {
       targetPrecision: target,
       precision: kept.length ? found / kept.length : 0,
-      from: known ? 'known-pairs' : 'labels',
+      from: 'known-pairs',
       reached: bestAt >= 0,
     };
     if (known) calibration.recall = known.size ? found / known.size : 0;
@@ -121,6 +142,109 @@ export function findDuplicates(index: EmbeddingIndex, options: FindDuplicatesOpt
   const kept = candidates.filter((p) => p.score >= threshold);
   const pairs = kept.map((p) => ({ a: index.idAt(p.a), b: index.idAt(p.b), score: p.score }));
   return { threshold, calibration, pairs, clusters: clustersOf(index, kept) };
+}
+
+/**
+ * The threshold for `target` precision on pairs of an item and its perturbed copy (duplicates)
+ * against the item and its nearest distinct neighbours among the candidates, of the same finest
+ * class when both are labelled (not duplicates): the lowest similarity whose pairs reach it.
+ */
+function calibrateOnCopies(
+  index: EmbeddingIndex,
+  candidates: readonly { a: number; b: number; score: number }[],
+  target: number,
+  options: FindDuplicatesOptions,
+): { threshold: number; calibration: NonNullable<DuplicateReport['calibration']> } {
+  const fn = 'findDuplicates';
+  const dim = index.dim;
+  let rows: number[];
+  let copies: Float32Array;
+  let transformation: string;
+  if (options.copies) {
+    const given = options.copies;
+    const { data, rows: n } = normalizedRows(given.embeddings, dim, fn, 'copies.embeddings');
+    if (given.ids.length !== n)
+      throw new ContrastiveError(
+        `${fn}: copies.ids must have one id per row (${n}), but got ${given.ids.length}.`,
+      );
+    rows = given.ids.map((id, i) => {
+      const row = index.rowOfItem(id);
+      if (row === undefined)
+        throw new ContrastiveError(
+          `${fn}: copies.ids[${i}] must name an item of the index, but ${JSON.stringify(id)} is not one.`,
+        );
+      return row;
+    });
+    copies = data;
+    transformation = given.transformation ?? 'given copies';
+  } else {
+    const noise = options.copyNoise ?? 0.05;
+    if (!(noise > 0 && noise < 1))
+      throw new ContrastiveError(`${fn}: copyNoise must be in (0, 1), but got ${noise}.`);
+    const rng = new Rng(0);
+    rows = Array.from(
+      rng.permutation(index.size).subarray(0, Math.min(index.size, options.copyCount ?? 1000)),
+    );
+    copies = new Float32Array(rows.length * dim);
+    rows.forEach((row, i) => {
+      const v = index.rowVector(row);
+      let norm = 0;
+      for (let j = 0; j < dim; j++) {
+        const x = v[j] + (noise / Math.sqrt(dim)) * rng.normal();
+        copies[i * dim + j] = x;
+        norm += x * x;
+      }
+      for (let j = 0; j < dim; j++) copies[i * dim + j] /= Math.sqrt(norm);
+    });
+    transformation = `Gaussian feature noise of norm ${noise} on the embeddings (no inputs to re-embed)`;
+  }
+  const scored: { score: number; positive: boolean }[] = [];
+  rows.forEach((row, i) => {
+    scored.push({ score: rowDot(copies, i, index.rowVector(row), 0, dim), positive: true });
+  });
+  const sameClass = (a: number, b: number) =>
+    index.leafAt(a) < 0 || index.leafAt(b) < 0 || index.leafAt(a) === index.leafAt(b);
+  const copied = new Set(rows);
+  // negatives: each copied item's candidate neighbours (its `neighbors` nearest distinct items),
+  // of the same finest class when both are labelled
+  for (const p of candidates) {
+    if (!(copied.has(p.a) || copied.has(p.b)) || !sameClass(p.a, p.b)) continue;
+    scored.push({ score: p.score, positive: false });
+  }
+  scored.sort((x, y) => y.score - x.score || Number(y.positive) - Number(x.positive));
+  const positives = rows.length;
+  const negatives = scored.length - positives;
+  let right = 0;
+  let best = -1;
+  let bestPrecision = -1;
+  let bestPrecisionAt = -1;
+  scored.forEach((s, i) => {
+    right += s.positive ? 1 : 0;
+    const lastOfTie = i === scored.length - 1 || scored[i + 1].score < s.score;
+    if (!lastOfTie) return;
+    const precision = right / (i + 1);
+    if (precision >= target) best = i;
+    if (precision > bestPrecision) {
+      bestPrecision = precision;
+      bestPrecisionAt = i;
+    }
+  });
+  const at = best >= 0 ? best : bestPrecisionAt;
+  const kept = scored.slice(0, at + 1);
+  const found = kept.filter((s) => s.positive).length;
+  return {
+    threshold: at >= 0 ? scored[at].score : 1,
+    calibration: {
+      targetPrecision: target,
+      precision: kept.length ? found / kept.length : 0,
+      recall: positives ? found / positives : 0,
+      from: 'copies',
+      reached: best >= 0,
+      transformation,
+      positives,
+      negatives,
+    },
+  };
 }
 
 /** Each item's nearest neighbours as unordered pairs (row a < row b), most similar first. */

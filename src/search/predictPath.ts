@@ -1,6 +1,6 @@
 import { ContrastiveError } from '../errors.js';
 import type { LabelPath } from '../hierarchy/labelTree.js';
-import type { EmbeddingIndex } from './embeddingIndex.js';
+import type { EmbeddingIndex, RowNeighbors } from './embeddingIndex.js';
 import { childLists } from './treeNodes.js';
 import { type EmbeddingsLike, normalizedRows, rowDot } from './vectors.js';
 
@@ -53,6 +53,12 @@ export interface LevelPrediction {
   confidence: number;
   /** The method's own score in [0, 1] before calibration. */
   rawConfidence: number;
+  /**
+   * How typical the item is of the chosen node (kNN: mean cosine to its 10 closest neighbours in
+   * the node; prototypes: cosine to the node's prototype). An item of a class the index lacks is
+   * less typical of the class it lands in: the class level needs the calibration's `typicalCut`.
+   */
+  typicality: number;
   /** Whether this level cleared its threshold (and every coarser one did). */
   answered: boolean;
 }
@@ -92,6 +98,42 @@ export interface LevelCalibration {
   /** The isotonic map: raw confidences up to `rawUpTo[i]` map to `calibrated[i]` (non-decreasing). */
   rawUpTo: number[];
   calibrated: number[];
+  /**
+   * The level is answered when its raw confidence is strictly above this (1: never). Absent in
+   * calibrations made before it existed, which compare the calibrated confidence with `threshold`.
+   */
+  rawCut?: number;
+  /**
+   * With unseen classes simulated, the class level is also answered only when the query is more
+   * typical of the chosen class (see `PathPrediction`'s `typicality`) than this: the split-conformal
+   * quantile of the placements whose own class was left out.
+   */
+  typicalCut?: number;
+  /** What the threshold guarantees, and on how many calibration answers. */
+  guarantee?: LevelGuarantee;
+}
+
+/**
+ * The finite-sample guarantee of one level's threshold. Thresholds are tested from the strictest
+ * down (a fixed sequence, each at the calibration's `confidence`) and the loosest one that passes
+ * is kept: with probability at least `confidence` over the draw of the calibration items, answers
+ * at this level are at least `targetPrecision` right on fresh items drawn like them.
+ */
+export interface LevelGuarantee {
+  /** Calibration answers the bound rests on, and how many were right. */
+  answered: number;
+  right: number;
+  /** The one-sided Clopper-Pearson lower bound on their precision at `confidence` (≥ the target when met). */
+  precisionLowerBound: number;
+  /** Whether some threshold passed; if not, the level is never answered. */
+  met: boolean;
+  /**
+   * Levels where a node was left out of the index (the class level with `unseen: 'classes'`): how
+   * many left-out placements set the split-conformal bound, and the bound on the share of items of
+   * an unseen class that still answer this level (at most `1 - targetPrecision`).
+   */
+  unseenItems?: number;
+  unseenAnswerBound?: number;
 }
 
 /** What {@link calibrate} measured for one method. */
@@ -118,6 +160,12 @@ export interface PathCalibration {
   methods: MethodCalibration[];
   /** The settings the confidences were measured with (predictPath reuses them). */
   settings: { k: number; temperature: number; prototypeTemperature: number };
+  /** Confidence of every level's precision bound (see {@link LevelGuarantee}). */
+  confidence?: number;
+  /** Whether unseen classes were simulated (see {@link CalibrateOptions.unseen}). */
+  unseen?: 'classes' | 'none';
+  /** The guarantee in one sentence, for printing. */
+  guarantee?: string;
 }
 
 /** Options of {@link calibrate}. */
@@ -127,12 +175,32 @@ export interface CalibrateOptions
   targetPrecision?: number;
   /** Which methods to measure. Default both. */
   methods?: readonly PlacementMethod[];
+  /**
+   * Probability that the chosen thresholds meet the target on fresh data (over the draw of the
+   * calibration items): each level's precision is bounded from below at this confidence. Default 0.9.
+   */
+  confidence?: number;
+  /**
+   * `'classes'` (default): also place every calibration item as if its finest class were missing
+   * from the index (its items left out of the neighbours and prototypes), so that the class level
+   * learns what an unseen class looks like: its threshold is raised to the split-conformal
+   * quantile of those placements (an item of an unseen class names a class with probability at
+   * most `1 - targetPrecision`), and the coarser levels must reach the target on those placements
+   * too. `'none'`: only the items as they are (the class level is then overconfident on classes the
+   * index does not hold).
+   */
+  unseen?: 'classes' | 'none';
 }
 
 /** Raw greedy top-down placement of every query: `[Q, L]` node ids and raw confidences. */
 interface RawPlacement {
   ids: Int32Array;
   raw: Float64Array;
+  /**
+   * How typical the query is of the chosen node: kNN, the mean similarity of its closest
+   * neighbours inside the node (up to 10); prototypes, the cosine to the node's prototype.
+   */
+  typical: Float64Array;
   numQueries: number;
 }
 
@@ -172,6 +240,11 @@ export function predictPath(
         : calibration.methods.find((m) => m.method === method)?.levels
       : undefined;
   const thresholds = resolveThresholds(fn, options.minConfidence, depth, levelCalibration);
+  // a calibration's own thresholds are cuts on the raw confidence (what its guarantee was tested on)
+  const rawCuts =
+    options.minConfidence === undefined && levelCalibration?.every((l) => l.rawCut !== undefined)
+      ? levelCalibration.map((l) => l.rawCut!)
+      : null;
   const { data, rows } = normalizedRows(embeddings, index.dim, fn);
   checkSelfIds(fn, 'selfIds', options.selfIds, rows);
   const placement = rawPlacement(index, data, rows, method, settings, options.selfIds);
@@ -182,7 +255,14 @@ export function predictPath(
       const id = placement.ids[q * depth + l];
       const raw = placement.raw[q * depth + l];
       const confidence = levelCalibration ? applyIsotonic(levelCalibration[l], raw) : raw;
-      const answered = answeredDepth === l && id >= 0 && confidence >= thresholds[l];
+      const typicality = placement.typical[q * depth + l];
+      const typicalCut = rawCuts ? levelCalibration![l].typicalCut : undefined;
+      const clears = rawCuts
+        ? Number.isFinite(thresholds[l]) &&
+          raw > rawCuts[l] &&
+          (typicalCut === undefined || (typicalCut !== null && typicality > typicalCut))
+        : confidence >= thresholds[l];
+      const answered = answeredDepth === l && id >= 0 && clears;
       if (answered) answeredDepth++;
       levels.push({
         level: l,
@@ -191,6 +271,7 @@ export function predictPath(
         id,
         confidence,
         rawConfidence: raw,
+        typicality,
         answered,
       });
     }
@@ -213,6 +294,14 @@ export function calibrate(
   const target = options.targetPrecision ?? 0.95;
   if (!(typeof target === 'number' && target > 0 && target <= 1))
     throw new ContrastiveError(`${fn}: targetPrecision must be in (0, 1], but got ${target}.`);
+  const confidence = options.confidence ?? 0.9;
+  if (!(typeof confidence === 'number' && confidence > 0 && confidence < 1))
+    throw new ContrastiveError(`${fn}: confidence must be in (0, 1), but got ${confidence}.`);
+  const unseen = options.unseen ?? 'classes';
+  if (unseen !== 'classes' && unseen !== 'none')
+    throw new ContrastiveError(
+      `${fn}: unseen must be 'classes' or 'none', but got ${JSON.stringify(unseen)}.`,
+    );
   const settings = resolveSettings(fn, options);
   const { data, rows } = normalizedRows(validation.embeddings, index.dim, fn, 'validation.embeddings');
   if (validation.labels.length !== rows)
@@ -222,30 +311,39 @@ export function calibrate(
   if (rows === 0) throw new ContrastiveError(`${fn}: validation must hold at least one row, but holds none.`);
   checkSelfIds(fn, 'validation.selfIds', validation.selfIds, rows);
   const depth = index.tree.depth;
+  const leafLevel = depth - 1;
   let truth: Int32Array;
   try {
     truth = index.tree.encode(validation.labels, { padToDepth: 'repeat-leaf' });
   } catch (error) {
     throw new ContrastiveError(`${fn}: validation.labels: ${(error as Error).message}`);
   }
+  // the simulated unseen classes: each item's own class left out, where another class of its
+  // parent holds items (so its coarser levels still have a right answer)
+  const leftOut = unseen === 'classes' ? unseenLeaves(index, truth, rows) : null;
+  const delta = 1 - confidence;
   const methods = (options.methods ?? ['knn', 'prototype']).map((method) => {
-    const placement = rawPlacement(index, data, rows, method, settings, validation.selfIds);
-    // correct[q][l]: the greedy path is right down to level l
-    const correct = new Uint8Array(rows * depth);
-    for (let q = 0; q < rows; q++) {
-      for (let l = 0; l < depth; l++) {
-        const ok =
-          placement.ids[q * depth + l] === truth[q * depth + l] &&
-          (l === 0 || correct[q * depth + l - 1] === 1);
-        correct[q * depth + l] = ok ? 1 : 0;
-      }
-    }
+    const seen = judgedPlacement(index, data, rows, method, settings, validation.selfIds, truth, null);
+    const loco = leftOut
+      ? judgedPlacement(index, data, rows, method, settings, validation.selfIds, truth, leftOut)
+      : null;
+    // the left-out placements that exist (items whose class could be left out)
+    const locoRows = leftOut ? Array.from({ length: rows }, (_, q) => q).filter((q) => leftOut[q] >= 0) : [];
     const levels: LevelCalibration[] = [];
     let reach = Array.from({ length: rows }, (_, q) => q);
     for (let l = 0; l < depth; l++) {
+      const at = (p: JudgedPlacement, q: number) => ({
+        raw: p.raw[q * depth + l],
+        ok: p.correct[q * depth + l],
+      });
+      // the confidence is the measured chance of being right, seen and left-out placements pooled
+      const all = [
+        ...Array.from({ length: rows }, (_, q) => at(seen, q)),
+        ...(loco ? locoRows.map((q) => at(loco, q)) : []),
+      ];
       const iso = isotonicFit(
-        Array.from({ length: rows }, (_, q) => placement.raw[q * depth + l]),
-        Array.from({ length: rows }, (_, q) => correct[q * depth + l]),
+        all.map((x) => x.raw),
+        all.map((x) => x.ok),
       );
       const level: LevelCalibration = {
         level: l,
@@ -253,34 +351,50 @@ export function calibrate(
         threshold: Number.POSITIVE_INFINITY,
         coverage: 0,
         precision: 0,
-        accuracyAtFullCoverage: mean(Array.from({ length: rows }, (_, q) => correct[q * depth + l])),
+        accuracyAtFullCoverage: mean(Array.from({ length: rows }, (_, q) => seen.correct[q * depth + l])),
         rawUpTo: iso.rawUpTo,
         calibrated: iso.calibrated,
+        rawCut: 1,
       };
-      // the lowest threshold whose answers (among queries that passed the coarser levels) reach the target
-      const scored = reach
-        .map((q) => ({
-          q,
-          c: applyIsotonic(level, placement.raw[q * depth + l]),
-          ok: correct[q * depth + l],
-        }))
-        .sort((a, b) => b.c - a.c);
-      let hits = 0;
-      let best = -1;
-      for (let i = 0; i < scored.length; i++) {
-        hits += scored[i].ok;
-        const lastOfTie = i === scored.length - 1 || scored[i + 1].c < scored[i].c;
-        if (lastOfTie && hits / (i + 1) >= target) best = i;
+      // at the class level an unseen class must rarely clear the cut: split conformal over the
+      // left-out placements (a fresh one exceeds the k-th smallest with probability <= 1 - k/(n+1))
+      let typicalCut = Number.NEGATIVE_INFINITY;
+      const guarantee: LevelGuarantee = { answered: 0, right: 0, precisionLowerBound: 0, met: false };
+      if (loco && l === leafLevel) {
+        const scores = locoRows.map((q) => loco.typical[q * depth + l]).sort((a, b) => a - b);
+        const n = scores.length;
+        const k = Math.ceil((n + 1) * target);
+        guarantee.unseenItems = n;
+        if (n > 0 && k <= n) {
+          typicalCut = scores[k - 1];
+          guarantee.unseenAnswerBound = 1 - k / (n + 1);
+        } else typicalCut = Number.POSITIVE_INFINITY;
+        level.typicalCut = typicalCut;
       }
-      if (best >= 0) {
-        level.threshold = scored[best].c;
-        const answered = scored.slice(0, best + 1);
-        level.coverage = answered.length / rows;
-        level.precision = mean(answered.map((s) => s.ok));
-        reach = answered.map((s) => s.q);
-      } else {
-        reach = [];
-      }
+      // the precision test: the seen placements that reached this level (and, at the class level,
+      // are more typical of their class than the unseen-class cut)
+      const tested = reach
+        .filter((q) => seen.typical[q * depth + l] > typicalCut)
+        .map((q) => ({ q, loco: false, ...at(seen, q) }))
+        .sort((a, b) => b.raw - a.raw);
+      const chosen =
+        typicalCut === Number.POSITIVE_INFINITY
+          ? null
+          : fixedSequence(tested, target, delta, Number.NEGATIVE_INFINITY);
+      if (chosen) {
+        const answered = tested.slice(0, chosen.count);
+        level.rawCut = chosen.cut;
+        const answeredSeen = answered.filter((x) => !x.loco);
+        level.threshold = Math.min(...answered.map((x) => applyIsotonic(level, x.raw)));
+        level.coverage = answeredSeen.length / rows;
+        level.precision = mean(answeredSeen.map((x) => x.ok));
+        guarantee.answered = chosen.count;
+        guarantee.right = chosen.right;
+        guarantee.precisionLowerBound = binomialLowerBound(chosen.right, chosen.count, delta);
+        guarantee.met = true;
+        reach = answeredSeen.map((x) => x.q);
+      } else reach = [];
+      level.guarantee = guarantee;
       levels.push(level);
     }
     const curve = [0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99].map((threshold) => {
@@ -291,12 +405,12 @@ export function calibrate(
         let answered = 0;
         let right = 0;
         for (let q = 0; q < rows; q++) {
-          if (!alive[q] || applyIsotonic(levels[l], placement.raw[q * depth + l]) < threshold) {
+          if (!alive[q] || applyIsotonic(levels[l], seen.raw[q * depth + l]) < threshold) {
             alive[q] = 0;
             continue;
           }
           answered++;
-          right += correct[q * depth + l];
+          right += seen.correct[q * depth + l];
         }
         coverage.push(answered / rows);
         accuracy.push(answered ? right / answered : 0);
@@ -321,8 +435,153 @@ export function calibrate(
     levels: chosen.levels,
     methods,
     settings,
+    confidence,
+    unseen,
+    guarantee: guaranteeText(chosen.levels, target, confidence, rows, unseen),
   };
 }
+
+/** One sentence: what the thresholds promise, per level. */
+function guaranteeText(
+  levels: readonly LevelCalibration[],
+  target: number,
+  confidence: number,
+  rows: number,
+  unseen: 'classes' | 'none',
+): string {
+  const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
+  const perLevel = levels
+    .map((l) =>
+      l.guarantee?.met
+        ? `${l.levelName} >= ${pct(l.guarantee.precisionLowerBound)} (${l.guarantee.right}/${l.guarantee.answered} right)`
+        : `${l.levelName} never answered (no threshold reaches the target)`,
+    )
+    .join(', ');
+  const leaf = levels[levels.length - 1]?.guarantee;
+  const unseenText =
+    unseen === 'classes'
+      ? leaf?.unseenAnswerBound !== undefined
+        ? `; an item of a class missing from the index names a class with probability <= ${pct(leaf.unseenAnswerBound)} (split conformal on typicality over ${leaf.unseenItems} placements with the item's own class left out; assumes a new class resembles a left-out one)`
+        : `; too few left-out placements (${leaf?.unseenItems ?? 0}) to bound unseen classes, so the class level is never answered`
+      : '; unseen classes were not simulated (unseen: none), so the class level may name a wrong class for them';
+  return `with ${pct(confidence)} confidence (fixed-sequence Clopper-Pearson test, ${rows} calibration items), answers at each level are at least ${pct(target)} right on fresh items like the calibration ones: ${perLevel}${unseenText}. The levels reuse the same items (the bound holds per level).`;
+}
+
+/** Raw placement with, per query and level, whether the greedy path is right down to that level. */
+interface JudgedPlacement extends RawPlacement {
+  correct: Uint8Array;
+}
+
+function judgedPlacement(
+  index: EmbeddingIndex,
+  data: Float32Array,
+  rows: number,
+  method: PlacementMethod,
+  settings: PathCalibration['settings'],
+  selfIds: PredictPathOptions['selfIds'],
+  truth: Int32Array,
+  leftOut: Int32Array | null,
+): JudgedPlacement {
+  const depth = index.tree.depth;
+  const placement = rawPlacement(index, data, rows, method, settings, selfIds, leftOut ?? undefined);
+  const correct = new Uint8Array(rows * depth);
+  for (let q = 0; q < rows; q++)
+    for (let l = 0; l < depth; l++)
+      correct[q * depth + l] =
+        placement.ids[q * depth + l] === truth[q * depth + l] && (l === 0 || correct[q * depth + l - 1] === 1)
+          ? 1
+          : 0;
+  return { ...placement, correct };
+}
+
+/** Per query, its own leaf when another leaf of the same parent holds items (-1 otherwise). */
+function unseenLeaves(index: EmbeddingIndex, truth: Int32Array, rows: number): Int32Array {
+  const tree = index.tree;
+  const depth = tree.depth;
+  const counts = index.prototypes(depth - 1).counts;
+  const parentOf = (leaf: number) => (depth === 1 ? 0 : tree.parent(depth - 1, leaf));
+  const populated = new Map<number, number>();
+  for (let leaf = 0; leaf < counts.length; leaf++)
+    if (counts[leaf] > 0) populated.set(parentOf(leaf), (populated.get(parentOf(leaf)) ?? 0) + 1);
+  const out = new Int32Array(rows).fill(-1);
+  for (let q = 0; q < rows; q++) {
+    const leaf = truth[q * depth + depth - 1];
+    const others = (populated.get(parentOf(leaf)) ?? 0) - (counts[leaf] > 0 ? 1 : 0);
+    if (others > 0) out[q] = leaf;
+  }
+  return out;
+}
+
+/**
+ * Tests thresholds from the strictest down, each answering the top `count` of `sorted` (by raw,
+ * descending; ties answered together; only cuts at or above `floor`): H0 "precision < target" is
+ * rejected when a binomial(count, target) reaches `right` with probability <= delta. Stops at the
+ * first that fails and returns the loosest one rejected (a fixed sequence: every rejection holds
+ * at once with probability >= 1 - delta). Null when the first already fails.
+ */
+function fixedSequence(
+  sorted: readonly { raw: number; ok: number }[],
+  target: number,
+  delta: number,
+  floor: number,
+): { count: number; right: number; cut: number } | null {
+  // only items above the floor can be answered; start where an all-right answer can pass (with
+  // room for a couple of errors), then move down in about 400 steps
+  let n = 0;
+  while (n < sorted.length && sorted[n].raw > floor) n++;
+  if (n === 0) return null;
+  const allRight = target >= 1 ? n : Math.ceil(Math.log(delta) / Math.log(target));
+  const step = Math.max(1, Math.ceil(n / 400));
+  let best: { count: number; right: number; cut: number } | null = null;
+  let right = 0;
+  let count = 0;
+  let want = Math.min(n, 2 * allRight);
+  while (count < n) {
+    // answer the top `want`, extended to the end of its tie group
+    while (count < want || (count < n && count > 0 && sorted[count].raw === sorted[count - 1].raw))
+      right += sorted[count++].ok;
+    if (binomialUpperTail(right, count, target) > delta) break;
+    const next = count < sorted.length ? sorted[count].raw : -1;
+    best = { count, right, cut: Math.max(next, floor) };
+    want = Math.min(n, count + step);
+  }
+  return best;
+}
+
+const logFactorials: number[] = [0];
+function logFactorial(n: number): number {
+  for (let i = logFactorials.length; i <= n; i++) logFactorials.push(logFactorials[i - 1] + Math.log(i));
+  return logFactorials[n];
+}
+
+/** P(Binomial(n, p) >= k). */
+function binomialUpperTail(k: number, n: number, p: number): number {
+  if (k <= 0) return 1;
+  if (p >= 1) return 1;
+  if (p <= 0) return 0;
+  let sum = 0;
+  const lp = Math.log(p);
+  const lq = Math.log1p(-p);
+  for (let i = k; i <= n; i++)
+    sum += Math.exp(logFactorial(n) - logFactorial(i) - logFactorial(n - i) + i * lp + (n - i) * lq);
+  return Math.min(1, sum);
+}
+
+/** One-sided Clopper-Pearson lower bound on a proportion at confidence 1 - delta. */
+function binomialLowerBound(right: number, n: number, delta: number): number {
+  if (right <= 0 || n <= 0) return 0;
+  let lo = 0;
+  let hi = right / n;
+  for (let i = 0; i < 50; i++) {
+    const mid = (lo + hi) / 2;
+    if (binomialUpperTail(right, n, mid) > delta) hi = mid;
+    else lo = mid;
+  }
+  return lo;
+}
+
+/** kNN typicality: the mean similarity of this many closest neighbours inside the node. */
+const TYPICAL_NEIGHBORS = 10;
 
 function rawPlacement(
   index: EmbeddingIndex,
@@ -331,23 +590,18 @@ function rawPlacement(
   method: PlacementMethod,
   settings: PathCalibration['settings'],
   selfIds: PredictPathOptions['selfIds'],
+  leftOut?: Int32Array,
 ): RawPlacement {
   const tree = index.tree;
   const depth = tree.depth;
   const ids = new Int32Array(numQueries * depth).fill(-1);
   const raw = new Float64Array(numQueries * depth);
-  if (index.size === 0) return { ids, raw, numQueries };
+  const typical = new Float64Array(numQueries * depth).fill(-1);
+  if (index.size === 0) return { ids, raw, typical, numQueries };
   const children = childLists(tree);
+  const selfRows = selfIds?.map((id) => (id === undefined ? undefined : index.rowOfItem(id)));
   if (method === 'knn') {
-    const selfRows = selfIds?.map((id) => (id === undefined ? undefined : index.rowOfItem(id)));
-    const neighbors = index.exactNeighbors(
-      data,
-      numQueries,
-      settings.k,
-      null,
-      new Set(),
-      (q) => selfRows?.[q],
-    );
+    const neighbors = knnNeighbors(index, data, numQueries, settings.k, selfRows, leftOut);
     // path[l] of each neighbour's leaf, computed once per leaf
     const leafPaths = Array.from({ length: tree.numClasses() }, (_, leaf) => tree.row(leaf));
     const mass = tree.levelSizes.map((n) => new Float64Array(n));
@@ -374,31 +628,52 @@ function rawPlacement(
       for (let l = 0; l < depth; l++) {
         ids[q * depth + l] = path[l];
         raw[q * depth + l] = mass[l][path[l]] / total;
+        let sum = 0;
+        let count = 0;
+        for (let r = 0; r < neighbors.k && count < TYPICAL_NEIGHBORS; r++) {
+          const row = neighbors.rows[q * neighbors.k + r];
+          if (row < 0) break;
+          const leaf = index.leafAt(row);
+          if (leaf < 0 || leafPaths[leaf][l] !== path[l]) continue;
+          sum += neighbors.similarities[q * neighbors.k + r];
+          count++;
+        }
+        typical[q * depth + l] = count ? sum / count : -1;
       }
     }
-    return { ids, raw, numQueries };
+    return { ids, raw, typical, numQueries };
   }
   const prototypes = tree.levelSizes.map((_, l) => index.prototypes(l));
+  const leafPrototypes = prototypes[depth - 1];
   const dim = index.dim;
   const own = new Float32Array(dim);
   for (let q = 0; q < numQueries; q++) {
-    // leave-one-out: a query that is an index item is left out of its own ancestors' prototypes
-    const selfId = selfIds?.[q];
-    const selfRow = selfId === undefined ? undefined : index.rowOfItem(selfId);
-    const selfLeaf = selfRow === undefined ? -1 : index.leafAt(selfRow);
+    // what is taken out of the prototypes of one leaf and its ancestors: a left-out class (all its
+    // items), or a query that is an index item (itself)
+    const selfRow = selfRows?.[q];
+    let removedLeaf = leftOut && leftOut[q] >= 0 ? leftOut[q] : -1;
+    let removed: Float32Array | null = null;
+    let removedCount = 0;
+    if (removedLeaf >= 0) {
+      removed = leafPrototypes.sums.subarray(removedLeaf * dim, (removedLeaf + 1) * dim);
+      removedCount = leafPrototypes.counts[removedLeaf];
+    } else if (selfRow !== undefined && index.leafAt(selfRow) >= 0) {
+      removedLeaf = index.leafAt(selfRow);
+      removed = index.rowVector(selfRow);
+      removedCount = 1;
+    }
     let candidates = Array.from({ length: tree.levelSizes[0] }, (_, id) => id);
     let confidence = 1;
     for (let l = 0; l < depth; l++) {
       const p = prototypes[l];
-      const selfNode = selfLeaf < 0 ? -1 : index.ancestor(selfLeaf, l);
-      const present = candidates.filter((c) => p.counts[c] - (c === selfNode ? 1 : 0) > 0);
+      const changed = removedLeaf < 0 ? -1 : index.ancestor(removedLeaf, l);
+      const present = candidates.filter((c) => p.counts[c] - (c === changed ? removedCount : 0) > 0);
       if (present.length === 0) break;
       const logits = present.map((c) => {
-        if (c !== selfNode) return rowDot(data, q, p.vectors, c, dim) / settings.prototypeTemperature;
-        const self = index.rowVector(selfRow!);
+        if (c !== changed) return rowDot(data, q, p.vectors, c, dim) / settings.prototypeTemperature;
         let norm = 0;
         for (let j = 0; j < dim; j++) {
-          own[j] = p.sums[c * dim + j] - self[j];
+          own[j] = p.sums[c * dim + j] - removed![j];
           norm += own[j] * own[j];
         }
         return norm > 0 ? rowDot(data, q, own, 0, dim) / Math.sqrt(norm) / settings.prototypeTemperature : 0;
@@ -411,10 +686,57 @@ function rawPlacement(
       confidence *= weights[bestAt] / sum;
       ids[q * depth + l] = present[bestAt];
       raw[q * depth + l] = confidence;
+      typical[q * depth + l] = logits[bestAt] * settings.prototypeTemperature;
       candidates = l + 1 < depth ? children[l][present[bestAt]] : [];
     }
   }
-  return { ids, raw, numQueries };
+  return { ids, raw, typical, numQueries };
+}
+
+/**
+ * Exact k nearest rows of every query, without the query's own row, and without every row of its
+ * left-out leaf (queries grouped by that leaf, one search per group).
+ */
+function knnNeighbors(
+  index: EmbeddingIndex,
+  data: Float32Array,
+  numQueries: number,
+  k: number,
+  selfRows: readonly (number | undefined)[] | undefined,
+  leftOut: Int32Array | undefined,
+): RowNeighbors {
+  if (!leftOut) return index.exactNeighbors(data, numQueries, k, null, new Set(), (q) => selfRows?.[q]);
+  const dim = index.dim;
+  const rows = new Int32Array(numQueries * k).fill(-1);
+  const similarities = new Float32Array(numQueries * k).fill(Number.NEGATIVE_INFINITY);
+  const groups = new Map<number, number[]>();
+  for (let q = 0; q < numQueries; q++) {
+    const list = groups.get(leftOut[q]) ?? [];
+    list.push(q);
+    groups.set(leftOut[q], list);
+  }
+  for (const [leaf, queries] of groups) {
+    const excluded = new Set<number>();
+    if (leaf >= 0)
+      for (let row = 0; row < index.size; row++) if (index.leafAt(row) === leaf) excluded.add(row);
+    const block = new Float32Array(queries.length * dim);
+    queries.forEach((q, i) => {
+      block.set(data.subarray(q * dim, (q + 1) * dim), i * dim);
+    });
+    const found = index.exactNeighbors(
+      block,
+      queries.length,
+      k,
+      null,
+      excluded,
+      (i) => selfRows?.[queries[i]],
+    );
+    queries.forEach((q, i) => {
+      rows.set(found.rows.subarray(i * k, (i + 1) * k), q * k);
+      similarities.set(found.similarities.subarray(i * k, (i + 1) * k), q * k);
+    });
+  }
+  return { k, rows, similarities };
 }
 
 function checkSelfIds(fn: string, field: string, selfIds: PredictPathOptions['selfIds'], rows: number): void {

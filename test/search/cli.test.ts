@@ -228,6 +228,30 @@ describe('contrastive index / search / predict / dedupe / embed --data', () => {
     }
   });
 
+  it('predict without --out prints the predictions (a table, or JSONL with --json); predicting index items is refused', () => {
+    const base = [
+      'predict',
+      indexPath,
+      '--data-dir',
+      EMBEDDED_FASHION_MNIST_DIR,
+      '--k',
+      '20',
+      '--backend',
+      'wasm',
+    ];
+    const table = cli(...base, '--data', 'fashion-mnist:test', '--limit', '5');
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /^id\s+label\s+path\s+group \(conf\.\)/m);
+    assert.match(table.stderr, /with 90\.0 % confidence/);
+    const jsonl = cli(...base, '--data', 'fashion-mnist:test', '--limit', '5', '--json');
+    assert.equal(jsonl.status, 0, jsonl.stderr);
+    assert.equal(jsonl.stdout.trim().split('\n').length, 5);
+    assert.ok(JSON.parse(jsonl.stdout.split('\n')[0]).levels.length === 3);
+    const own = cli(...base, '--data', 'fashion-mnist:train', '--limit', '5');
+    assert.equal(own.status, 1);
+    assert.match(own.stderr, /5 of 5 items to predict are also items of the index .* --allow-overlap/);
+  });
+
   it('dedupe prints pairs and clusters; --json gives them to scripts', () => {
     const r = cli('dedupe', indexPath, '--threshold', '0.95', '--backend', 'wasm');
     assert.equal(r.status, 0, r.stderr);
@@ -235,9 +259,18 @@ describe('contrastive index / search / predict / dedupe / embed --data', () => {
     const json = JSON.parse(
       cli('dedupe', indexPath, '--target-precision', '0.99', '--json', '--backend', 'wasm').stdout,
     );
-    assert.equal(json.calibration.from, 'labels');
+    assert.equal(json.calibration.from, 'copies');
     for (const p of json.pairs) assert.ok(p.score >= json.threshold);
-    assert.match(cli('dedupe', indexPath).stderr, /give exactly one of --threshold and --target-precision/);
+    const byDefault = cli('dedupe', indexPath, '--backend', 'wasm');
+    assert.equal(byDefault.status, 0, byDefault.stderr);
+    assert.match(
+      byDefault.stdout,
+      /calibrated for 0\.99 precision from copies \(\d+ copies made by Gaussian feature noise/,
+    );
+    assert.match(
+      cli('dedupe', indexPath, '--threshold', '0.9', '--target-precision', '0.9').stderr,
+      /give one of --threshold and --target-precision, not both/,
+    );
   });
 
   it('embed --data embeds any source; --split keeps its behaviour', async () => {

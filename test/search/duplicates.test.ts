@@ -13,13 +13,17 @@ describe('findDuplicates', () => {
   let index: EmbeddingIndex;
   const planted: [string, string][] = [];
   const shifted: [string, string][] = [];
+  // copies of other items, not in the index: what the threshold is calibrated on
+  let calibrationCopies: { ids: string[]; embeddings: Float32Array; transformation: string };
   before(async () => {
     await useBackend('wasm');
     const test = await loadFashionMnist({ split: 'test', dataDir: EMBEDDED_FASHION_MNIST_DIR });
     const n = test.shape[0];
     const rng = new Rng(11);
     const copies: Float32Array[] = [];
-    const originals = Array.from(rng.permutation(n).subarray(0, 200));
+    const order = rng.permutation(n);
+    const originals = Array.from(order.subarray(0, 200));
+    const calibrationItems = Array.from(order.subarray(200, 500));
     // even copies: noise + JPEG re-encoding; odd copies: also shifted one pixel to the right
     for (const [c, i] of originals.entries()) {
       copies.push(await plantedCopy(test.images.subarray(i * 784, (i + 1) * 784), c % 2, 0, rng));
@@ -28,6 +32,8 @@ describe('findDuplicates', () => {
     // embedding: centred pixels through a seeded random projection (as in the other search tests)
     const dim = 64;
     const projection = Float32Array.from({ length: 784 * dim }, () => rng.normal());
+    for (const i of calibrationItems)
+      copies.push(await plantedCopy(test.images.subarray(i * 784, (i + 1) * 784), 0, 0, rng));
     const all = new Float32Array((n + copies.length) * 784);
     all.set(test.images);
     copies.forEach((c, j) => {
@@ -38,6 +44,12 @@ describe('findDuplicates', () => {
       const centred = tf.sub(x, tf.mean(tf.slice(x, [0, 0], [n, 784]), 0, true));
       return tf.matMul(centred, tf.tensor2d(projection, [784, dim])).dataSync() as Float32Array;
     });
+    const plantedCount = originals.length;
+    calibrationCopies = {
+      ids: calibrationItems.map(String),
+      embeddings: Float32Array.from(vectors.subarray((n + plantedCount) * dim)),
+      transformation: 'noise + JPEG',
+    };
     index = EmbeddingIndex.create({ tree: test.tree, dim });
     const label = (i: number) => test.tree.path(2, test.classIds[i]);
     index.add(
@@ -45,7 +57,7 @@ describe('findDuplicates', () => {
         ...Array.from({ length: n }, (_, i) => ({ id: i, label: label(i) })),
         ...originals.map((i) => ({ id: `copy-${i}`, label: label(i) })),
       ],
-      Float32Array.from(vectors),
+      Float32Array.from(vectors.subarray(0, (n + plantedCount) * dim)),
     );
   });
 
@@ -77,15 +89,42 @@ describe('findDuplicates', () => {
       assert.ok(report.pairs[i - 1].score >= report.pairs[i].score);
   });
 
-  it('a given threshold keeps exactly the candidate pairs at or above it; labels can calibrate too', () => {
-    const report = findDuplicates(index, { threshold: 0.99 });
-    assert.equal(report.calibration, undefined);
-    assert.ok(report.pairs.every((p) => p.score >= 0.99));
-    const looser = findDuplicates(index, { threshold: 0.9 });
-    assert.ok(looser.pairs.length >= report.pairs.length);
-    const byLabels = findDuplicates(index, { targetPrecision: 0.99 });
-    assert.equal(byLabels.calibration?.from, 'labels');
-    assert.ok(byLabels.calibration!.precision >= 0.99 || !byLabels.calibration!.reached);
+  it('calibrated on copies of other items, the printed precision holds on planted copies', () => {
+    const report = findDuplicates(index, { targetPrecision: 0.99, copies: calibrationCopies });
+    assert.equal(report.calibration?.from, 'copies');
+    const truth = new Set([...planted, ...shifted].map(([a, b]) => [a, b].sort().join('|')));
+    const right = report.pairs.filter((p) => truth.has([p.a, p.b].sort().join('|'))).length;
+    const precision = right / report.pairs.length;
+    const recall = (list: [string, string][]) =>
+      list.filter(([a, b]) =>
+        report.pairs.some((p) => [p.a, p.b].sort().join('|') === [a, b].sort().join('|')),
+      ).length / list.length;
+    console.log(
+      `planted duplicates, calibrated on 300 noise+JPEG copies of other items: threshold ${report.threshold.toFixed(4)}, printed precision ${report.calibration!.precision.toFixed(3)}; measured on the index: precision ${precision.toFixed(3)} (${right}/${report.pairs.length}), recall noise+JPEG ${recall(planted).toFixed(3)}, shifted 1 px + noise + JPEG ${recall(shifted).toFixed(3)}`,
+    );
+    assert.ok(precision >= 0.99 - 0.03, `measured precision ${precision}`);
+    assert.ok(recall(planted) >= 0.8, `recall ${recall(planted)}`);
+  });
+
+  it('no threshold and no target: target 0.99 calibrated on feature-noise copies, also without labels', () => {
+    const report = findDuplicates(index);
+    assert.equal(report.calibration?.from, 'copies');
+    assert.equal(report.calibration?.targetPrecision, 0.99);
+    assert.match(report.calibration!.transformation!, /feature noise/);
+    assert.ok(report.threshold < 1 && report.calibration!.recall! > 0);
+    const bare = EmbeddingIndex.create({ tree: index.tree, dim: index.dim });
+    const items = index.items().slice(0, 2000);
+    bare.add(
+      items.map((it) => ({ id: it.id })),
+      items.map((it) => index.embedding(it.id)),
+    );
+    const unlabelled = findDuplicates(bare, { targetPrecision: 0.99 });
+    assert.equal(unlabelled.calibration?.from, 'copies');
+    assert.ok(unlabelled.threshold < 1, `threshold ${unlabelled.threshold}`);
+    assert.ok(unlabelled.calibration!.negatives! > 0);
+    const given = findDuplicates(index, { threshold: 0.99 });
+    assert.equal(given.calibration, undefined);
+    assert.ok(given.pairs.every((p) => p.score >= 0.99));
   });
 
   it('with an HNSW graph the candidates come from it and the planted pairs are still found', async () => {
@@ -107,8 +146,8 @@ describe('findDuplicates', () => {
     const throwsNaming = (f: () => unknown, pattern: RegExp) =>
       assert.throws(f, (e: unknown) => e instanceof ContrastiveError && pattern.test(e.message));
     throwsNaming(
-      () => findDuplicates(index),
-      /give exactly one of threshold and targetPrecision, but got neither/,
+      () => findDuplicates(index, { threshold: 0.9, targetPrecision: 0.9 }),
+      /give one of threshold and targetPrecision, but got both/,
     );
     throwsNaming(
       () => findDuplicates(index, { threshold: 2 }),

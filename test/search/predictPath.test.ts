@@ -146,6 +146,42 @@ describe('predictPath and calibrate', () => {
     assert.ok(parentRate() > 0.3, `unseen answered at Clothes/Tops: ${parentRate()}`);
   });
 
+  it('unseen classes: a class missing from the index rarely names a class; every level states its guarantee', () => {
+    // the index and the calibration lack Sandal; its test items should stop at Goods/Shoes
+    const unseen = 'Sandal';
+    const without = (paths: string[][]) => paths.map((_, i) => i).filter((i) => paths[i][2] !== unseen);
+    const seenIndex = EmbeddingIndex.create({ tree: data.tree, dim: data.dim });
+    const keep = without(data.paths.slice(0, data.trainCount));
+    seenIndex.add(
+      keep.map((i) => ({ id: i, label: data.paths[i] })),
+      keep.map((i) => data.vectors.subarray(i * data.dim, (i + 1) * data.dim)),
+    );
+    const rows = without(validation.labels);
+    const options = { targetPrecision: 0.95, methods: ['knn'] as const };
+    const embeddings = rows.map((i) => validation.embeddings.subarray(i * data.dim, (i + 1) * data.dim));
+    const labels = rows.map((i) => validation.labels[i]);
+    const honest = calibrate(seenIndex, { embeddings, labels }, options);
+    const naive = calibrate(seenIndex, { embeddings, labels }, { ...options, unseen: 'none' });
+    assert.match(
+      honest.guarantee!,
+      /with 90\.0 % confidence .* names a class with probability <= [0-5]\.\d %/,
+    );
+    assert.match(naive.guarantee!, /unseen classes were not simulated/);
+    for (const level of honest.levels)
+      if (level.guarantee!.met) assert.ok(level.guarantee!.precisionLowerBound >= 0.95, level.levelName);
+    const wrongClass = (calibration: typeof honest) => {
+      const group = test.labels.map((_, q) => q).filter((q) => test.labels[q][2] === unseen);
+      const predictions = predictPath(
+        seenIndex,
+        group.map((q) => test.embeddings.subarray(q * data.dim, (q + 1) * data.dim)),
+        { calibration },
+      );
+      return predictions.filter((p) => p.depth === 3).length / group.length;
+    };
+    const [h, n] = [wrongClass(honest), wrongClass(naive)];
+    assert.ok(h < n && h <= 0.25, `unseen items named a class: ${h} (naive ${n})`);
+  });
+
   it('selfIds leave a query that is an index item out of its own neighbours and prototypes', () => {
     const tree = LabelTree.fromPaths(['A/x', 'A/y', 'B/z']);
     const small = EmbeddingIndex.create({ tree, dim: 3 });

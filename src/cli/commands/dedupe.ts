@@ -15,7 +15,7 @@ export const dedupeCommand: CommandSpec = {
     {
       name: 'targetPrecision',
       type: 'number',
-      doc: 'calibrate the threshold: pairs of the same finest class count as right (a loose notion of duplicate)',
+      doc: 'calibrate the threshold for this precision on copies of sampled items (Gaussian feature noise on their embeddings) against their nearest distinct neighbours of the same class (default: 0.99 when --threshold is not given)',
     },
     { name: 'neighbors', type: 'integer', default: 10, doc: 'nearest neighbours per item considered' },
     { name: 'show', type: 'integer', default: 20, doc: 'pairs printed in the table' },
@@ -25,9 +25,9 @@ export const dedupeCommand: CommandSpec = {
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
-    if ((options.threshold === undefined) === (options.targetPrecision === undefined))
+    if (options.threshold !== undefined && options.targetPrecision !== undefined)
       throw new ContrastiveError(
-        'contrastive dedupe: give exactly one of --threshold and --target-precision.',
+        'contrastive dedupe: give one of --threshold and --target-precision, not both.',
       );
     const { useBackend } = await import('../../engine/backend.js');
     const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
@@ -79,7 +79,7 @@ export const dedupeCommand: CommandSpec = {
       ),
     );
     const calibration = report.calibration
-      ? `; calibrated for ${report.calibration.targetPrecision} precision from ${report.calibration.from}: ${report.calibration.reached ? 'reached' : 'NOT reached'} (${(100 * report.calibration.precision).toFixed(1)}%)`
+      ? `; calibrated for ${report.calibration.targetPrecision} precision from ${report.calibration.from}${report.calibration.transformation ? ` (${report.calibration.positives} copies made by ${report.calibration.transformation}, against ${report.calibration.negatives} nearest distinct same-class pairs)` : ''}: ${report.calibration.reached ? 'reached' : 'NOT reached'} (${(100 * report.calibration.precision).toFixed(1)}%${report.calibration.recall !== undefined ? `, recall of the copies ${(100 * report.calibration.recall).toFixed(1)}%` : ''})`
       : '';
     console.log(
       `${pairs.length} pairs in ${report.clusters.length} clusters at similarity >= ${report.threshold.toFixed(4)}${calibration}${pairs.length > shown.length ? `; showing ${shown.length}` : ''}${out ? `; all pairs in ${out}` : ''}`,

@@ -9,7 +9,11 @@ export const predictCommand: CommandSpec = {
   positionals: [{ name: 'index', doc: 'index file written by contrastive index' }],
   options: [
     ...DATA_SOURCE_OPTIONS,
-    { name: 'out', type: 'string', doc: 'predictions file: .csv or .jsonl (required)' },
+    {
+      name: 'out',
+      type: 'string',
+      doc: 'predictions file: .csv or .jsonl (default: print them: JSONL with --json, a table otherwise)',
+    },
     {
       name: 'calibrateOn',
       type: 'string',
@@ -40,6 +44,25 @@ export const predictCommand: CommandSpec = {
       doc: 'kNN vote or prototypes (auto: whichever calibrates better)',
     },
     { name: 'k', type: 'integer', default: 200, doc: 'kNN neighbours' },
+    {
+      name: 'confidence',
+      type: 'number',
+      default: 0.9,
+      doc: 'probability that the thresholds reach --target-precision on fresh data (Clopper-Pearson bound)',
+    },
+    {
+      name: 'unseen',
+      type: 'string',
+      choices: ['classes', 'none'],
+      default: 'classes',
+      doc: "calibrate the class level against classes missing from the index (each calibration item's class left out)",
+    },
+    {
+      name: 'allowOverlap',
+      type: 'boolean',
+      default: false,
+      doc: 'predict items that are also calibration items (same id or vector) with a warning instead of refusing',
+    },
     { name: 'run', type: 'string', doc: 'run folder of the model (default: the one recorded in the index)' },
     { name: 'json', type: 'boolean', default: false, doc: 'print one JSON document instead of a table' },
     BACKEND_OPTION,
@@ -47,7 +70,7 @@ export const predictCommand: CommandSpec = {
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
     const out = options.out as string | undefined;
-    if (!out || !/\.(csv|jsonl)$/.test(out))
+    if (out !== undefined && !/\.(csv|jsonl)$/.test(out))
       throw new ContrastiveError(
         `contrastive predict: --out must name a .csv or .jsonl file, but got ${JSON.stringify(out ?? null)}.`,
       );
@@ -68,7 +91,28 @@ export const predictCommand: CommandSpec = {
     let calibratedOn: string;
     try {
       embedded = await embedInputs(encoder, source, { onProgress: progressLine('embedding') });
-      const settings = { k: options.k as number, targetPrecision: options.targetPrecision as number };
+      const settings = {
+        k: options.k as number,
+        targetPrecision: options.targetPrecision as number,
+        confidence: options.confidence as number,
+        unseen: options.unseen as 'classes' | 'none',
+      };
+      // items to predict that are also calibration items (same id or same vector) would grade
+      // their own answers: refused, or a loud warning with --allow-overlap
+      const overlapWith = (ids: Set<string>, vectors: Set<string>, what: string) => {
+        let shared = 0;
+        embedded.items.forEach((it, i) => {
+          const v = embedded.embeddings.subarray(i * embedded.dim, (i + 1) * embedded.dim);
+          if (ids.has(String(it.id)) || vectors.has(vectorKey(v))) shared++;
+        });
+        if (shared === 0) return;
+        const message = `${shared} of ${embedded.items.length} items to predict are also ${what} (same id or vector): their calibrated precision would be measured on themselves`;
+        if (!options.allowOverlap)
+          throw new ContrastiveError(
+            `contrastive predict: ${message}; calibrate on other data (--calibrate-on), predict items outside the index, or pass --allow-overlap.`,
+          );
+        process.stderr.write(`WARNING: ${message}; the guarantee does not hold for them.\n`);
+      };
       if (options.calibrateOn !== undefined) {
         const calibrationSource = await parseInputSource(options.calibrateOn as string, {
           split: options.split as 'train' | 'test',
@@ -76,6 +120,17 @@ export const predictCommand: CommandSpec = {
         });
         const labelled = await embedInputs(encoder, calibrationSource);
         const rows = labelled.items.flatMap((it, i) => (it.label ? [i] : []));
+        overlapWith(
+          new Set(
+            options.calibrateOn === (options.data ?? null) ? labelled.items.map((it) => String(it.id)) : [],
+          ),
+          new Set(
+            rows.map((i) =>
+              vectorKey(labelled.embeddings.subarray(i * labelled.dim, (i + 1) * labelled.dim)),
+            ),
+          ),
+          `items of --calibrate-on ${options.calibrateOn}`,
+        );
         if (rows.length === 0)
           throw new ContrastiveError(
             `contrastive predict: --calibrate-on ${options.calibrateOn} must be labelled, but has no label paths.`,
@@ -98,6 +153,12 @@ export const predictCommand: CommandSpec = {
           throw new ContrastiveError(
             'contrastive predict: the index has fewer than 2 labelled items to calibrate on; pass --calibrate-on.',
           );
+        // the index's items are the calibration items and every query's neighbours
+        overlapWith(
+          new Set(),
+          new Set(index.items().map((it) => vectorKey(index.embedding(it.id)))),
+          'items of the index',
+        );
         const order = new Rng(0).permutation(labelled.length);
         const sample = Array.from(
           order.subarray(0, Math.min(labelled.length, options.calibrationLimit as number)),
@@ -147,8 +208,26 @@ export const predictCommand: CommandSpec = {
         truth,
       };
     });
-    if (out.endsWith('.jsonl')) {
-      await writeFileAtomic(out, `${records.map(({ truth: _t, ...r }) => JSON.stringify(r)).join('\n')}\n`);
+    const jsonLines = () => `${records.map(({ truth: _t, ...r }) => JSON.stringify(r)).join('\n')}\n`;
+    if (out === undefined) {
+      // no --out: the predictions themselves are the output
+      if (options.json) process.stdout.write(jsonLines());
+      else {
+        const { formatTable } = await import('../table.js');
+        console.log(
+          formatTable(
+            ['id', 'label', 'path', ...tree.levelNames.map((n) => `${n} (conf.)`)],
+            records.map((r) => [
+              r.id,
+              r.label ?? '–',
+              r.path || '(none)',
+              ...r.levels.map((l) => `${l.name} (${l.confidence.toFixed(2)})${l.answered ? '' : ' ?'}`),
+            ]),
+          ),
+        );
+      }
+    } else if (out.endsWith('.jsonl')) {
+      await writeFileAtomic(out, jsonLines());
     } else {
       const csv = (v: string | number | null) => {
         const text = v === null ? '' : String(v);
@@ -194,7 +273,7 @@ export const predictCommand: CommandSpec = {
       };
     });
     const summary = {
-      out,
+      out: out ?? null,
       items: records.length,
       method: predictions[0]?.method ?? calibration.method,
       methods: calibration.methods.map((m) => ({
@@ -204,9 +283,16 @@ export const predictCommand: CommandSpec = {
       })),
       targetPrecision: calibration.targetPrecision,
       calibratedOn,
+      confidence: calibration.confidence,
+      guarantee: calibration.guarantee,
       levels,
     };
     index.dispose();
+    if (out === undefined) {
+      // the predictions went to stdout; the summary goes to stderr
+      process.stderr.write(`${summary.guarantee}\n`);
+      return;
+    }
     if (options.json) {
       console.log(JSON.stringify(summary));
       return;
@@ -229,5 +315,14 @@ export const predictCommand: CommandSpec = {
     console.log(
       `method: ${summary.method} (measured: ${summary.methods.map((m) => `${m.method} covers ${pct(m.meanCoverage)} at ${pct(summary.targetPrecision)} precision, ${pct(m.meanAccuracy)} accurate at full coverage`).join('; ')}); calibrated on ${calibratedOn}; wrote ${records.length} predictions to ${out}`,
     );
+    console.log(`guarantee: ${summary.guarantee}`);
   },
 };
+
+/** A key that two embeddings of the same item share: the unit vector at 4 decimals. */
+function vectorKey(v: ArrayLike<number>): string {
+  let norm = 0;
+  for (let j = 0; j < v.length; j++) norm += v[j] * v[j];
+  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+  return Array.from(v, (x) => (x * scale).toFixed(4)).join(',');
+}
