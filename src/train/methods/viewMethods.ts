@@ -46,9 +46,12 @@ function viewMethod(
     step(models, optimizer, inputs, config): StepOutput {
       const { model } = models;
       const n = inputs.labels.length;
-      const views = tf.concat(
-        Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
-        0,
+      // tidy: each augmented view goes once it is concatenated (they were kept, V batches a step)
+      const views = tf.tidy(() =>
+        tf.concat(
+          Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
+          0,
+        ),
       );
       let levelTensors: tf.Scalar[] | undefined;
       const { loss } = optimizer.step(() => {
