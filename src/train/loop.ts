@@ -212,7 +212,7 @@ function withHeapGuard<T>(config: TrainConfig, step: () => T): T {
 function heapError(config: TrainConfig, error: unknown): unknown {
   if (error instanceof Error && /Aborted|out of memory|memory access out of bounds/i.test(error.message)) {
     return new ContrastiveError(
-      `train: the ${config.backend === 'auto' ? 'active' : config.backend} backend ran out of memory at batch size ${config.batchSize} × ${config.views} views (the wasm heap is at most 4 GiB); lower --batch-size. The last checkpoint is intact.`,
+      `train: the ${config.backend === 'auto' ? 'active' : config.backend} backend ran out of memory at batch size ${config.batchSize} × ${config.views} views (the wasm heap is at most 4 GiB); lower --batch-size${trainingMethod(config.method).gradCache && !(config.gradCacheChunk > 0) ? `, or keep it and pass --grad-cache-chunk ${Math.min(128, config.batchSize)} (the loss still over the whole batch, the activations of that many rows at a time)` : config.gradCacheChunk > 0 ? ' or --grad-cache-chunk' : ''}. The last checkpoint is intact.`,
     );
   }
   return error;
