@@ -1,6 +1,6 @@
 import type { RunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
-import type { TrainConfig } from './config.js';
+import { checkGradCache, type TrainConfig } from './config.js';
 import { trainingMethod } from './methods/registry.js';
 import { flatLabelLevel } from './methods/viewMethods.js';
 
@@ -15,6 +15,7 @@ const MEMORY_BUDGET_BYTES = 4 * 2 ** 30;
 export function checkTrainable(config: TrainConfig, data: RunData): string[] {
   const notes: string[] = [];
   const method = trainingMethod(config.method);
+  checkGradCache(config);
   if (data.train.size === 0) {
     throw new ContrastiveError(
       `train: the training split of ${data.source} is empty; there is nothing to train on.`,

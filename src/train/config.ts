@@ -15,6 +15,9 @@ import { METHODS, trainingMethod } from './methods/registry.js';
 
 export { METHODS, type Method } from './methods/registry.js';
 
+/** The methods that implement `--grad-cache-chunk`. */
+export const GRAD_CACHE_METHODS = METHODS.filter((m) => trainingMethod(m).gradCache === true);
+
 /**
  * Every training option, described once: the `train` command's flags and `--help`, the JSON
  * config file's keys and their validation all come from this table.
@@ -67,6 +70,13 @@ export const TRAIN_OPTIONS = [
     doc: 'samples per step (each with `views` views; the small CNN on wasm fits up to 512 × 2 in its 4 GiB heap)',
   },
   { name: 'views', type: 'integer', default: 2, doc: 'augmented views per sample (view trainer)' },
+  {
+    name: 'gradCacheChunk',
+    type: 'integer',
+    default: 0,
+    min: 0,
+    doc: `GradCache: run the encoder and head on N of the batch-size × views rows at a time, the loss still over the whole batch: the full batch's gradient in the memory of N rows, for one more forward pass per step. Batch norm normalises each chunk of N rows by its own statistics (exact for models without batch norm) and moves its averages once per chunk (0: off; ${GRAD_CACHE_METHODS.join(', ')}; fixed for a run, kept on --resume)`,
+  },
   ...BACKBONE_OPTIONS,
   // normalisation and a crop smaller than the image would change what the saved model expects
   ...COLOR_AUGMENT_OPTIONS.filter(
@@ -277,6 +287,7 @@ function checkRanges(c: TrainConfig): void {
     const v = c[key] as number;
     if (!(v >= 0)) throw new ContrastiveError(`train: --${kebab(key)} must be >= 0, but got ${v}.`);
   }
+  checkGradCache(c);
   const minViews = trainingMethod(c.method).minViews;
   if (c.views < minViews) {
     throw new ContrastiveError(
@@ -307,5 +318,20 @@ function checkRanges(c: TrainConfig): void {
   }
   if (c.baseTemperature !== undefined && !(c.baseTemperature > 0)) {
     throw new ContrastiveError(`train: --base-temperature must be > 0, but got ${c.baseTemperature}.`);
+  }
+}
+
+/** `--grad-cache-chunk` is a positive integer, or 0 (off), and only for the methods that implement it. */
+export function checkGradCache(c: Pick<TrainConfig, 'method' | 'gradCacheChunk'>): void {
+  const chunk = c.gradCacheChunk ?? 0;
+  if (!(Number.isInteger(chunk) && chunk >= 0)) {
+    throw new ContrastiveError(
+      `train: --grad-cache-chunk must be an integer >= 0 (0: off), but got ${chunk}.`,
+    );
+  }
+  if (chunk > 0 && trainingMethod(c.method).gradCache !== true) {
+    throw new ContrastiveError(
+      `train: --grad-cache-chunk is implemented for ${GRAD_CACHE_METHODS.join(', ')}, not for ${c.method}${c.method === 'moco' || c.method === 'sane' ? ' (its loss contrasts with a queue of momentum keys, and the batch size does not set its negatives)' : ' (a cross-entropy loss is a mean over samples: it needs no cache)'}; drop the flag or pick one of those methods.`,
+    );
   }
 }

@@ -87,6 +87,10 @@ export async function trainLoop(
     batchSize: Math.min(config.batchSize, data.train.size),
     batchBytes: Math.min(config.batchSize, data.train.size) * data.inputShape.reduce((a, b) => a * b, 4),
     views: method.viewsPerStep(config),
+    gradCacheHint:
+      method.gradCache && !(config.gradCacheChunk > 0)
+        ? `--grad-cache-chunk ${Math.min(128, config.batchSize)}`
+        : undefined,
   });
   let finalLoss = Number.NaN;
   let knnAccuracy: number | undefined;

@@ -59,11 +59,34 @@ export class Optimizer {
   step(loss: () => tf.Scalar, learningRate: number): StepResult {
     checkInRange('Optimizer.step', 'learningRate', learningRate, 0, Number.MAX_VALUE);
     const { value, grads } = tf.variableGrads(loss, this.variables);
+    try {
+      const { gradNorm } = this.applyGradients(
+        this.variables.map((v) => grads[v.name]),
+        learningRate,
+      );
+      return { loss: value, gradNorm };
+    } finally {
+      tf.dispose(Object.values(grads));
+    }
+  }
+
+  /**
+   * Updates the variables with gradients computed elsewhere (one per variable, in the order the
+   * optimiser was given them; GradCache accumulates them chunk by chunk), exactly as
+   * {@link step} does with its own: clipping, weight decay, learning-rate scales, the update.
+   * The gradients stay the caller's.
+   */
+  applyGradients(gradients: readonly tf.Tensor[], learningRate: number): { gradNorm?: number } {
+    checkInRange('Optimizer.applyGradients', 'learningRate', learningRate, 0, Number.MAX_VALUE);
+    check(
+      gradients.length === this.variables.length && gradients.every((g) => g !== undefined),
+      () => `Optimizer: ${gradients.length} gradients for ${this.variables.length} variables.`,
+    );
     const o = this.options;
     const wd = o.weightDecay ?? 0;
     let gradNorm: number | undefined;
     tf.tidy(() => {
-      let g = this.variables.map((v) => grads[v.name]);
+      let g = [...gradients];
       if (o.gradClipNorm && o.gradClipNorm > 0) {
         gradNorm = Math.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))).dataSync()[0]);
         if (gradNorm > o.gradClipNorm) {
@@ -79,8 +102,7 @@ export class Optimizer {
       if (o.kind === 'sgd') this.sgd(g, rates);
       else this.adam(g, rates, o.kind === 'adamw' ? wd : 0);
     });
-    tf.dispose(Object.values(grads));
-    return { loss: value, gradNorm };
+    return { gradNorm };
   }
 
   private ensureSlots(count: number): tf.Variable[][] {

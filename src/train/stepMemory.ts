@@ -19,6 +19,8 @@ export interface StepMemoryRun {
   batchBytes: number;
   /** Augmented views of each sample a step makes. */
   views: number;
+  /** `--grad-cache-chunk N` when the method supports it and it is off (the advice then names it). */
+  gradCacheHint?: string;
 }
 
 /** A measurement: the bytes of live tensors (on wasm, their data is on the heap) at a step. */
@@ -95,7 +97,7 @@ export class StepMemory {
         ? 'Memory held steady between steps, so one step needs more than the heap holds'
         : 'It failed in the first steps of this run: one step needs more than the heap holds';
     return new ContrastiveError(
-      `${lead} ${why}: lower --batch-size (a step's activations grow with it)${views > 1 ? ' or --views' : ''}, or train on a smaller --image-size or --encoder. The last checkpoint is intact (--resume continues from it).`,
+      `${lead} ${why}: ${this.run.gradCacheHint ? `keep the batch and pass ${this.run.gradCacheHint} (the loss still over the whole batch, the activations of that many rows at a time), or ` : ''}lower --batch-size (a step's activations grow with it)${views > 1 ? ' or --views' : ''}, or train on a smaller --image-size or --encoder. The last checkpoint is intact (--resume continues from it).`,
       { cause: error },
     );
   }

@@ -60,6 +60,11 @@ export interface TrainingMethod {
   viewsPerStep(config: TrainConfig): number;
   /** Which labels the loss uses: none (self-supervised), the finest level, or every level. */
   labels: 'none' | 'finest' | 'all';
+  /**
+   * Whether `step` implements `--grad-cache-chunk` (GradCache: the loss is a function of the
+   * whole batch's projections, so the network can run in chunks around it).
+   */
+  gradCache?: boolean;
   /** Throws a `ContrastiveError` when the options or the data do not suit the method. */
   validate?(config: TrainConfig, data: RunData): void;
   /** Builds the models (deterministic in `config.seed`). */

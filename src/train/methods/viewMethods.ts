@@ -7,6 +7,7 @@ import { finestCommonLevel } from '../../losses/parts/labels.js';
 import { supConLoss } from '../../losses/supCon.js';
 import { buildModelParts, learningRateScales } from '../buildModel.js';
 import type { TrainConfig } from '../config.js';
+import { forwardState, gradCacheGradients } from '../gradCache.js';
 import type { MethodModels, StepOutput, TrainingMethod } from './types.js';
 
 /**
@@ -44,11 +45,12 @@ function viewMethod(
         labelLevel: labels === 'finest' ? flatLabelLevel(data) : undefined,
       };
     },
+    gradCache: true,
     step(models, optimizer, inputs, config): StepOutput {
       const { model } = models;
       const n = inputs.labels.length;
-      // each augmented view is a batch-sized tensor the tidy frees once they are concatenated
-      // (outside one they leaked V batches a step, until the 4 GiB wasm heap ran out)
+      // drawn once, so both passes of --grad-cache-chunk see the same rows; tidy: each augmented
+      // view goes once it is concatenated
       const views = tf.tidy(() =>
         tf.concat(
           Array.from({ length: config.views }, () => inputs.augment(inputs.x)),
@@ -56,14 +58,36 @@ function viewMethod(
         ),
       );
       let levelTensors: tf.Scalar[] | undefined;
-      const { loss } = optimizer.step(() => {
-        const projections = model.project(model.embed(views, true), true);
+      const lossOf = (projections: tf.Tensor2D): tf.Scalar => {
         const perSample = tf.transpose(tf.reshape(projections, [config.views, n, -1]), [1, 0, 2]);
         const result = viewLoss(perSample as tf.Tensor3D, inputs.labels, config, models);
         levelTensors = result.levelLosses?.map((t) => tf.keep(t));
         return result.loss;
-      }, inputs.learningRate);
-      views.dispose();
+      };
+      const forward = (rows: tf.Tensor) => model.project(model.embed(rows, true), true);
+      let loss: tf.Scalar;
+      try {
+        if (config.gradCacheChunk > 0) {
+          const cached = gradCacheGradients(
+            forward,
+            views,
+            config.gradCacheChunk,
+            lossOf,
+            models.trainable,
+            forwardState(model),
+          );
+          loss = cached.loss;
+          try {
+            optimizer.applyGradients(cached.gradients, inputs.learningRate);
+          } finally {
+            tf.dispose(cached.gradients);
+          }
+        } else {
+          loss = optimizer.step(() => lossOf(forward(views)), inputs.learningRate).loss;
+        }
+      } finally {
+        views.dispose();
+      }
       const levelLosses = levelTensors?.map((t) => t.dataSync()[0]);
       tf.dispose(levelTensors ?? []);
       return { loss: scalarValue(loss), levelLosses };
