@@ -194,8 +194,10 @@ describe('search server under hostile requests', () => {
     const { default: sharp } = await import('sharp');
     let embedded = 0;
     const encoder = {
+      runDir: 'fake',
       inputShape: [28, 28, 1],
-      embed: () => {
+      imageDecode: { background: null, fit: 'stretch' },
+      embedAsync: async () => {
         embedded++;
         return tf.ones([1, DIM]);
       },
