@@ -78,59 +78,13 @@ export async function loadFeatureRunData(options: FeatureRunDataOptions): Promis
   ]);
   await mkdir(options.cacheDir, { recursive: true });
 
-  if (kind === 'fashion-mnist') {
-    // images already in memory (grey): stretched to the backbone's size, grey copied to RGB
-    const data = await loadTrainingData(options);
-    const [h, w, c] = data.inputShape;
-    const fromMemory = (split: TrainingSplit) => {
-      const size = h * w * c;
-      return {
-        count: split.size,
-        key: createHash('sha256')
-          .update(split.inputs.subarray(0, Math.min(split.inputs.length, 1 << 20)))
-          .digest('hex'),
-        read: async (start: number, end: number) =>
-          tf.tidy(() => {
-            const x = tf.tensor4d(split.inputs.subarray(start * size, end * size), [end - start, h, w, c]);
-            const resized = h === height && w === width ? x : tf.image.resizeBilinear(x, [height, width]);
-            return (c === 1 ? tf.tile(resized, [1, 1, 1, 3]) : resized) as tf.Tensor4D;
-          }),
-      };
-    };
-    const train = await featureSplit(options, identity, 'train', fromMemory(data.train), data.train.labels);
-    const test = await featureSplit(options, identity, 'test', fromMemory(data.test), data.test.labels);
-    return featureData(data, train, test, extractor);
-  }
-
-  const listing = await listTrainingImages(options);
-  const fromFiles = async (files: readonly string[]) => ({
-    count: files.length,
-    key: files.length === 0 ? 'empty' : await cacheKey(fn, files, decode),
-    read: (start: number, end: number) => decodeChunk(files.slice(start, end), decode),
-  });
-  const train = await featureSplit(
-    options,
-    identity,
-    'train',
-    await fromFiles(listing.train.files),
-    listing.train.labels,
-  );
-  const test = await featureSplit(
-    options,
-    identity,
-    'test',
-    await fromFiles(listing.test.files),
-    listing.test.labels,
-  );
-  return featureData(listing, train, test, extractor);
-}
-
-function featureData(
-  source: { tree: RunData['tree']; source: string; heldOut: number[][]; warnings: string[] },
-  train: TrainingSplit,
-  test: TrainingSplit,
-  extractor: FeatureExtractor,
-): RunData {
+  // both splits' images and labels, from memory (Fashion-MNIST) or from their files
+  const source =
+    kind === 'fashion-mnist'
+      ? await imagesInMemory(options, height, width)
+      : await imageFiles(options, decode);
+  const train = await featureSplit(options, identity, 'train', source.train);
+  const test = await featureSplit(options, identity, 'test', source.test);
   return {
     kind: 'table',
     inputShape: [extractor.featureDim],
@@ -142,6 +96,50 @@ function featureData(
     warnings: source.warnings,
     frozenBackbone: { path: extractor.path, featureDim: extractor.featureDim },
   };
+}
+
+/** The images of both splits and what the run needs besides them. */
+interface SplitImages extends Pick<RunData, 'tree' | 'source' | 'heldOut' | 'warnings'> {
+  train: ImageSource;
+  test: ImageSource;
+}
+
+/** Images already in memory (Fashion-MNIST, grey): stretched to the backbone's size, grey copied to RGB. */
+async function imagesInMemory(
+  options: FeatureRunDataOptions,
+  height: number,
+  width: number,
+): Promise<SplitImages> {
+  const data = await loadTrainingData(options);
+  const [h, w, c] = data.inputShape;
+  const size = h * w * c;
+  const fromMemory = (split: TrainingSplit): ImageSource => ({
+    count: split.size,
+    labels: split.labels,
+    key: createHash('sha256').update(split.inputs).digest('hex'),
+    read: async (start, end) =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(split.inputs.subarray(start * size, end * size), [end - start, h, w, c]);
+        const resized = h === height && w === width ? x : tf.image.resizeBilinear(x, [height, width]);
+        return (c === 1 ? tf.tile(resized, [1, 1, 1, 3]) : resized) as tf.Tensor4D;
+      }),
+  });
+  return { ...data, train: fromMemory(data.train), test: fromMemory(data.test) };
+}
+
+/** An image folder's or manifest's files, decoded chunk by chunk as the backbone's preprocessing says. */
+async function imageFiles(
+  options: FeatureRunDataOptions,
+  decode: ResolvedDecodeOptions,
+): Promise<SplitImages> {
+  const listing = await listTrainingImages(options);
+  const fromFiles = async (split: { files: string[]; labels: Int32Array }): Promise<ImageSource> => ({
+    count: split.files.length,
+    labels: split.labels,
+    key: split.files.length === 0 ? 'empty' : await cacheKey('train', split.files, decode),
+    read: (start, end) => decodeChunk(split.files.slice(start, end), decode),
+  });
+  return { ...listing, train: await fromFiles(listing.train), test: await fromFiles(listing.test) };
 }
 
 /** Decodes image files as the backbone's preprocessing says: `[n, h, w, 3]` in [0, 1]. */
@@ -163,6 +161,8 @@ async function decodeChunk(files: readonly string[], decode: ResolvedDecodeOptio
 
 interface ImageSource {
   count: number;
+  /** `[count, L]` label rows. */
+  labels: Int32Array;
   /** Identifies the images (paths, sizes, mtimes, or the pixels). */
   key: string;
   /** Images `[start, end)` as `[n, h, w, 3]` in [0, 1]. */
@@ -175,7 +175,6 @@ async function featureSplit(
   identity: string,
   split: 'train' | 'test',
   images: ImageSource,
-  labels: Int32Array,
 ): Promise<TrainingSplit> {
   const views = split === 'train' ? options.featureViews : 0;
   const vectors = 1 + views;
@@ -194,10 +193,11 @@ async function featureSplit(
     .digest('hex');
   const base = join(options.cacheDir, `features-${key.slice(0, 16)}`);
   const all = await readOrComputeFeatures(options, base, key, split, images, vectors, dim);
+  const { labels } = images;
+  if (views === 0) return { inputs: all, labels, size: images.count };
   const rowFloats = vectors * dim;
   const clean = new Float32Array(images.count * dim);
   for (let r = 0; r < images.count; r++) clean.set(all.subarray(r * rowFloats, r * rowFloats + dim), r * dim);
-  if (views === 0) return { inputs: clean, labels, size: images.count };
   const augmented = new Float32Array(images.count * views * dim);
   for (let r = 0; r < images.count; r++)
     augmented.set(all.subarray(r * rowFloats + dim, (r + 1) * rowFloats), r * views * dim);

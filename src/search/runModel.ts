@@ -57,7 +57,7 @@ export async function openRunEncoder(
       `${fn}: space must be 'backbone' or 'head', but got ${JSON.stringify(space)}.`,
     );
   const folder = new RunFolder(runDir);
-  await folder.readConfig(fn);
+  const config = await folder.readConfig(fn);
   const backbone = await folder.loadBackbone(fn);
   const head =
     space === 'head'
@@ -77,7 +77,6 @@ export async function openRunEncoder(
   const hash = createHash('sha256');
   for (const dir of space === 'head' ? ['model', 'head'] : ['model'])
     await hashModelFolder(hash, join(runDir, dir));
-  const config = await folder.readConfig(fn);
   const record = await folder.readBackbone(fn);
   const inner = modelEmbedding(backbone, head);
   if (!record) {

@@ -5,6 +5,7 @@ import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWeightPath } from '../models/modelIO.js';
 import { Rng } from '../random.js';
+import { RunFolder } from '../run/folder.js';
 import { EmbeddingIndex } from '../search/embeddingIndex.js';
 import { calibrate } from '../search/predictPath.js';
 import { openIndexEncoder } from '../search/runModel.js';
@@ -186,14 +187,15 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       throw new ContrastiveError(
         `${fn}: ${indexPath} records no model (its vectors came from elsewhere), so the page could not embed a query image; pass the run folder that made them (--run).`,
       );
-    // the same check `contrastive search --image` makes: this run's model made this index
-    const encoder = await openIndexEncoder(index, options.run);
-    encoder.dispose();
     const runDir = options.run ?? index.model!.source;
-    if (await stat(join(runDir, 'backbone.json')).catch(() => null))
+    // refused before its pretrained model is opened only to be closed again
+    if (await new RunFolder(runDir).readBackbone(fn))
       throw new ContrastiveError(
         `${fn}: the run ${runDir} embeds through a frozen pretrained backbone (backbone.json), which the web page cannot run yet; serve the index with contrastive serve instead.`,
       );
+    // the same check `contrastive search --image` makes: this run's model made this index
+    const encoder = await openIndexEncoder(index, options.run);
+    encoder.dispose();
     const backbone = await readModelFolder(join(runDir, 'model'), fn);
     const head = index.space === 'head' ? await readModelFolder(join(runDir, 'head'), fn) : null;
     let calibration: SiteConfig['calibration'] = null;
