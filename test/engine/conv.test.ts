@@ -10,7 +10,7 @@ import { useBackend } from '../../src/engine/backend.js';
 import { nativeConvCounts, nativeConvPath, setOneDnnConvolutions } from '../../src/engine/kernels/conv.js';
 import { nativeStatus } from '../../src/engine/native.js';
 import { Rng } from '../../src/random.js';
-import { expectClose } from '../helpers/backends.js';
+import { compareCasesWithCpu, expectClose } from '../helpers/backends.js';
 
 interface ConvCase {
   x: [number, number, number, number];
@@ -91,24 +91,8 @@ const LABELS = [
   'plain filter gradient',
 ];
 
-async function compareWithCpu(describePath: string): Promise<void> {
-  for (const c of CASES) {
-    const data = convData(c);
-    await useBackend('cpu');
-    const expected = convResults(c, data);
-    await useBackend('wasm');
-    const actual = convResults(c, data);
-    LABELS.forEach((label, i) => {
-      const scale = Math.max(1, ...Array.from(expected[i], Math.abs));
-      expectClose(
-        actual[i],
-        expected[i],
-        { rtol: 1e-4, atol: 1e-5 * scale },
-        `${describePath} ${label} ${JSON.stringify(c)}`,
-      );
-    });
-  }
-}
+const compareWithCpu = (describePath: string) =>
+  compareCasesWithCpu(CASES, convData, convResults, LABELS, describePath);
 
 const native = nativeStatus();
 /** What the addon takes by default here: oneDNN unless built without it or CONTRASTIVE_ONEDNN=0. */

@@ -13,7 +13,7 @@ import { nativeConvPath, setOneDnnConvolutions } from '../../src/engine/kernels/
 import { depthwiseLoops, nativeDepthwiseCounts } from '../../src/engine/kernels/depthwise.js';
 import { nativeStatus } from '../../src/engine/native.js';
 import { Rng } from '../../src/random.js';
-import { expectClose } from '../helpers/backends.js';
+import { compareCasesWithCpu, expectClose } from '../helpers/backends.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -83,24 +83,8 @@ function depthwiseResults(c: DepthwiseCase, data: DepthwiseData): Float32Array[]
 
 const LABELS = ['forward', 'input gradient', 'filter gradient'];
 
-async function compareWithCpu(describePath: string): Promise<void> {
-  for (const c of CASES) {
-    const data = depthwiseData(c);
-    await useBackend('cpu');
-    const expected = depthwiseResults(c, data);
-    await useBackend('wasm');
-    const actual = depthwiseResults(c, data);
-    LABELS.forEach((label, i) => {
-      const scale = Math.max(1, ...Array.from(expected[i], Math.abs));
-      expectClose(
-        actual[i],
-        expected[i],
-        { rtol: 1e-4, atol: 1e-5 * scale },
-        `${describePath} ${label} ${JSON.stringify(c)}`,
-      );
-    });
-  }
-}
+const compareWithCpu = (describePath: string) =>
+  compareCasesWithCpu(CASES, depthwiseData, depthwiseResults, LABELS, describePath);
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let s = 0;

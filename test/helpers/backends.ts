@@ -54,3 +54,32 @@ export function expectClose(
 export function flat(x: unknown): number[] {
   return Array.isArray(x) ? x.flatMap(flat) : [x as number];
 }
+
+/**
+ * For each case, the kernel results (e.g. forward and both gradients) on cpu and on wasm, compared
+ * element-wise (relative 1e-4, absolute 1e-5 of the largest expected magnitude), each labelled.
+ */
+export async function compareCasesWithCpu<C, D>(
+  cases: readonly C[],
+  makeData: (c: C) => D,
+  results: (c: C, data: D) => ArrayLike<number>[],
+  labels: readonly string[],
+  describePath: string,
+): Promise<void> {
+  for (const c of cases) {
+    const data = makeData(c);
+    await useBackend('cpu');
+    const expected = results(c, data);
+    await useBackend('wasm');
+    const actual = results(c, data);
+    labels.forEach((label, i) => {
+      const scale = Math.max(1, ...Array.from(expected[i], Math.abs));
+      expectClose(
+        actual[i],
+        expected[i],
+        { rtol: 1e-4, atol: 1e-5 * scale },
+        `${describePath} ${label} ${JSON.stringify(c)}`,
+      );
+    });
+  }
+}
