@@ -213,7 +213,9 @@ export async function openFeatureExtractor(options: FeatureExtractorOptions): Pr
   };
   // probe the feature shape with one blank image, so a wrong output or pooling fails now, not mid-epoch
   const requested = options.pooling;
-  const probe = await model.run(modelInput(tf.zeros([1, size[0], size[1], 3]) as tf.Tensor4D, preprocessing));
+  const blank = tf.zeros([1, size[0], size[1], 3]) as tf.Tensor4D;
+  const probe = await model.run(modelInput(blank, preprocessing));
+  blank.dispose();
   const rawShape = probe.shape;
   probe.dispose();
   const pooling: FeaturePooling =
