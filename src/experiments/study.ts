@@ -81,7 +81,7 @@ export function selectArms(arms: readonly StudyArm[], names: readonly string[]):
   const unknown = names.filter((n) => !known.has(n));
   if (unknown.length > 0)
     throw new ContrastiveError(
-      `study: --arms: unknown arm${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; known arms: ${[...known].join(', ')}.`,
+      `study: --arms: unknown arm${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; known arms: ${[...known].join(', ')}${unknown.some((n) => /-noise\d+$/.test(n)) ? ' (the -noise<p> arms exist for the levels --label-noise-levels names)' : ''}.`,
     );
   const wanted = new Set(names);
   return arms.filter((a) => wanted.has(a.name));
