@@ -26,6 +26,7 @@ export {
   type HiMulConLevel,
   type HiMulConOptions,
   type HiMulConVariant,
+  hiConEClampBinds,
   hiMulConLoss,
   hiMulConLossDetails,
   type LevelWeights,

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { writeReport } from '../report/writeReport.js';
 import { evaluateRun } from '../run/evaluateRun.js';
 import { RunFolder } from '../run/folder.js';
-import type { EvalFile } from '../run/records.js';
+import type { EvalFile, MetricRecord } from '../run/records.js';
 import { train } from '../run/train.js';
 import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import { ProgressReporter } from '../train/progress.js';
@@ -44,6 +44,48 @@ export const STUDY_ARMS: readonly StudyArm[] = [
     tuneWith: 'himulcone',
   },
 ];
+
+/** The arms {@link labelNoiseArms} adds a noisy copy of: flat and hierarchical supervision, MoCo and SANE. */
+export const LABEL_NOISE_PARENTS = ['supcon', 'himulcone', 'moco', 'sane'] as const;
+
+/**
+ * Arms trained with `--label-noise p` for each of `levels` (fractions in [0, 1)): for every arm of
+ * {@link LABEL_NOISE_PARENTS}, `<parent>-noise<100p>` (e.g. `sane-noise20`), with its parent's
+ * options and its parent's tuning. Self-supervised MoCo ignores labels, so its noisy arm is a
+ * control: it should match its parent within seed noise.
+ */
+export function labelNoiseArms(levels: readonly number[]): StudyArm[] {
+  for (const p of levels) {
+    if (!(p > 0 && p < 1))
+      throw new ContrastiveError(`study: --label-noise-levels must be in (0, 1), but got ${p}.`);
+  }
+  return levels.flatMap((p) =>
+    LABEL_NOISE_PARENTS.map((parent) => {
+      const base = STUDY_ARMS.find((a) => a.name === parent) as StudyArm;
+      return {
+        name: `${parent}-noise${Math.round(100 * p)}`,
+        options: { ...base.options, labelNoise: p },
+        tuneWith: parent,
+      };
+    }),
+  );
+}
+
+/**
+ * The arms named in `names`, in the order of `arms`; every arm when `names` is empty. An unknown
+ * name is an error listing the known ones.
+ */
+export function selectArms(arms: readonly StudyArm[], names: readonly string[]): StudyArm[] {
+  if (names.length === 0) return [...arms];
+  const known = new Set(arms.map((a) => a.name));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0)
+    throw new ContrastiveError(
+      `study: --arms: unknown arm${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; known arms: ${[...known].join(', ')}${unknown.some((n) => /-noise\d+$/.test(n)) ? ' (the -noise<p> arms exist for the levels --label-noise-levels names)' : ''}.`,
+    );
+  const wanted = new Set(names);
+  return arms.filter((a) => wanted.has(a.name));
+}
 
 /**
  * The same small search for every method: each (temperature, learning rate) pair trains once on
@@ -166,6 +208,8 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
   const arms = options.arms ?? STUDY_ARMS;
   const progress = options.progress ?? new ProgressReporter();
   const evaluations = new Map<string, EvalFile[]>();
+  // per arm, one vector per run: the fraction of logged steps at which HiConE's clamp bound, per level
+  const clampActivity = new Map<string, number[][]>();
   const started = performance.now();
   const tuned = options.tune
     ? await tune(options, options.tune, arms, progress)
@@ -194,6 +238,8 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
       const list = evaluations.get(arm.name) ?? [];
       list.push(evaluation);
       evaluations.set(arm.name, list);
+      const binds = clampBindsOf(await new RunFolder(runDir).readMetrics());
+      if (binds) clampActivity.set(arm.name, [...(clampActivity.get(arm.name) ?? []), binds]);
     }
   }
   const table = new Map<string, Map<string, Aggregate>>();
@@ -202,6 +248,12 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
     for (const metric of STUDY_METRICS) {
       const values = list.map(metric.read).filter((v): v is number => v !== undefined && Number.isFinite(v));
       if (values.length > 0) row.set(metric.key, aggregate(values));
+    }
+    const runs = clampActivity.get(arm) ?? [];
+    const levels = Math.max(0, ...runs.map((r) => r.length));
+    for (let l = 0; l < levels; l++) {
+      const values = runs.map((r) => r[l]).filter((v) => v !== undefined);
+      row.set(`${CLAMP_KEY}${l}`, aggregate(values));
     }
     table.set(arm, row);
   }
@@ -216,6 +268,27 @@ export async function runStudy(options: StudyOptions): Promise<Map<string, Map<s
   );
   progress.message(`study: wrote ${resultsPath} and ${join(options.out, 'report.html')}`);
   return table;
+}
+
+/** Row keys of the table's HiConE clamp activity, one per level: `clampBinds-L0`, ... */
+export const CLAMP_KEY = 'clampBinds-L';
+
+/**
+ * How often HiConE's clamp bound in a run, per level (coarsest first): the mean over the run's
+ * logged step records of their `hiconeClampBinds` (each the fraction of that window's steps at
+ * which the level's loss was replaced by a finer level's). Undefined for runs of methods without
+ * the clamp (no record carries it).
+ */
+export function clampBindsOf(records: readonly MetricRecord[]): number[] | undefined {
+  const rows = records
+    .filter((r) => r.kind === 'step' && r.hiconeClampBinds)
+    .map((r) => r.hiconeClampBinds as number[]);
+  if (rows.length === 0) return undefined;
+  const levels = Math.max(...rows.map((r) => r.length));
+  return Array.from({ length: levels }, (_, l) => {
+    const values = rows.map((r) => r[l]).filter((v) => v !== undefined);
+    return values.reduce((a, b) => a + b, 0) / values.length;
+  });
 }
 
 /**
@@ -287,11 +360,19 @@ async function tune(
   arms: readonly StudyArm[],
   progress: ProgressReporter,
 ): Promise<Map<string, TuningResult>> {
-  const names = new Set(arms.map((a) => a.name));
   const results = new Map<string, TuningResult>();
   const seed = options.seeds[0] ?? 0;
+  // each arm is tuned as the arm it takes its tuning from (its parent, even when the parent is not
+  // one of the arms run: --arms sane-noise20 still uses sane's choice), each such arm once
+  const toTune = new Map<string, StudyArm>();
   for (const arm of arms) {
-    if (arm.tuneWith && names.has(arm.tuneWith)) continue;
+    const parent = arm.tuneWith
+      ? (arms.find((a) => a.name === arm.tuneWith) ?? STUDY_ARMS.find((a) => a.name === arm.tuneWith))
+      : undefined;
+    const tuned = parent ?? arm;
+    if (!toTune.has(tuned.name)) toTune.set(tuned.name, tuned);
+  }
+  for (const arm of toTune.values()) {
     const method = arm.options.method ?? options.shared.method;
     const temperatures =
       method === 'ce' ? [options.shared.temperature ?? tuning.temperatures[0]] : tuning.temperatures;
@@ -392,6 +473,15 @@ function renderResults(
       : (scale * a.mean).toFixed(digits);
   };
   const metrics = STUDY_METRICS.filter((m) => [...table.values()].some((row) => row.has(m.key)));
+  const hasClamp = [...table.values()].some((row) => row.has(`${CLAMP_KEY}0`));
+  const clampCell = (row: Map<string, Aggregate>) => {
+    const levels = [...row.keys()].filter((k) => k.startsWith(CLAMP_KEY)).length;
+    if (levels === 0) return '–';
+    return Array.from({ length: levels }, (_, l) => {
+      const a = row.get(`${CLAMP_KEY}${l}`) as Aggregate;
+      return (100 * a.mean).toFixed(1);
+    }).join(' / ');
+  };
   const lines = [
     '# Study results: Fashion-MNIST',
     '',
@@ -402,13 +492,20 @@ function renderResults(
     `Shared training options: \`${JSON.stringify(options.shared)}\``,
     '',
     ...(options.command ? ['Command:', '', '```sh', options.command, '```', ''] : []),
-    `| arm | ${metrics.map((m) => `${m.label}${m.higherIsBetter ? ' ↑' : ' ↓'}`).join(' | ')} |`,
-    `| --- | ${metrics.map(() => '---').join(' | ')} |`,
+    `| arm | ${metrics.map((m) => `${m.label}${m.higherIsBetter ? ' ↑' : ' ↓'}`).join(' | ')}${hasClamp ? ' | clamp binds (per level, %)' : ''} |`,
+    `| --- | ${metrics.map(() => '---').join(' | ')}${hasClamp ? ' | ---' : ''} |`,
     ...[...table].map(
-      ([arm, row]) => `| ${arm} | ${metrics.map((m) => cell(row.get(m.key), m.key)).join(' | ')} |`,
+      ([arm, row]) =>
+        `| ${arm} | ${metrics.map((m) => cell(row.get(m.key), m.key)).join(' | ')}${hasClamp ? ` | ${clampCell(row)}` : ''} |`,
     ),
     '',
     'A difference counts as real only when it exceeds the spread over seeds.',
+    ...(hasClamp
+      ? [
+          '',
+          "\"clamp binds\": for the arms with HiConE's constraint (hicone, himulcone), per level L0 / L1 / L2, the share of training steps at which the level's loss was replaced by a finer level's larger loss (mean over the logged steps, then over seeds); the finest level never binds. Where it is 0 the constraint changed no gradient.",
+        ]
+      : []),
     '',
     ...renderTuning(tuned, options),
   ];
@@ -423,7 +520,7 @@ function renderTuning(tuned: Map<string, TuningResult>, options: StudyOptions): 
   return [
     '## Tuning',
     '',
-    `Every method searched the same grid — τ ∈ {${tuning.temperatures.join(', ')}} × learning rate ∈ {${tuning.learningRates.join(', ')}} (\`ce\` has no τ: learning rates only) — with ${tuning.epochs} epoch(s) per pair on seed ${options.seeds[0] ?? 0}, trained on the training split less ${Math.round(100 * (tuning.validationFraction ?? 0.1))}% and scored on that held-out part by the mean over levels of mAP@R. The test split chose nothing. Ablations and unseen-class arms use their parent's choice; the shared τ and learning rate above are overridden.`,
+    `Every method searched the same grid — τ ∈ {${tuning.temperatures.join(', ')}} × learning rate ∈ {${tuning.learningRates.join(', ')}} (\`ce\` has no τ: learning rates only) — with ${tuning.epochs} epoch(s) per pair on seed ${options.seeds[0] ?? 0}, trained on the training split less ${Math.round(100 * (tuning.validationFraction ?? 0.1))}% and scored on that held-out part by the mean over levels of mAP@R. The test split chose nothing. Ablations, unseen-class and label-noise arms use their parent's choice; the shared τ and learning rate above are overridden.`,
     '',
     `| arm | chosen τ | chosen lr | validation score | all ${pairs > 1 ? 'pairs' : 'pair'} (τ / lr: score) |`,
     '| --- | --- | --- | --- | --- |',

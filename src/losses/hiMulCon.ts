@@ -290,3 +290,25 @@ export function resolveLevelWeights(fn: string, weights: LevelWeights, numLevels
   });
   return [...weights];
 }
+
+/**
+ * Where HiConE's clamp binds, per level (coarsest first), given the level losses **before** the
+ * clamp (`rawLoss` of {@link hiMulConLossDetails}, read to numbers): `true` where the level's
+ * used loss `max(L_l, used loss of the next finer level)` takes the finer value, i.e. a finer
+ * level's loss exceeds `L_l` (ties do not bind: the max is then the level's own loss). The finest
+ * level never binds. The clamp acts on level losses — each already a mean over anchors — not on
+ * single anchors, so a step's activity is one yes/no per level; averaged over steps it is the
+ * fraction of steps at which the constraint changed that level's loss (and its gradient: a bound
+ * level passes the finer level's gradient instead of its own). The same walk as the loss, in the
+ * same float32 values, so it agrees with it exactly; it computes nothing the loss needs and
+ * changes neither its value nor its gradient.
+ */
+export function hiConEClampBinds(rawLosses: readonly number[]): boolean[] {
+  const binds = new Array<boolean>(rawLosses.length).fill(false);
+  let finerMax = Number.NEGATIVE_INFINITY;
+  for (let c = rawLosses.length - 1; c >= 0; c--) {
+    binds[c] = finerMax > rawLosses[c];
+    finerMax = Math.max(finerMax, rawLosses[c]);
+  }
+  return binds;
+}

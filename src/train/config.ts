@@ -169,6 +169,12 @@ export const TRAIN_OPTIONS = [
     default: [],
     doc: 'fine classes left out of training (unseen-class protocol)',
   },
+  {
+    name: 'labelNoise',
+    type: 'number',
+    default: 0,
+    doc: 'flip exactly round(p·n) of the n training labels before training, chosen by --seed, each to another leaf class drawn uniformly among all the others (across branches, not only siblings), the whole label path with it; the test/validation split and evaluation keep the true labels (0 <= p < 1; 0: off)',
+  },
   { name: 'trainLimit', type: 'integer', default: 0, doc: 'use only this many training samples (0: all)' },
   { name: 'testLimit', type: 'integer', default: 0, doc: 'use only this many test samples (0: all)' },
   {
@@ -309,6 +315,9 @@ function checkRanges(c: TrainConfig): void {
     throw new ContrastiveError(
       `train: --validation-fraction must be in [0, 1), but got ${c.validationFraction}.`,
     );
+  }
+  if (!(c.labelNoise >= 0 && c.labelNoise < 1)) {
+    throw new ContrastiveError(`train: --label-noise must be in [0, 1), but got ${c.labelNoise}.`);
   }
   if (c.keyMomentum < 0 || c.keyMomentum >= 1) {
     throw new ContrastiveError(`train: --key-momentum must be in [0, 1), but got ${c.keyMomentum}.`);

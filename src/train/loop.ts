@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { augmentFeatures, augmentImages } from '../data/augment.js';
 import { colorAugment } from '../data/colorAugment.js';
 import { colorAugmentOptionsFrom } from '../data/dataOptions.js';
+import { withLabelNoise } from '../data/labelNoise.js';
 import type { RunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import { faultPoint } from '../io/faults.js';
@@ -64,7 +65,9 @@ export async function trainLoop(
 ): Promise<LoopResult> {
   // setup
   const method = trainingMethod(config.method);
-  const models = await method.build(config, data);
+  // --label-noise: the training labels as the method sees them; the quick kNN keeps the true ones
+  const trainData = withLabelNoise(data, config.labelNoise ?? 0, config.seed);
+  const models = await method.build(config, trainData);
   const optimizer = new Optimizer(models.trainable, {
     learningRateScales: models.learningRateScales,
     kind: config.optimizer,
@@ -73,19 +76,20 @@ export async function trainLoop(
     weightDecay: config.weightDecay,
     gradClipNorm: config.gradClip,
   });
-  const stepsPerEpoch = epochBatches(config, data, new Rng(0)).length;
+  const stepsPerEpoch = epochBatches(config, trainData, new Rng(0)).length;
   const totalSteps = stepsPerEpoch * config.epochs;
   const learningRate = learningRateSchedule(config, stepsPerEpoch);
   const state = resumeFrom ? fromCheckpoint(resumeFrom, models, optimizer) : initialState(config.seed);
   const window = new LoggingWindow(io.progress, io.record, config.logEvery, config.epochs, totalSteps);
-  const batches = batchSource(data, config.batchSize);
-  const augment = augmentation(config, data, state);
+  const batches = batchSource(trainData, config.batchSize);
+  const augment = augmentation(config, trainData, state);
   const checkpoint = () => io.saveCheckpoint(toCheckpoint(state, models, optimizer, config));
   // tensor bytes when each step starts, for the message a heap exhaustion becomes
   const memory = new StepMemory({
     backend: tf.getBackend(),
-    batchSize: Math.min(config.batchSize, data.train.size),
-    batchBytes: Math.min(config.batchSize, data.train.size) * data.inputShape.reduce((a, b) => a * b, 4),
+    batchSize: Math.min(config.batchSize, trainData.train.size),
+    batchBytes:
+      Math.min(config.batchSize, trainData.train.size) * trainData.inputShape.reduce((a, b) => a * b, 4),
     views: method.viewsPerStep(config),
     gradCacheHint:
       method.gradCache && !(config.gradCacheChunk > 0)
@@ -108,7 +112,7 @@ export async function trainLoop(
     // the loop
     while (state.epoch <= config.epochs) {
       const samplerRng = new Rng(state.epochSamplerState);
-      const epoch = epochBatches(config, data, samplerRng);
+      const epoch = epochBatches(config, trainData, samplerRng);
       const reader = batches.epoch(epoch, state.stepInEpoch);
       try {
         while (state.stepInEpoch < epoch.length) {
@@ -149,6 +153,7 @@ export async function trainLoop(
             batchSize: labels.length,
             loss: out.loss,
             levelLosses: out.levelLosses,
+            clampBinds: out.clampBinds,
             learningRate: lr,
             dataMs,
           });

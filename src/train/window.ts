@@ -10,6 +10,12 @@ export interface TrainingRecord {
   loss: number;
   /** Per-level losses, coarsest first (hierarchical methods). */
   levelLosses?: number[];
+  /**
+   * HiConE and HiMulConE: per level (coarsest first), the fraction (0–1) of the window's steps at
+   * which HiConE's clamp bound, i.e. the level's loss was replaced by a finer level's larger one
+   * (`hiConEClampBinds`). The finest level is always 0.
+   */
+  hiconeClampBinds?: number[];
   learningRate?: number;
   samplesPerSecond?: number;
   /**
@@ -30,6 +36,7 @@ export interface TrainingRecord {
 export class LoggingWindow {
   private loss = 0;
   private levels: number[] | null = null;
+  private binds: number[] | null = null;
   private steps = 0;
   private samples = 0;
   private dataMs = 0;
@@ -58,6 +65,7 @@ export class LoggingWindow {
     batchSize: number;
     loss: number;
     levelLosses?: number[];
+    clampBinds?: boolean[];
     learningRate: number;
     /** Milliseconds the step waited for its batch's inputs. */
     dataMs?: number;
@@ -69,6 +77,9 @@ export class LoggingWindow {
     const levelLosses = s.levelLosses;
     if (levelLosses)
       this.levels = (this.levels ?? levelLosses.map(() => 0)).map((v, l) => v + levelLosses[l]);
+    const clampBinds = s.clampBinds;
+    if (clampBinds)
+      this.binds = (this.binds ?? clampBinds.map(() => 0)).map((v, l) => v + (clampBinds[l] ? 1 : 0));
     const logNow = s.step % this.logEvery === 0 || s.stepInEpoch === s.stepsPerEpoch;
     const seconds = (performance.now() - this.start) / 1000;
     const samplesPerSecond = this.samples / Math.max(seconds, 1e-9);
@@ -96,6 +107,7 @@ export class LoggingWindow {
       step: s.step,
       loss: this.loss / this.steps,
       levelLosses: meanLevels,
+      ...(this.binds ? { hiconeClampBinds: this.binds.map((v) => v / this.steps) } : {}),
       learningRate: s.learningRate,
       samplesPerSecond,
       dataWaitShare,
@@ -103,6 +115,7 @@ export class LoggingWindow {
     });
     this.loss = 0;
     this.levels = null;
+    this.binds = null;
     this.steps = 0;
     this.samples = 0;
     this.dataMs = 0;

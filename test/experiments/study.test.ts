@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EMBEDDED_FASHION_MNIST_DIR } from '../../src/data/fashionMnist.js';
 import { useBackend } from '../../src/engine/backend.js';
-import { aggregate, runStudy } from '../../src/experiments/study.js';
+import {
+  aggregate,
+  clampBindsOf,
+  labelNoiseArms,
+  runStudy,
+  STUDY_ARMS,
+  selectArms,
+} from '../../src/experiments/study.js';
 import { quietProgress, tempRuns } from '../helpers/train.js';
 
 /** Shared options of a study small enough for a test: 1-epoch MLP runs on the embedded subset. */
@@ -126,5 +133,73 @@ describe('study', () => {
       progress: quietProgress(),
     });
     assert.ok(existsSync(join(out, 'supcon-s0', 'eval.json')));
+  });
+  it('label-noise arms copy their parent with --label-noise and its tuning; --arms selects by name', () => {
+    const arms = labelNoiseArms([0.2, 0.4]);
+    assert.deepEqual(
+      arms.map((a) => a.name),
+      [
+        'supcon-noise20',
+        'himulcone-noise20',
+        'moco-noise20',
+        'sane-noise20',
+        'supcon-noise40',
+        'himulcone-noise40',
+        'moco-noise40',
+        'sane-noise40',
+      ],
+    );
+    assert.deepEqual(arms[3], {
+      name: 'sane-noise20',
+      options: { method: 'sane', labelNoise: 0.2 },
+      tuneWith: 'sane',
+    });
+    assert.throws(() => labelNoiseArms([1]), /--label-noise-levels must be in \(0, 1\)/);
+    const all = [...STUDY_ARMS, ...arms];
+    assert.deepEqual(
+      selectArms(all, ['sane-noise40', 'hicone']).map((a) => a.name),
+      ['hicone', 'sane-noise40'],
+    );
+    assert.equal(selectArms(all, []).length, all.length);
+    assert.throws(
+      () => selectArms(all, ['hicone', 'nope']),
+      /--arms: unknown arm nope; known arms: ce, simclr, supcon,/,
+    );
+  });
+
+  it('averages the logged clamp activity per level over a run’s step records', () => {
+    assert.deepEqual(
+      clampBindsOf([
+        { kind: 'step', epoch: 1, step: 2, loss: 1, hiconeClampBinds: [1, 0.5, 0] },
+        { kind: 'step', epoch: 1, step: 4, loss: 1, hiconeClampBinds: [0, 0, 0] },
+        { kind: 'epoch', epoch: 1, step: 4, loss: 1 },
+      ]),
+      [0.5, 0.25, 0],
+    );
+    assert.equal(clampBindsOf([{ kind: 'step', epoch: 1, step: 2, loss: 1 }]), undefined);
+  });
+
+  it('a noise arm alone is tuned as its parent; the table has the clamp column, – for arms without the clamp', async () => {
+    const out = join(dir, 'noise');
+    await runStudy({
+      out,
+      seeds: [0],
+      shared: tinyRuns({ trainLimit: 96, testLimit: 40 }),
+      arms: [
+        { name: 'hicone', options: { method: 'hicone' } },
+        ...labelNoiseArms([0.2]).filter((a) => a.name === 'supcon-noise20'),
+      ],
+      tune: { temperatures: [0.1], learningRates: [0.002], epochs: 1, validationFraction: 0.25 },
+      progress: quietProgress(),
+    });
+    const tuning = JSON.parse(await readFile(join(out, 'tuning.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(tuning), ['hicone', 'supcon']);
+    assert.ok(existsSync(join(out, 'tuning', 'supcon-t0.1-lr0.002', 'eval.json')));
+    const config = JSON.parse(await readFile(join(out, 'supcon-noise20-s0', 'config.json'), 'utf8'));
+    assert.equal(config.labelNoise, 0.2);
+    const md = await readFile(join(out, 'results.md'), 'utf8');
+    assert.match(md, /\| clamp binds \(per level, %\) \|/);
+    assert.match(md, /\| hicone \|.* \| \d+\.\d \/ \d+\.\d \/ 0\.0 \|/);
+    assert.match(md, /\| supcon-noise20 \|.* \| – \|\n/);
   });
 });

@@ -54,6 +54,19 @@ export const studyCommand: CommandSpec = {
     },
     { name: 'tuneEpochs', type: 'integer', default: 1, min: 1, doc: 'epochs of each tuning run' },
     { name: 'probeEpochs', type: 'integer', default: 20, min: 0, doc: 'linear-probe epochs (0: skip)' },
+    {
+      name: 'labelNoiseLevels',
+      type: 'numbers',
+      default: [],
+      min: 0,
+      doc: "add arms supcon, himulcone, moco and sane trained with this fraction of the training labels flipped (train --label-noise; e.g. 0.2,0.4 adds supcon-noise20 ... sane-noise40), each with its parent's tuning",
+    },
+    {
+      name: 'arms',
+      type: 'list',
+      default: [],
+      doc: 'run only these arms (comma-separated names; default: every arm); finished runs of a study are reused either way',
+    },
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
@@ -63,13 +76,17 @@ export const studyCommand: CommandSpec = {
         `contrastive study: only 'fashion-mnist' is supported, but got ${JSON.stringify(positionals[0])}.`,
       );
     }
-    const { runStudy } = await import('../../experiments/study.js');
+    const { labelNoiseArms, runStudy, selectArms, STUDY_ARMS } = await import('../../experiments/study.js');
     const o = options as Record<string, unknown>;
     const seeds = o.seeds as number[];
     const notInteger = seeds.find((s) => !Number.isInteger(s));
     if (notInteger !== undefined) {
       throw new ContrastiveError(`contrastive study: --seeds must be integers, but got ${notInteger}.`);
     }
+    const arms = selectArms(
+      [...STUDY_ARMS, ...labelNoiseArms(o.labelNoiseLevels as number[])],
+      o.arms as string[],
+    );
     const quick = o.quick === true;
     const shared = {
       encoder: quick ? 'mlp' : o.encoder,
@@ -89,6 +106,7 @@ export const studyCommand: CommandSpec = {
       out: o.out as string,
       resultsPath: o.results as string | undefined,
       seeds: quick ? [0] : seeds,
+      arms,
       shared: shared as never,
       probeEpochs: quick ? 0 : (o.probeEpochs as number),
       tune:

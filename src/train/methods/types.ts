@@ -45,6 +45,8 @@ export interface StepInputs {
 export interface StepOutput {
   loss: number;
   levelLosses?: number[];
+  /** HiConE and HiMulConE: per level (coarsest first), whether the clamp took a finer level's loss (`hiConEClampBinds`). */
+  clampBinds?: boolean[];
 }
 
 /**

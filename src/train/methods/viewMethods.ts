@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunData } from '../../data/runData.js';
 import { ContrastiveError } from '../../errors.js';
-import { hiMulConLossDetails } from '../../losses/hiMulCon.js';
+import { hiConEClampBinds, hiMulConLossDetails } from '../../losses/hiMulCon.js';
 import { ntXentLoss } from '../../losses/ntXent.js';
 import { finestCommonLevel } from '../../losses/parts/labels.js';
 import { supConLoss } from '../../losses/supCon.js';
@@ -20,7 +20,12 @@ type ViewLoss = (
   labels: number[][],
   config: TrainConfig,
   models: MethodModels,
-) => { loss: tf.Scalar; levelLosses?: tf.Scalar[] };
+) => {
+  loss: tf.Scalar;
+  levelLosses?: tf.Scalar[];
+  /** The loss clamps its levels as HiConE does (hicone, himulcone): the step reports where it binds. */
+  clamped?: boolean;
+};
 
 function viewMethod(
   summary: string,
@@ -58,10 +63,12 @@ function viewMethod(
         ),
       );
       let levelTensors: tf.Scalar[] | undefined;
+      let clamped = false;
       const lossOf = (projections: tf.Tensor2D): tf.Scalar => {
         const perSample = tf.transpose(tf.reshape(projections, [config.views, n, -1]), [1, 0, 2]);
         const result = viewLoss(perSample as tf.Tensor3D, inputs.labels, config, models);
         levelTensors = result.levelLosses?.map((t) => tf.keep(t));
+        clamped = result.clamped === true;
         return result.loss;
       };
       const forward = (rows: tf.Tensor) => model.project(model.embed(rows, true), true);
@@ -90,7 +97,8 @@ function viewMethod(
       }
       const levelLosses = levelTensors?.map((t) => t.dataSync()[0]);
       tf.dispose(levelTensors ?? []);
-      return { loss: scalarValue(loss), levelLosses };
+      const clampBinds = clamped && levelLosses ? hiConEClampBinds(levelLosses) : undefined;
+      return { loss: scalarValue(loss), levelLosses, clampBinds };
     },
   };
 }
@@ -106,7 +114,11 @@ const hierarchical = (variant: 'hmc' | 'hce' | 'hmce'): ViewLoss => {
       // the loop checks every step's loss; a second host read inside the loss buys nothing
       checkFinite: false,
     });
-    return { loss: details.loss, levelLosses: details.levels.map((l) => l.rawLoss) };
+    return {
+      loss: details.loss,
+      levelLosses: details.levels.map((l) => l.rawLoss),
+      clamped: variant !== 'hmc',
+    };
   };
 };
 
