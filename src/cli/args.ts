@@ -1,6 +1,6 @@
 import { ContrastiveError } from '../errors.js';
 import { closestName } from '../hierarchy/closest.js';
-import { convertOption, flagName, type OptionSpec, type OptionValue } from '../options.js';
+import { convertOption, flagName, type OptionSpec, type OptionValue, type OptionValues } from '../options.js';
 
 export { BACKEND_OPTION, convertOption, kebab, type OptionSpec, type OptionValue } from '../options.js';
 
@@ -28,6 +28,32 @@ export interface ParsedArgs {
   options: Record<string, OptionValue>;
   /** Names of the options given on the command line (not defaulted). */
   given: Set<string>;
+}
+
+/** What a command defined with {@link defineCommand} receives: its options typed from its own table. */
+export interface TypedArgs<O extends readonly OptionSpec[]> {
+  positionals: string[];
+  options: OptionValues<O>;
+  given: Set<string>;
+}
+
+/**
+ * Defines a command whose `run` sees its options typed from the option table (no casts): an option
+ * with a default is always present, one without is optional, `choices` narrow to their union.
+ * Declare shared option blocks `as const satisfies readonly OptionSpec[]` so their types survive.
+ */
+export function defineCommand<const O extends readonly OptionSpec[]>(spec: {
+  name: string;
+  summary: string;
+  positionals?: readonly PositionalSpec[];
+  options: O;
+  run(parsed: TypedArgs<O>): Promise<number | undefined>;
+}): CommandSpec {
+  return {
+    ...spec,
+    // parseArgs validated every value against the same table, so the values have these types
+    run: (parsed) => spec.run(parsed as unknown as TypedArgs<O>),
+  };
 }
 
 /** Parses `argv` against a command spec; unknown flags and bad values are errors naming them. */

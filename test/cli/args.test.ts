@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { type CommandSpec, commandHelp, parseArgs } from '../../src/cli/args.js';
+import { type CommandSpec, commandHelp, defineCommand, parseArgs } from '../../src/cli/args.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
@@ -58,6 +58,34 @@ describe('parseArgs', () => {
     assert.match(help, /Usage: contrastive train <data> \[options\]/);
     assert.match(help, /--base-temperature <number>\s+τ_base \(default: 0.07\)/);
     assert.match(help, /--method <supcon\|himulcone>/);
+  });
+});
+
+describe('defineCommand', () => {
+  it('hands run the parsed values typed from the option table, defaults filled in', async () => {
+    let seen: { k: number; mode: 'a' | 'b'; name?: string; seeds: number[] } | undefined;
+    const command = defineCommand({
+      name: 'typed',
+      summary: 'a typed command',
+      options: [
+        { name: 'k', type: 'integer', default: 10, min: 1, doc: 'k' },
+        { name: 'mode', type: 'string', choices: ['a', 'b'], default: 'a', doc: 'mode' },
+        { name: 'name', type: 'string', doc: 'name' },
+        { name: 'seeds', type: 'numbers', default: [0], doc: 'seeds' },
+      ],
+      async run({ options }) {
+        // these assignments type-check only if the options are typed from the table
+        const k: number = options.k;
+        const mode: 'a' | 'b' = options.mode;
+        const name: string | undefined = options.name;
+        seen = { k, mode, name, seeds: options.seeds };
+        return 3;
+      },
+    });
+    const status = await command.run(parseArgs(command, ['--mode', 'b', '--seeds', '1,2']));
+    assert.equal(status, 3);
+    assert.deepEqual(seen, { k: 10, mode: 'b', name: undefined, seeds: [1, 2] });
+    assert.throws(() => parseArgs(command, ['--k', '0']), /--k must be >= 1/);
   });
 });
 

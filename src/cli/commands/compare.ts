@@ -1,7 +1,7 @@
-import type { CommandSpec } from '../args.js';
+import { defineCommand } from '../args.js';
 
 /** `contrastive compare runs/a runs/b ...`: the evaluated metrics side by side. */
-export const compareCommand: CommandSpec = {
+export const compareCommand = defineCommand({
   name: 'compare',
   summary: 'Print the evaluation metrics of several runs side by side (runs must have eval.json).',
   positionals: [{ name: 'runs', doc: 'run folders', variadic: true }],
@@ -78,4 +78,4 @@ export const compareCommand: CommandSpec = {
       ),
     );
   },
-};
+});

@@ -1,7 +1,7 @@
-import type { CommandSpec } from '../args.js';
+import { defineCommand } from '../args.js';
 
 /** `contrastive report runs/x [runs/y ...]`: one self-contained HTML file. */
-export const reportCommand: CommandSpec = {
+export const reportCommand = defineCommand({
   name: 'report',
   summary: 'Write a self-contained HTML report (metrics, loss curves, embedding maps) for one or more runs.',
   positionals: [{ name: 'runs', doc: 'run folders', variadic: true }],
@@ -16,18 +16,18 @@ export const reportCommand: CommandSpec = {
       throw new ContrastiveError('contrastive report: give at least one run folder.');
     const { join } = await import('node:path');
     const { writeReport } = await import('../../report/index.js');
-    const out = (options.out as string | undefined) ?? join(positionals[0], 'report.html');
+    const out = options.out ?? join(positionals[0], 'report.html');
     const { checkOutputFile, checkOutputFolder } = await import('../output.js');
     await checkOutputFile('report', out);
     if (typeof options.chartsDir === 'string')
       await checkOutputFolder('report', options.chartsDir, '--charts-dir');
     const result = await writeReport(positionals, {
       out,
-      title: options.title as string | undefined,
-      chartsDir: options.chartsDir as string | undefined,
+      title: options.title,
+      chartsDir: options.chartsDir,
     });
     console.log(
       `wrote ${result.out}${result.charts.length ? ` and ${result.charts.length} chart files` : ''}`,
     );
   },
-};
+});

@@ -1,6 +1,6 @@
 import { BACKEND_OPTION, pickOptions } from '../../options.js';
 import { TRAIN_OPTIONS } from '../../train/config.js';
-import type { CommandSpec } from '../args.js';
+import { defineCommand } from '../args.js';
 
 /** Train options every arm of the study shares; the study sets its own defaults for some. */
 const SHARED = pickOptions(TRAIN_OPTIONS, [
@@ -16,7 +16,7 @@ const SHARED = pickOptions(TRAIN_OPTIONS, [
 const STUDY_DEFAULTS: Record<string, string | number> = { encoder: 'conv', epochs: 10 };
 
 /** `contrastive study fashion-mnist`: every method, several seeds, one results page. */
-export const studyCommand: CommandSpec = {
+export const studyCommand = defineCommand({
   name: 'study',
   summary:
     "Reproduce the papers' comparisons on Fashion-MNIST: every method x seeds, results.md + report.html.",
@@ -77,16 +77,13 @@ export const studyCommand: CommandSpec = {
       );
     }
     const { labelNoiseArms, runStudy, selectArms, STUDY_ARMS } = await import('../../experiments/study.js');
-    const o = options as Record<string, unknown>;
-    const seeds = o.seeds as number[];
+    const o = options;
+    const seeds = o.seeds;
     const notInteger = seeds.find((s) => !Number.isInteger(s));
     if (notInteger !== undefined) {
       throw new ContrastiveError(`contrastive study: --seeds must be integers, but got ${notInteger}.`);
     }
-    const arms = selectArms(
-      [...STUDY_ARMS, ...labelNoiseArms(o.labelNoiseLevels as number[])],
-      o.arms as string[],
-    );
+    const arms = selectArms([...STUDY_ARMS, ...labelNoiseArms(o.labelNoiseLevels)], o.arms);
     const quick = o.quick === true;
     const shared = {
       encoder: quick ? 'mlp' : o.encoder,
@@ -103,26 +100,26 @@ export const studyCommand: CommandSpec = {
       ...(o.dataDir ? { dataDir: o.dataDir } : {}),
     };
     await runStudy({
-      out: o.out as string,
-      resultsPath: o.results as string | undefined,
+      out: o.out,
+      resultsPath: o.results,
       seeds: quick ? [0] : seeds,
       arms,
-      shared: shared as never,
-      probeEpochs: quick ? 0 : (o.probeEpochs as number),
+      shared,
+      probeEpochs: quick ? 0 : o.probeEpochs,
       tune:
         o.tune === false
           ? undefined
           : {
-              temperatures: quick ? [0.1, 0.2] : (o.tuneTemperatures as number[]),
-              learningRates: quick ? [0.001] : (o.tuneLearningRates as number[]),
-              epochs: quick ? 1 : (o.tuneEpochs as number),
+              temperatures: quick ? [0.1, 0.2] : o.tuneTemperatures,
+              learningRates: quick ? [0.001] : o.tuneLearningRates,
+              epochs: quick ? 1 : o.tuneEpochs,
             },
       command: `contrastive study ${process.argv.slice(3).join(' ')}`,
       // each full run in its own process: the wasm heap never shrinks
       runCommand: quick ? undefined : runSelf,
     });
   },
-};
+});
 
 /** Runs `contrastive <args>` in a child process of this same CLI; resolves to its exit status. */
 async function runSelf(args: string[]): Promise<number> {

@@ -1,13 +1,14 @@
 import { TRAIN_OPTIONS, type TrainConfig } from '../../train/config.js';
-import type { CommandSpec } from '../args.js';
+import { defineCommand } from '../args.js';
 
 /** `contrastive train --method himulcone --data fashion-mnist --epochs 20 --out runs/fm-hmce`. */
-export const trainCommand: CommandSpec = {
+export const trainCommand = defineCommand({
   name: 'train',
   summary:
     'Train an embedding model (ce, simclr, supcon, himulcon, hicone, himulcone, moco, sane) into a run folder.',
   options: TRAIN_OPTIONS,
   async run({ options, given }) {
+    const values: Readonly<Record<string, unknown>> = options;
     const { ContrastiveError } = await import('../../errors.js');
     const { readConfigFile, resolveTrainConfig } = await import('../../train/config.js');
     const { ProgressReporter } = await import('../../train/progress.js');
@@ -18,7 +19,7 @@ export const trainCommand: CommandSpec = {
       const fromFile = typeof options.config === 'string' ? await readConfigFile(options.config) : {};
       const requested = {
         ...fromFile,
-        ...Object.fromEntries([...given].map((name) => [name, options[name]])),
+        ...Object.fromEntries([...given].map((name) => [name, values[name]])),
       };
       if (!requested.out)
         throw new ContrastiveError('train: --resume needs --out: the run folder to continue.');
@@ -44,4 +45,4 @@ export const trainCommand: CommandSpec = {
       process.removeListener('SIGTERM', onSignal);
     }
   },
-};
+});
