@@ -67,6 +67,7 @@ export async function trainLoop(
   const method = trainingMethod(config.method);
   // --label-noise: the training labels as the method sees them; the quick kNN keeps the true ones
   const trainData = withLabelNoise(data, config.labelNoise ?? 0, config.seed);
+  method.validate?.(config, trainData);
   const models = await method.build(config, trainData);
   const optimizer = new Optimizer(models.trainable, {
     learningRateScales: models.learningRateScales,

@@ -65,4 +65,28 @@ describe('partial labels in training (wasm)', () => {
       );
     }
   });
+
+  it("a method's own check runs before training: reference mode on one label level is refused", async () => {
+    const flat = join(dir, 'flat.csv');
+    const lines = (await readFile(csv, 'utf8')).trim().split('\n');
+    await writeFile(
+      flat,
+      `${lines.map((l, i) => (i === 0 ? l : l.replace(/,(\w+)(\/\w+)?$/, ',$1'))).join('\n')}\n`,
+    );
+    const config = await resolveTrainConfig({
+      data: flat,
+      out: join(dir, 'flat-run'),
+      method: 'himulcone',
+      hierarchyMode: 'reference',
+      epochs: 1,
+      batchSize: 32,
+      backend: 'wasm',
+    });
+    const { ProgressReporter } = await import('../../src/train/progress.js');
+    const sink = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
+    await assert.rejects(
+      train(config, { progress: new ProgressReporter(sink, false) }),
+      /--hierarchy-mode reference needs at least 2 label levels, the data has 1/,
+    );
+  });
 });
