@@ -34,6 +34,7 @@ type Kind = (typeof KINDS)[number];
 interface PageAnswer {
   embedding: number[];
   hits: { id: string; score: number }[];
+  milliseconds: number;
 }
 
 function exportWeb(index: string, out: string) {
@@ -81,7 +82,11 @@ async function pageAnswers(url: string, files: string[], allowHttp: boolean) {
       for (const b64 of data) {
         const blob = new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' });
         const a = await api.queryImage(blob, { k: 10 });
-        out.push({ embedding: a.embedding, hits: a.hits.map((h) => ({ id: h.id, score: h.score })) });
+        out.push({
+          embedding: a.embedding,
+          hits: a.hits.map((h) => ({ id: h.id, score: h.score })),
+          milliseconds: a.milliseconds,
+        });
       }
       return out;
     }, images)) as PageAnswer[];
@@ -211,8 +216,9 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
             );
           });
         }
+        const ms = result.answers.map((a) => a.milliseconds).sort((a, b) => a - b);
         t.diagnostic(
-          `${queries.length} images: largest |page − Node| per component ${largest.toExponential(2)}`,
+          `${queries.length} images: largest |page − Node| per component ${largest.toExponential(2)}; median query ${ms[ms.length >> 1].toFixed(0)} ms in the page`,
         );
       } finally {
         encoder.dispose();
@@ -254,6 +260,21 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
       assert.ok(!existsSync(join(out, 'index.html')), 'no page was written');
     } finally {
       await writeFile(weights, original);
+    }
+  });
+
+  it('a run trained before the portable resampler (sharp resized its images) is refused with a reason', async () => {
+    const recordPath = join(runs.layers.run, 'backbone.json');
+    const original = await readFile(recordPath, 'utf8');
+    const legacy = JSON.parse(original);
+    delete legacy.preprocessing.resampler;
+    await writeFile(recordPath, JSON.stringify(legacy));
+    try {
+      const r = exportWeb(runs.layers.index, join(dir, 'site-legacy'));
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /before the portable image resampler/);
+    } finally {
+      await writeFile(recordPath, original);
     }
   });
 
