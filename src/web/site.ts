@@ -5,7 +5,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { fileURLToPath } from 'node:url';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { backboneFiles, type FrozenBackboneRecord } from '../models/featureExtractor.js';
+import { type BackboneKind, backboneFiles, type FrozenBackboneRecord } from '../models/featureExtractor.js';
 import { checkWeightPath } from '../models/modelIO.js';
 import { Rng } from '../random.js';
 import { RunFolder } from '../run/folder.js';
@@ -65,6 +65,8 @@ export interface WebSiteSummary {
   calibration: { method: string; on: string } | null;
   /** Items whose source image lies outside `sourcesRoot`: no thumbnail made for them. */
   sourcesOutsideRoot: number;
+  /** The kind of the run's frozen pretrained backbone, copied into `backbone/`; null for none. */
+  pretrained: BackboneKind | null;
 }
 
 /** The file that marks a folder as a site `writeWebSite` wrote (so it may write there again). */
@@ -370,6 +372,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
         Object.keys(thumbnails.files).length,
       calibration: calibration ? { method: calibration.method, on: calibratedOn! } : null,
       sourcesOutsideRoot: thumbnails.outside,
+      pretrained: record?.kind ?? null,
     };
   } finally {
     index.dispose();

@@ -149,6 +149,7 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
       const site = join(dir, `site-${kind}`);
       const r = exportWeb(indexPath, site);
       assert.equal(r.status, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).pretrained, kind);
       runs[kind] = { run, index: indexPath, site };
     }
   });
