@@ -2,8 +2,10 @@
  * The exported page of runs trained on a frozen pretrained backbone, one per kind (tfjs layers,
  * tfjs graph, ONNX): a head trains on a tiny catalogue of transparent PNGs, the images are indexed,
  * `contrastive export-web` copies the backbone (and onnxruntime-web for ONNX), and headless
- * Chromium embeds the same images: every component within 1e-4 of Node's `embedQueryImage`, and
- * the same top 10. A backbone whose files changed since the run is refused.
+ * Chromium embeds the same images, plus a larger and a smaller one: every component within 1e-4
+ * of Node's `embedQueryImage`, and the same top 10. Each kind records another fit (stretch, pad,
+ * crop) and background, which the page must follow. A backbone whose files changed since the run
+ * is refused, by export-web and by the page.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +14,9 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
 import { useBackend } from '../../src/engine/backend.js';
+import { Rng } from '../../src/random.js';
 import { train } from '../../src/run/train.js';
 import { EmbeddingIndex } from '../../src/search/embeddingIndex.js';
 import { embedInputs, embedQueryImage } from '../../src/search/embedInputs.js';
@@ -105,6 +109,14 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
   let files: string[];
   const backbones: Record<Kind, string> = { layers: '', graph: '', onnx: TINY_ONNX };
   const runs = {} as Record<Kind, { run: string; index: string; site: string }>;
+  /** Each kind with another recorded fit and background, so the page must follow the record. */
+  const decodeOptions: Record<Kind, { backboneResize: string; background: string }> = {
+    layers: { backboneResize: 'stretch', background: 'white' },
+    graph: { backboneResize: 'pad', background: '#204080' },
+    onnx: { backboneResize: 'crop', background: 'black' },
+  };
+  /** Query images not in the catalogue: larger (shrunk by more than 2) and smaller (enlarged), translucent. */
+  const extraQueries: string[] = [];
   before(async () => {
     await useBackend('wasm');
     dir = await tempRuns();
@@ -113,6 +125,18 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
     for (const parent of ['cool', 'warm'])
       for (const name of (await readdir(join(catalogue, parent))).sort())
         for (let k = 0; k < 6; k++) files.push(join(catalogue, parent, name, `${k}.png`));
+    for (const [w, h, seed] of [
+      [64, 41, 1],
+      [9, 13, 2],
+    ]) {
+      const rng = new Rng(seed);
+      const px = Buffer.from(Array.from({ length: w * h * 4 }, () => Math.floor(rng.next() * 256)));
+      const file = join(dir, `extra-${w}x${h}.png`);
+      await sharp(px, { raw: { width: w, height: h, channels: 4 } })
+        .png()
+        .toFile(file);
+      extraQueries.push(file);
+    }
     backbones.layers = await writeLayersModel(join(dir, 'layers'));
     backbones.graph = await writeGraphModel(join(dir, 'graph'));
     for (const kind of KINDS) {
@@ -135,6 +159,7 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
           warmupEpochs: 0,
           logEvery: 2,
           seed: 3,
+          ...decodeOptions[kind],
         }),
         { progress: quietProgress() },
       );
@@ -150,6 +175,9 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
       const r = exportWeb(indexPath, site);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(JSON.parse(r.stdout).pretrained, kind);
+      const record = JSON.parse(await readFile(join(run, 'backbone.json'), 'utf8'));
+      assert.equal(record.preprocessing.fit, decodeOptions[kind].backboneResize);
+      assert.equal(record.preprocessing.resampler, 'portable');
       runs[kind] = { run, index: indexPath, site };
     }
   });
@@ -181,7 +209,7 @@ describe('export-web for runs on a frozen pretrained backbone (layers, graph, ON
 
   for (const kind of KINDS)
     it(`${kind}: the page embeds each image as Node does (≤ 1e-4 per component) with the same top 10`, async (t) => {
-      const queries = files.filter((_, i) => i % 2 === 0);
+      const queries = [...files.filter((_, i) => i % 2 === 0), ...extraQueries];
       const server = await serveFolder(runs[kind].site);
       let result: Awaited<ReturnType<typeof pageAnswers>>;
       try {
