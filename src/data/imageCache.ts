@@ -268,6 +268,7 @@ export async function cacheKey(
       files.length,
       // only when set, so caches built before these options keep their keys
       ...(decode.fit !== 'stretch' || decode.background ? [decode.fit, decode.background] : []),
+      ...(decode.resampler === 'portable' ? ['portable'] : []),
     ]),
   );
   const chunk = 256;

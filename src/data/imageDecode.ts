@@ -1,6 +1,8 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { inflateSync } from 'node:zlib';
 import { ContrastiveError } from '../errors.js';
+import { isPng, parsePng, pngToRgba, prepareImage, type RgbaImage } from './portableImage.js';
 
 /** How images are turned into pixels: every reader (folder, manifest, cache) decodes the same way. */
 export interface ImageDecodeOptions {
@@ -27,7 +29,16 @@ export interface ImageDecodeOptions {
    * behaviour of runs made before this option; see {@link parseBackground}).
    */
   background?: readonly [number, number, number] | null;
+  /**
+   * Who composites and resizes: `'libvips'` (default: sharp) or `'portable'`, the TypeScript
+   * pipeline of `data/portableImage.ts` that the exported web page runs too (PNGs decoded by it as
+   * well), so both give the same bytes. Frozen pretrained backbones use `'portable'`; 3 channels only.
+   */
+  resampler?: ImageResampler;
 }
+
+/** Who composites and resizes an image; see {@link ImageDecodeOptions.resampler}. */
+export type ImageResampler = 'libvips' | 'portable';
 
 /** How an image is fitted to the model's input size; see {@link ImageDecodeOptions.fit}. */
 export type ImageFit = 'stretch' | 'crop' | 'pad';
@@ -61,6 +72,7 @@ export interface ResolvedDecodeOptions {
   concurrency: number;
   fit: ImageFit;
   background: readonly [number, number, number] | null;
+  resampler: ImageResampler;
 }
 
 /** Checks and fills in {@link ImageDecodeOptions}. */
@@ -92,7 +104,25 @@ export function resolveDecodeOptions(fn: string, options: ImageDecodeOptions): R
     throw new ContrastiveError(
       `${fn}: background must be three bytes [r, g, b], but got ${JSON.stringify(background)}.`,
     );
-  return { height, width, channels, minSourceSize: options.minSourceSize ?? 0, concurrency, fit, background };
+  const resampler = options.resampler ?? 'libvips';
+  if (resampler !== 'libvips' && resampler !== 'portable')
+    throw new ContrastiveError(
+      `${fn}: resampler must be libvips or portable, but got ${JSON.stringify(resampler)}.`,
+    );
+  if (resampler === 'portable' && channels !== 3)
+    throw new ContrastiveError(
+      `${fn}: the portable resampler makes RGB images; channels must be 3, but got ${channels}.`,
+    );
+  return {
+    height,
+    width,
+    channels,
+    minSourceSize: options.minSourceSize ?? 0,
+    concurrency,
+    fit,
+    background,
+    resampler,
+  };
 }
 
 type Sharp = typeof import('sharp').default;
@@ -113,6 +143,7 @@ export async function decodeImage(
   file: string | Uint8Array,
   options: ResolvedDecodeOptions,
 ): Promise<Uint8Array> {
+  if (options.resampler === 'portable') return decodePortable(file, options);
   const sharp = await loadSharp();
   const input = sharp(file);
   if (options.minSourceSize > 0) {
@@ -137,6 +168,46 @@ export async function decodeImage(
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== options.channels) throw new Error(`decoded ${info.channels} channels`);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * An image file as 8-bit RGBA at its own size: a (non-interlaced) PNG by `data/portableImage.ts`,
+ * exactly as the web page decodes it; anything else by sharp (sRGB, alpha added when absent).
+ */
+export async function decodeRgba(file: string | Uint8Array): Promise<RgbaImage> {
+  const bytes = typeof file === 'string' ? new Uint8Array(await readFile(file)) : file;
+  if (isPng(bytes)) {
+    const png = parsePng(bytes, typeof file === 'string' ? file : 'the image');
+    if (png) return pngToRgba(png, new Uint8Array(inflateSync(png.compressed)));
+  }
+  const sharp = await loadSharp();
+  const { data, info } = await sharp(bytes)
+    .toColourspace('srgb')
+    .ensureAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 4) throw new Error(`decoded ${info.channels} channels, expected RGBA`);
+  return {
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width: info.width,
+    height: info.height,
+  };
+}
+
+async function decodePortable(
+  file: string | Uint8Array,
+  options: ResolvedDecodeOptions,
+): Promise<Uint8Array> {
+  const image = await decodeRgba(file);
+  if (image.width < options.minSourceSize || image.height < options.minSourceSize)
+    throw new Error(
+      `the image is ${image.width}×${image.height}, smaller than the minimum ${options.minSourceSize} pixels per side`,
+    );
+  return prepareImage(image, {
+    size: [options.height, options.width],
+    fit: options.fit,
+    background: options.background,
+  });
 }
 
 /** Why a file could not be decoded, in words: a missing file says so rather than sharp's text. */

@@ -3,10 +3,13 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { ImageFit } from '../data/imageDecode.js';
+import type { ImageFit, ImageResampler } from '../data/imageDecode.js';
 import { ContrastiveError, check, shapeString } from '../errors.js';
 import { type GraphModelLike, loadBackbone } from './backbones.js';
+import { modelInput, pool } from './featurePipeline.js';
 import { checkWeightPath } from './modelIO.js';
+
+export { modelInput } from './featurePipeline.js';
 
 /** The three forms a pretrained image model comes in: tfjs layers, tfjs graph, ONNX. */
 export type BackboneKind = 'layers' | 'graph' | 'onnx';
@@ -41,6 +44,11 @@ export interface Preprocessing {
   channelOrder: 'rgb' | 'bgr';
   /** Tensor layout the model expects (ONNX exports from PyTorch are NCHW). */
   layout: 'nhwc' | 'nchw';
+  /**
+   * `'portable'`: images are decoded, composited and resized by `data/portableImage.ts`, the code
+   * the exported web page runs too. Absent in runs made before it (sharp's libvips resize).
+   */
+  resampler?: 'portable';
 }
 
 /** What a run records about its frozen backbone (`backbone.json`): enough to rebuild it exactly. */
@@ -79,6 +87,8 @@ export interface FeatureExtractorOptions {
   mean?: readonly number[] | null;
   std?: readonly number[] | null;
   channelOrder?: 'rgb' | 'bgr';
+  /** Who resizes images (see `Preprocessing.resampler`). Default `'portable'`. */
+  resampler?: ImageResampler;
   /** Refuse the model unless its files hash to this (a run's recorded checksum). */
   expectSha256?: string;
 }
@@ -210,6 +220,7 @@ export async function openFeatureExtractor(options: FeatureExtractorOptions): Pr
     std: triple(options.std, 'std') ?? (scale === 'imagenet' ? IMAGENET_STD : null),
     channelOrder: options.channelOrder ?? 'rgb',
     layout: model.layout,
+    ...((options.resampler ?? 'portable') === 'portable' ? { resampler: 'portable' as const } : {}),
   };
   // probe the feature shape with one blank image, so a wrong output or pooling fails now, not mid-epoch
   const requested = options.pooling;
@@ -255,20 +266,6 @@ interface LoadedModel {
   dispose(): void;
 }
 
-/** Scales, normalises, reorders and lays out `[n, h, w, 3]` pixels in [0, 1] as `p` says (new tensor). */
-export function modelInput(images: tf.Tensor4D, p: Preprocessing): tf.Tensor4D {
-  return tf.tidy(() => {
-    let x: tf.Tensor4D = images;
-    if (p.scale === 'symmetric') x = tf.sub(tf.mul(x, 2), 1);
-    else if (p.scale === 'byte') x = tf.mul(x, 255);
-    if (p.mean) x = tf.sub(x, tf.tensor1d(p.mean));
-    if (p.std) x = tf.div(x, tf.tensor1d(p.std));
-    if (p.channelOrder === 'bgr') x = tf.reverse(x, 3);
-    if (p.layout === 'nchw') x = tf.transpose(x, [0, 3, 1, 2]);
-    return x === images ? tf.clone(x) : x;
-  });
-}
-
 function pooledShape(
   fn: string,
   shape: number[],
@@ -297,18 +294,6 @@ function pooledShape(
     () => `${fn}: ${where}; pooling '${pooling}' needs [n, h, w, c] (or [n, tokens, d]) features.`,
   );
   return shape.length === 4 ? (layout === 'nchw' ? shape[1] : shape[3]) : shape[2];
-}
-
-/** `[n, ...]` raw features to `[n, d]` (disposes `raw`). */
-function pool(raw: tf.Tensor, pooling: FeaturePooling, layout: 'nhwc' | 'nchw'): tf.Tensor {
-  try {
-    if (pooling === 'none') return tf.clone(raw);
-    if (pooling === 'cls') return tf.squeeze(tf.slice(raw, [0, 0, 0], [-1, 1, -1]), [1]);
-    const axes = raw.rank === 3 ? [1] : layout === 'nchw' ? [2, 3] : [1, 2];
-    return pooling === 'avg' ? tf.mean(raw, axes) : tf.max(raw, axes);
-  } finally {
-    raw.dispose();
-  }
 }
 
 async function openTfjs(

@@ -67,6 +67,7 @@ export async function loadFeatureRunData(options: FeatureRunDataOptions): Promis
     channels: 3,
     fit: extractor.preprocessing.fit,
     background: extractor.preprocessing.background,
+    resampler: extractor.preprocessing.resampler ?? 'libvips',
     minSourceSize: options.minImageSize,
   });
   const identity = JSON.stringify([

@@ -103,6 +103,7 @@ export async function openRecordedBackbone(
       mean: p.mean,
       std: p.std,
       channelOrder: p.channelOrder,
+      resampler: p.resampler ?? 'libvips',
       expectSha256: record.sha256,
     });
   } catch (error) {

@@ -269,7 +269,7 @@ export async function decodeQueryImage(
   input: string | Uint8Array,
   [h, w, c]: [number, number, number],
   name = typeof input === 'string' ? input : 'the image',
-  decode: Pick<ImageDecodeOptions, 'background' | 'fit'> = {},
+  decode: Pick<ImageDecodeOptions, 'background' | 'fit' | 'resampler'> = {},
 ): Promise<Float32Array> {
   try {
     const options = resolveDecodeOptions('decodeQueryImage', {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type ImageFit, parseBackground } from '../data/imageDecode.js';
+import { type ImageFit, type ImageResampler, parseBackground } from '../data/imageDecode.js';
 import { closeRunData } from '../data/runData.js';
 import { ContrastiveError } from '../errors.js';
 import type { LabelTree } from '../hierarchy/labelTree.js';
@@ -27,7 +27,7 @@ export interface RunEncoder {
    * How image files are decoded for this model: the background transparent pixels are composited
    * on and how images are fitted, exactly as training decoded them.
    */
-  imageDecode: { background: [number, number, number] | null; fit: ImageFit };
+  imageDecode: { background: [number, number, number] | null; fit: ImageFit; resampler?: ImageResampler };
   /**
    * `[N, ...inputShape]` inputs to `[N, D]` embeddings of the chosen space (inference mode). A run
    * on a frozen pretrained backbone (`backbone.json`) embeds only through {@link embedAsync}.
@@ -105,7 +105,11 @@ export async function openRunEncoder(
     inputShape: [h, w, 3],
     space,
     identity: { checksum: hash.digest('hex'), source: resolve(runDir) },
-    imageDecode: { background: record.preprocessing.background, fit: record.preprocessing.fit },
+    imageDecode: {
+      background: record.preprocessing.background,
+      fit: record.preprocessing.fit,
+      resampler: record.preprocessing.resampler ?? 'libvips',
+    },
     resizesImages: true,
     embed: () => {
       throw new ContrastiveError(

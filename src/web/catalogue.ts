@@ -10,7 +10,14 @@ import {
 } from '../search/predictPath.js';
 import { childLists } from '../search/treeNodes.js';
 import { calibrationFromJSON, type PathCalibrationJSON } from './calibrationJson.js';
-import { type ImageInput, type ImageShape, modelInputFromPixels, readImagePixels } from './pixels.js';
+import {
+  type ImageInput,
+  type ImageShape,
+  modelInputFromPixels,
+  readImagePixels,
+  readImageRgba,
+} from './pixels.js';
+import { openWebBackbone, type WebBackboneOptions } from './webBackbone.js';
 import { loadWebIndex } from './webIndex.js';
 import { type ModelFiles, openWebEncoder, type WebEncoder } from './webModel.js';
 
@@ -34,6 +41,11 @@ export interface WebCatalogueOptions {
   head?: ModelFiles | string | URL;
   /** From `calibrate` (e.g. as `contrastive export-web` stores it): calibrated confidences and thresholds. */
   calibration?: PathCalibration | PathCalibrationJSON;
+  /**
+   * A run on a frozen pretrained backbone: its `backbone.json` record and files (checked against
+   * the recorded SHA-256); `backbone` is then the run's `model/` (the MLP on the features).
+   */
+  pretrained?: WebBackboneOptions;
 }
 
 /** What {@link WebCatalogue.query} returns. */
@@ -69,7 +81,16 @@ export class WebCatalogue {
   /** Loads the index and the model, and checks that this model made this index. */
   static async open(options: WebCatalogueOptions): Promise<WebCatalogue> {
     const index = options.index instanceof EmbeddingIndex ? options.index : await loadWebIndex(options.index);
-    const encoder = await openWebEncoder({ backbone: options.backbone, head: options.head, index });
+    const pretrained = options.pretrained ? await openWebBackbone(options.pretrained) : undefined;
+    const encoder = await openWebEncoder({
+      backbone: options.backbone,
+      head: options.head,
+      index,
+      pretrained,
+    }).catch((error: unknown) => {
+      pretrained?.dispose();
+      throw error;
+    });
     // a PathCalibration passes through unchanged (its Infinity thresholds are kept); JSON's nulls become Infinity
     const calibration = options.calibration
       ? calibrationFromJSON(options.calibration as PathCalibrationJSON)
@@ -79,6 +100,8 @@ export class WebCatalogue {
 
   /** The model's input as an image `[height, width, channels]` (an MLP on 784 features reads 28×28 grey). */
   get imageShape(): ImageShape {
+    const pretrained = this.encoder.pretrained;
+    if (pretrained) return [...pretrained.record.preprocessing.size, 3] as const;
     const shape = this.encoder.inputShape;
     if (shape.length === 3) return shape as unknown as ImageShape;
     if (shape.length === 1 && shape[0] === 784) return [28, 28, 1];
@@ -89,8 +112,27 @@ export class WebCatalogue {
 
   /** Embeds one image as Node's `decodeQueryImage` + the run's encoder do. */
   async embedImage(image: ImageInput): Promise<Float32Array> {
+    if (this.encoder.pretrained) return (await this.embedPretrained(image)).embedding;
     const input = modelInputFromPixels(await readImagePixels(image), this.imageShape);
     return this.embedInput(input);
+  }
+
+  /**
+   * Embeds one image through the run's frozen pretrained backbone, as Node does: decoded (PNG
+   * exactly), composited, fitted and resized by the portable pipeline, run through the backbone,
+   * pooled, then the trained MLP. Also returns the backbone's input bytes `[h, w, 3]`.
+   */
+  async embedPretrained(image: ImageInput): Promise<{ embedding: Float32Array; pixels: Uint8Array }> {
+    const backbone = this.encoder.pretrained;
+    if (!backbone)
+      throw new ContrastiveError('WebCatalogue.embedPretrained: this run has no frozen pretrained backbone.');
+    const pixels = backbone.prepare(await readImageRgba(image));
+    const features = await backbone.extract(pixels, 1);
+    const out = tf.tidy(() => this.encoder.embed(features));
+    features.dispose();
+    const embedding = Float32Array.from(await out.data());
+    out.dispose();
+    return { embedding, pixels };
   }
 
   /** Embeds one model input (`inputShape` floats, e.g. pixels in [0, 1]). */

@@ -4,6 +4,15 @@
  * here. Register a tfjs backend first (e.g. `import '@tensorflow/tfjs-backend-cpu'`).
  */
 
+export {
+  isPng,
+  type ParsedPng,
+  type PortableImageOptions,
+  parsePng,
+  pngToRgba,
+  prepareImage,
+  type RgbaImage,
+} from '../data/portableImage.js';
 export { ContrastiveError } from '../errors.js';
 export type { LabelPath } from '../hierarchy/labelTree.js';
 export { LabelTree } from '../hierarchy/labelTree.js';
@@ -42,9 +51,18 @@ export {
   modelInputFromPixels,
   type RawPixels,
   readImagePixels,
+  readImageRgba,
   resizePixels,
 } from './pixels.js';
 export { sha256, sha256Async } from './sha256.js';
+export {
+  backboneFilesSha256,
+  type OrtWeb,
+  openWebBackbone,
+  type WebBackbone,
+  type WebBackboneOptions,
+  type WebBackboneRecord,
+} from './webBackbone.js';
 export { type LoadWebIndexOptions, loadWebIndex } from './webIndex.js';
 export {
   fetchModelFiles,

@@ -22,6 +22,7 @@ import {
   type SiteConfig,
   type SiteEmbeddedData,
 } from './siteData.js';
+import type { OrtWeb } from './webBackbone.js';
 import { fetchBytes, fetchModelFiles, type ModelFiles } from './webModel.js';
 
 /** What `window.contrastivePage.queryImage` resolves to (plain data, for scripts). */
@@ -171,22 +172,53 @@ function loadScript(src: string): Promise<void> {
   });
 }
 
+/**
+ * onnxruntime-web's wasm build from the site's `ort/` folder (an ES module, imported at run time:
+ * only ONNX sites carry it): single-threaded, as a page that is not cross-origin isolated must be.
+ */
+async function loadOrt(folder: string): Promise<OrtWeb> {
+  const base = new URL(folder, location.href).href;
+  const url = `${base}ort.wasm.min.mjs`;
+  const module = (await import(/* webpackIgnore: true */ url)) as OrtWeb & { default?: OrtWeb };
+  const ort = module.InferenceSession ? module : (module.default as OrtWeb);
+  ort.env.wasm.wasmPaths = base;
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  return ort;
+}
+
 /** The index and model bytes: fetched over http(s), else (file://, or a failed fetch) the embedded copy. */
-async function siteFiles(
-  config: SiteConfig,
-): Promise<{ index: Uint8Array; backbone: ModelFiles; head?: ModelFiles; via: string }> {
+async function siteFiles(config: SiteConfig): Promise<{
+  index: Uint8Array;
+  backbone: ModelFiles;
+  head?: ModelFiles;
+  pretrained?: [string, Uint8Array][];
+  via: string;
+}> {
+  const pretrained = config.pretrained;
   if (location.protocol !== 'file:') {
     try {
-      const [index, backbone, head] = await Promise.all([
+      const [index, backbone, head, pretrainedFiles] = await Promise.all([
         fetchBytes(config.indexFile, 'page'),
         fetchModelFiles(config.backboneUrl),
         config.headUrl ? fetchModelFiles(config.headUrl) : Promise.resolve(undefined),
+        pretrained
+          ? Promise.all(
+              pretrained.files.map(
+                async (name) => [name, await fetchBytes(`backbone/${name}`, 'page')] as [string, Uint8Array],
+              ),
+            )
+          : Promise.resolve(undefined),
       ]);
-      return { index, backbone, head, via: 'fetched' };
+      return { index, backbone, head, pretrained: pretrainedFiles, via: 'fetched' };
     } catch {
       // a host that refuses some file: the embedded copy holds the same bytes
     }
   }
+  if (pretrained?.record.kind === 'onnx')
+    throw new Error(
+      'this catalogue embeds through an ONNX backbone, whose runtime (WebAssembly) browsers do not load from file://; serve the folder over http(s), e.g. python3 -m http.server, and open it there.',
+    );
   await loadScript('site-data.js');
   const data = (globalThis as unknown as Record<string, SiteEmbeddedData | undefined>)[SITE_DATA_GLOBAL];
   if (data?.format !== 'tfjs-contrastive/web-site-data@1')
@@ -195,6 +227,14 @@ async function siteFiles(
     index: base64ToBytes(data.index, config.indexFile),
     backbone: decodeModel(data.backbone, 'backbone'),
     head: data.head ? decodeModel(data.head, 'head') : undefined,
+    pretrained: pretrained
+      ? pretrained.files.map((name) => {
+          const text = data.pretrained?.[name];
+          if (text === undefined)
+            throw new Error(`site-data.js lacks the backbone file ${name}; export the site again.`);
+          return [name, base64ToBytes(text, `backbone ${name}`)] as [string, Uint8Array];
+        })
+      : undefined,
     via: 'embedded',
   };
 }
@@ -210,11 +250,20 @@ async function start(): Promise<PageApi> {
   tf.enableProdMode();
   await tf.setBackend('cpu');
   const files = await siteFiles(config);
+  const pretrained = config.pretrained;
   const catalogue = await WebCatalogue.open({
     index: files.index,
     backbone: files.backbone,
     head: files.head,
     calibration: data.calibration ?? undefined,
+    pretrained:
+      pretrained && files.pretrained
+        ? {
+            record: pretrained.record,
+            files: files.pretrained,
+            ort: pretrained.ort ? await loadOrt(pretrained.ort) : undefined,
+          }
+        : undefined,
   });
   const index = catalogue.index;
   const tree = index.tree;
@@ -253,7 +302,14 @@ async function start(): Promise<PageApi> {
     const t0 = performance.now();
     let embedding: Float32Array;
     if (image instanceof Float32Array) embedding = image;
-    else {
+    else if (catalogue.encoder.pretrained) {
+      const prepared = await catalogue.embedPretrained(image);
+      drawModelInput(
+        Float32Array.from(prepared.pixels, (v) => v / 255),
+        catalogue.imageShape,
+      );
+      embedding = prepared.embedding;
+    } else {
       const input = modelInputFromPixels(await readImagePixels(image), catalogue.imageShape);
       drawModelInput(input, catalogue.imageShape);
       embedding = catalogue.embedInput(input);

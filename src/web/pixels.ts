@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import { isPng, parsePng, pngToRgba, type RgbaImage } from '../data/portableImage.js';
 import { ContrastiveError } from '../errors.js';
 
 /**
@@ -261,4 +262,46 @@ export async function readImagePixels(image: ImageInput): Promise<RawPixels> {
   if ('close' in source && typeof source.close === 'function' && image instanceof Blob) source.close();
   const { data } = context.getImageData(0, 0, width, height);
   return { data, width, height, channels: 4 };
+}
+
+async function inflate(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * Any {@link ImageInput} as 8-bit RGBA at its own size, for a frozen pretrained backbone's
+ * portable pipeline: a PNG file (`Blob`) is decoded by `data/portableImage.ts`, exactly as Node
+ * decodes it (the browser's own decoder goes through a premultiplied canvas, which changes
+ * translucent pixels); other inputs as {@link readImagePixels} reads them.
+ */
+export async function readImageRgba(image: ImageInput): Promise<RgbaImage> {
+  if (typeof Blob !== 'undefined' && image instanceof Blob) {
+    const bytes = new Uint8Array(await image.arrayBuffer());
+    if (isPng(bytes)) {
+      const name = 'name' in image && typeof image.name === 'string' ? image.name : 'the image';
+      const png = parsePng(bytes, name);
+      if (png) {
+        let inflated: Uint8Array;
+        try {
+          inflated = await inflate(png.compressed);
+        } catch (error) {
+          throw new ContrastiveError(
+            `readImageRgba: ${name} is not a valid PNG (its image data does not inflate: ${(error as Error).message}).`,
+          );
+        }
+        return pngToRgba(png, inflated, name);
+      }
+    }
+  }
+  const pixels = await readImagePixels(image);
+  const { width, height, channels, data } = pixels;
+  if (channels === 4)
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height };
+  const out = new Uint8Array(width * height * 4);
+  for (let p = 0; p < width * height; p++) {
+    for (let c = 0; c < 3; c++) out[p * 4 + c] = data[p * channels + (channels === 3 ? c : 0)];
+    out[p * 4 + 3] = 255;
+  }
+  return { data: out, width, height };
 }

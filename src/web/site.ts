@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { createRequire } from 'node:module';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { type BackboneKind, backboneFiles, type FrozenBackboneRecord } from '../models/featureExtractor.js';
 import { checkWeightPath } from '../models/modelIO.js';
 import { Rng } from '../random.js';
 import { RunFolder } from '../run/folder.js';
@@ -62,6 +65,8 @@ export interface WebSiteSummary {
   calibration: { method: string; on: string } | null;
   /** Items whose source image lies outside `sourcesRoot`: no thumbnail made for them. */
   sourcesOutsideRoot: number;
+  /** The kind of the run's frozen pretrained backbone, copied into `backbone/`; null for none. */
+  pretrained: BackboneKind | null;
 }
 
 /** The file that marks a folder as a site `writeWebSite` wrote (so it may write there again). */
@@ -91,6 +96,77 @@ async function readModelFolder(
       weights[p] = bytesToBase64(bytes);
     }
   return { raw, encoded: { modelJson: bytesToBase64(modelJson), weights } };
+}
+
+/** onnxruntime-web's files an ONNX backbone's page needs (wasm build, single-threaded), copied into `ort/`. */
+export const ORT_WEB_FILES = [
+  'ort.wasm.min.mjs',
+  'ort-wasm-simd-threaded.mjs',
+  'ort-wasm-simd-threaded.wasm',
+];
+
+/**
+ * A run's frozen backbone files as the site copies them: read once, hashed as Node's
+ * `backboneSha256` hashes them and refused unless that equals the run's record; named by their
+ * path relative to the model file's folder (weight paths are checked to stay inside it).
+ */
+async function readBackboneFiles(
+  fn: string,
+  runDir: string,
+  record: FrozenBackboneRecord,
+): Promise<[string, Uint8Array][]> {
+  const path = isAbsolute(record.path) ? record.path : join(runDir, record.path);
+  if (record.preprocessing.resampler !== 'portable')
+    throw new ContrastiveError(
+      `${fn}: the run ${runDir} was trained before the portable image resampler (its backbone.json has no preprocessing.resampler), so the page could not resize images as it did; train the run again to export it.`,
+    );
+  const files = await backboneFiles(path, record.kind).catch((error: NodeJS.ErrnoException) => {
+    throw new ContrastiveError(
+      `${fn}: the run's backbone ${path} cannot be read: ${error.code ?? error.message}.`,
+    );
+  });
+  const root = dirname(files[0]);
+  const hash = createHash('sha256');
+  const out: [string, Uint8Array][] = [];
+  for (const file of files) {
+    const bytes = await readFile(file).catch(() => {
+      throw new ContrastiveError(`${fn}: the run's backbone file ${file} is missing.`);
+    });
+    hash.update(`${basename(file)}\u0000${bytes.length}\u0000`);
+    hash.update(bytes);
+    const name = relative(root, file).split(sep).join('/');
+    if (name.startsWith('../') || isAbsolute(name))
+      throw new ContrastiveError(`${fn}: the run's backbone file ${file} lies outside ${root}.`);
+    out.push([name, bytes]);
+  }
+  const sha256 = hash.digest('hex');
+  if (sha256 !== record.sha256)
+    throw new ContrastiveError(
+      `${fn}: the run ${runDir} was trained on backbone ${path}, whose files have changed since (SHA-256 ${sha256.slice(0, 12)}…, the run recorded ${record.sha256.slice(0, 12)}…); restore the original files (nothing was written).`,
+    );
+  return out;
+}
+
+/** onnxruntime-web's runtime files, from its installed package. */
+async function ortWebFiles(fn: string): Promise<[string, Uint8Array][]> {
+  let dist: string;
+  try {
+    dist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
+  } catch {
+    throw new ContrastiveError(
+      `${fn}: the run's backbone is an ONNX model, which the page runs with onnxruntime-web; install it with: npm install onnxruntime-web`,
+    );
+  }
+  return Promise.all(
+    ORT_WEB_FILES.map(async (f) => {
+      const bytes = await readFile(join(dist, f)).catch(() => {
+        throw new ContrastiveError(
+          `${fn}: onnxruntime-web is installed without ${join(dist, f)}; reinstall it.`,
+        );
+      });
+      return [`ort/${f}`, bytes] as [string, Uint8Array];
+    }),
+  );
 }
 
 /** Refuses a non-empty folder that is not a site written here before (nothing is touched). */
@@ -188,11 +264,10 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
         `${fn}: ${indexPath} records no model (its vectors came from elsewhere), so the page could not embed a query image; pass the run folder that made them (--run).`,
       );
     const runDir = options.run ?? index.model!.source;
-    // refused before its pretrained model is opened only to be closed again
-    if (await new RunFolder(runDir).readBackbone(fn))
-      throw new ContrastiveError(
-        `${fn}: the run ${runDir} embeds through a frozen pretrained backbone (backbone.json), which the web page cannot run yet; serve the index with contrastive serve instead.`,
-      );
+    // a frozen pretrained backbone: its files checked (and refused when changed) before anything is opened
+    const record = await new RunFolder(runDir).readBackbone(fn);
+    const pretrainedFiles = record ? await readBackboneFiles(fn, runDir, record) : null;
+    const ortFiles = record?.kind === 'onnx' ? await ortWebFiles(fn) : [];
     // the same check `contrastive search --image` makes: this run's model made this index
     const encoder = await openIndexEncoder(index, options.run);
     encoder.dispose();
@@ -233,12 +308,32 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       calibratedOn,
       k,
       thumbnailFiles: thumbnails.files,
+      pretrained:
+        record && pretrainedFiles
+          ? {
+              record: {
+                kind: record.kind,
+                sha256: record.sha256,
+                output: record.output,
+                pooling: record.pooling,
+                preprocessing: record.preprocessing,
+                featureDim: record.featureDim,
+              },
+              files: pretrainedFiles.map(([name]) => name),
+              ort: record.kind === 'onnx' ? 'ort/' : null,
+            }
+          : null,
     };
     const embedded: SiteEmbeddedData = {
       format: 'tfjs-contrastive/web-site-data@1',
       index: bytesToBase64(indexBytes),
       backbone: backbone.encoded,
       head: head?.encoded ?? null,
+      // an ONNX backbone runs only over http(s) (see the page), so only tfjs backbones are embedded
+      pretrained:
+        pretrainedFiles && record?.kind !== 'onnx'
+          ? Object.fromEntries(pretrainedFiles.map(([name, bytes]) => [name, bytesToBase64(bytes)]))
+          : null,
     };
     const files: [string, string | Uint8Array][] = [
       ['index.html', pageHtml(title)],
@@ -249,7 +344,15 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       ...[...backbone.raw].map(([p, b]) => [`model/${p}`, b] as [string, Uint8Array]),
       ...[...(head?.raw ?? [])].map(([p, b]) => [`head/${p}`, b] as [string, Uint8Array]),
       ...thumbnails.png,
+      ...(pretrainedFiles ?? []).map(([p, b]) => [`backbone/${p}`, b] as [string, Uint8Array]),
+      ...ortFiles,
     ];
+    // every path stays inside --out (weight paths come from files a run names)
+    for (const [path] of files) {
+      const target = resolve(out, path);
+      if (!target.startsWith(out + sep))
+        throw new ContrastiveError(`${fn}: refusing to write ${path}, which resolves outside --out ${out}.`);
+    }
     await writeFileAtomic(join(out, SITE_MARKER), 'tfjs-contrastive web site (contrastive export-web)\n');
     const written: WebSiteSummary['files'] = [];
     // the page last: a half-written site never opens
@@ -269,6 +372,7 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
         Object.keys(thumbnails.files).length,
       calibration: calibration ? { method: calibration.method, on: calibratedOn! } : null,
       sourcesOutsideRoot: thumbnails.outside,
+      pretrained: record?.kind ?? null,
     };
   } finally {
     index.dispose();

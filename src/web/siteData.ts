@@ -1,5 +1,6 @@
 import { ContrastiveError } from '../errors.js';
 import type { PathCalibrationJSON } from './calibrationJson.js';
+import type { WebBackboneRecord } from './webBackbone.js';
 
 /** The global `site-config.js` sets (a classic script, so the page also works from file://). */
 export const SITE_CONFIG_GLOBAL = 'contrastiveSiteConfig';
@@ -29,6 +30,12 @@ export interface SiteConfig {
   k: number;
   /** Thumbnails written beside the page (`thumbnails/…png`) for items whose index entry has none, by item id. */
   thumbnailFiles: Record<string, string>;
+  /**
+   * A run on a frozen pretrained backbone: its `backbone.json` record (what the page needs of it)
+   * and its files under `backbone/`, in checksum order (the model file first); `ort` is the folder
+   * of onnxruntime-web's files for an ONNX backbone. Absent or null otherwise.
+   */
+  pretrained?: { record: WebBackboneRecord; files: string[]; ort: string | null } | null;
 }
 
 /**
@@ -41,6 +48,8 @@ export interface SiteEmbeddedData {
   index: string;
   backbone: EncodedModelFiles;
   head: EncodedModelFiles | null;
+  /** A tfjs (layers or graph) frozen backbone's files, by their name under `backbone/` (base64). */
+  pretrained?: Record<string, string> | null;
 }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';

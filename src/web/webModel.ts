@@ -5,6 +5,7 @@ import { ContrastiveError } from '../errors.js';
 import type { EmbeddingSpace, ModelIdentity } from '../search/embeddingIndex.js';
 import { modelEmbedding } from '../search/modelEmbedding.js';
 import { sha256Async, toHex } from './sha256.js';
+import type { WebBackbone } from './webBackbone.js';
 
 /**
  * A tfjs layers model folder as bytes: `model.json` and each weight file it lists, by the name
@@ -34,8 +35,13 @@ export interface WebEncoder {
   space: EmbeddingSpace;
   /** The SHA-256 of the model files, computed as Node computes it for an index. */
   identity: ModelIdentity;
-  /** `[N, ...inputShape]` inputs to `[N, D]` embeddings (inference mode). */
+  /**
+   * `[N, ...inputShape]` inputs to `[N, D]` embeddings (inference mode); with a {@link pretrained}
+   * backbone, its `[N, featureDim]` features.
+   */
   embed(inputs: tf.Tensor): tf.Tensor2D;
+  /** The run's frozen pretrained backbone, when it has one. */
+  pretrained?: WebBackbone;
   dispose(): void;
 }
 
@@ -82,10 +88,12 @@ function checksummedBytes(files: ModelFiles, json: ModelJson): Uint8Array[] {
  * SHA-256 (hex) of model folders as an index records it: the backbone's files, then the head's
  * (for `'head'` indexes). Equal to Node's `openRunEncoder(...).identity.checksum`.
  */
-export async function modelChecksum(models: readonly ModelFiles[]): Promise<string> {
+export async function modelChecksum(models: readonly ModelFiles[], backboneSha256?: string): Promise<string> {
   const parts = models.flatMap((m, i) =>
     checksummedBytes(m, parseModelJson(m, `modelChecksum: models[${i}]`)),
   );
+  // a run on a frozen pretrained backbone: Node adds the backbone's recorded checksum (hex text)
+  if (backboneSha256 !== undefined) parts.push(new TextEncoder().encode(backboneSha256));
   return toHex(await sha256Async(concat(parts)));
 }
 
@@ -145,6 +153,11 @@ export interface WebEncoderOptions {
   index?: IndexModelRecord;
   /** Named in the identity and in messages. Default `'browser'`. */
   source?: string;
+  /**
+   * The run's frozen pretrained backbone (`backbone.json`), loaded: `backbone` is then the run's
+   * trained MLP on its features, and the checksum covers the backbone's recorded SHA-256 as Node's does.
+   */
+  pretrained?: WebBackbone;
 }
 
 /**
@@ -163,7 +176,10 @@ export async function openWebEncoder(options: WebEncoderOptions): Promise<WebEnc
   const backboneFiles = await resolveFiles(options.backbone);
   const headFiles = space === 'head' && options.head ? await resolveFiles(options.head) : null;
   const identity: ModelIdentity = {
-    checksum: await modelChecksum(headFiles ? [backboneFiles, headFiles] : [backboneFiles]),
+    checksum: await modelChecksum(
+      headFiles ? [backboneFiles, headFiles] : [backboneFiles],
+      options.pretrained?.record.sha256,
+    ),
     source: options.source ?? 'browser',
   };
   options.index?.checkModel(identity, fn);
@@ -178,10 +194,17 @@ export async function openWebEncoder(options: WebEncoderOptions): Promise<WebEnc
     }
   }
   const inputShape = (backbone.inputs[0].shape as (number | null)[]).slice(1) as number[];
+  const inner = modelEmbedding(backbone, head);
+  const pretrained = options.pretrained;
   return {
     inputShape,
     space,
     identity,
-    ...modelEmbedding(backbone, head),
+    embed: inner.embed,
+    pretrained,
+    dispose: () => {
+      inner.dispose();
+      pretrained?.dispose();
+    },
   };
 }

@@ -10,9 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -25,10 +23,10 @@ import { decodeQueryImage, embedInputs } from '../../src/search/embedInputs.js';
 import { predictPath } from '../../src/search/predictPath.js';
 import { openIndexEncoder } from '../../src/search/runModel.js';
 import { calibrationFromJSON } from '../../src/web/calibrationJson.js';
+import { CHROMIUM, launchChromium, serveFolder } from '../helpers/browser.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const QUERIES = 20;
 
 interface PageAnswer {
@@ -441,50 +439,6 @@ describe('contrastive export-web in headless Chromium', {
     assert.equal(JSON.parse(allowed.stdout).thumbnails, 1);
   });
 });
-
-async function launchChromium() {
-  const { chromium } = await import('playwright-core');
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-}
-
-/** A static file server on a free loopback port (what "any static server" means here). */
-async function serveFolder(root: string): Promise<{ url: string; close: () => Promise<void> }> {
-  const types: Record<string, string> = {
-    '.html': 'text/html',
-    '.js': 'text/javascript',
-    '.json': 'application/json',
-  };
-  const server = createServer(async (request, response) => {
-    const path = normalize(decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)).replace(
-      /^(\.\.[/\\])+/,
-      '',
-    );
-    try {
-      const body = await readFile(join(root, path === '/' ? 'index.html' : path));
-      response.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-      response.end(body);
-    } catch {
-      response.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () => new Promise((ok) => server.close(() => ok())),
-  };
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

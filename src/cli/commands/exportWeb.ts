@@ -69,6 +69,10 @@ export const exportWebCommand: CommandSpec = {
       console.log(
         `note: ${summary.sourcesOutsideRoot} item(s) name a source image outside the sources root: no thumbnail was made for them (pass --sources-root or --allow-outside-sources)`,
       );
-    console.log(`open ${summary.out}/index.html in a browser (no server or network needed)`);
+    if (summary.pretrained === 'onnx')
+      console.log(
+        `its ONNX backbone runs on onnxruntime-web, which browsers load only over http(s): serve the folder (e.g. cd ${summary.out} && python3 -m http.server) and open it there`,
+      );
+    else console.log(`open ${summary.out}/index.html in a browser (no server or network needed)`);
   },
 };
