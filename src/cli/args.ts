@@ -116,7 +116,7 @@ function checkPositionals(spec: CommandSpec, positionals: string[]): void {
   const variadic = specs.some((p) => p.variadic);
   if (positionals.length < required) {
     throw new ContrastiveError(
-      `contrastive ${spec.name}: missing <${specs[positionals.length].name}> (${specs[positionals.length].doc}).`,
+      `contrastive ${spec.name}: missing <${specs[positionals.length].name}> (${specs[positionals.length].doc}); usage: ${usage(spec)} (see --help).`,
     );
   }
   if (!variadic && positionals.length > specs.length) {
@@ -126,16 +126,20 @@ function checkPositionals(spec: CommandSpec, positionals: string[]): void {
   }
 }
 
-/** The `--help` text of a command, generated from its spec. */
-export function commandHelp(spec: CommandSpec): string {
-  const usage = [
+/** `contrastive <name> <positional> [options]`. */
+function usage(spec: CommandSpec): string {
+  return [
     `contrastive ${spec.name}`,
     ...(spec.positionals ?? []).map((p) =>
       p.optional || p.variadic ? `[${p.name}${p.variadic ? '...' : ''}]` : `<${p.name}>`,
     ),
     '[options]',
   ].join(' ');
-  const lines = [`Usage: ${usage}`, '', spec.summary, ''];
+}
+
+/** The `--help` text of a command, generated from its spec. */
+export function commandHelp(spec: CommandSpec): string {
+  const lines = [`Usage: ${usage(spec)}`, '', spec.summary, ''];
   for (const p of spec.positionals ?? []) lines.push(`  ${p.name.padEnd(26)} ${p.doc}`);
   if (spec.positionals?.length) lines.push('');
   lines.push('Options:');
