@@ -36,6 +36,8 @@ interface IndexHeaderV1 {
   sources?: (string | null)[];
   thumbnails?: (string | null)[];
   approximate: Required<HnswOptions> | null;
+  /** Nodes the model never saw in training (absent when none; readers of older files see none). */
+  unseen?: string[][];
 }
 
 /**
@@ -56,6 +58,7 @@ export function layoutIndexFile(snapshot: IndexSnapshot): { bytes: Uint8Array; c
     leaves: Array.from(snapshot.leaves),
     approximate: snapshot.approximate,
   };
+  if (snapshot.unseen?.length) header.unseen = snapshot.unseen;
   if (snapshot.sources.some((s) => s !== undefined)) header.sources = snapshot.sources.map((s) => s ?? null);
   if (snapshot.thumbnails.some((s) => s !== undefined))
     header.thumbnails = snapshot.thumbnails.map((s) => s ?? null);
@@ -187,5 +190,6 @@ function parseIndexBody(bytes: Uint8Array, name: string): IndexSnapshot {
     thumbnails: header.thumbnails?.map((s) => s ?? undefined) ?? new Array(count).fill(undefined),
     vectors,
     approximate: header.approximate,
+    unseen: Array.isArray(header.unseen) ? header.unseen : [],
   };
 }

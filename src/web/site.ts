@@ -1,14 +1,12 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Catalogue } from '../catalogue/catalogue.js';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWeightPath } from '../models/modelIO.js';
-import { Rng } from '../random.js';
 import { RunFolder } from '../run/folder.js';
-import { EmbeddingIndex } from '../search/embeddingIndex.js';
-import { calibrate } from '../search/predictPath.js';
-import { openIndexEncoder } from '../search/runModel.js';
+import type { EmbeddingIndex } from '../search/embeddingIndex.js';
 import { calibrationToJSON } from './calibrationJson.js';
 import { pageHtml } from './pageHtml.js';
 import {
@@ -181,7 +179,8 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
   });
   const out = resolve(options.out);
   await checkSiteFolder(fn, out);
-  const index = await EmbeddingIndex.load(indexPath);
+  const catalogue = await Catalogue.open(indexPath, { run: options.run });
+  const index = catalogue.index;
   try {
     if (!index.model && !options.run)
       throw new ContrastiveError(
@@ -194,29 +193,17 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
         `${fn}: the run ${runDir} embeds through a frozen pretrained backbone (backbone.json), which the web page cannot run yet; serve the index with contrastive serve instead.`,
       );
     // the same check `contrastive search --image` makes: this run's model made this index
-    const encoder = await openIndexEncoder(index, options.run);
-    encoder.dispose();
+    await catalogue.encoder();
     const backbone = await readModelFolder(join(runDir, 'model'), fn);
     const head = index.space === 'head' ? await readModelFolder(join(runDir, 'head'), fn) : null;
-    let calibration: SiteConfig['calibration'] = null;
-    let calibratedOn: string | null = null;
-    const labelled = index.items().filter((it) => it.label !== null);
-    if (limit > 0 && labelled.length >= 2) {
-      const order = new Rng(0).permutation(labelled.length);
-      const sample = Array.from(order.subarray(0, Math.min(labelled.length, limit)), (i) => labelled[i]);
-      calibration = calibrationToJSON(
-        calibrate(
-          index,
-          {
-            embeddings: sample.map((it) => index.embedding(it.id)),
-            labels: sample.map((it) => it.label!),
-            selfIds: sample.map((it) => it.id),
-          },
-          { targetPrecision: options.targetPrecision ?? 0.95 },
-        ),
-      );
-      calibratedOn = `${sample.length} labelled items (leave-one-out)`;
-    }
+    const calibrated =
+      limit > 0 ? catalogue.calibrate({ limit, targetPrecision: options.targetPrecision ?? 0.95 }) : null;
+    const calibration: SiteConfig['calibration'] = calibrated
+      ? calibrationToJSON(calibrated.calibration)
+      : null;
+    const calibratedOn = calibrated
+      ? `${calibrated.calibration.validationSize} labelled items (leave-one-out)`
+      : null;
     const thumbnails = await sourceThumbnails(
       index,
       options.allowOutsideSources ? null : (options.sourcesRoot ?? dirname(resolve(indexPath))),
@@ -271,6 +258,6 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       sourcesOutsideRoot: thumbnails.outside,
     };
   } finally {
-    index.dispose();
+    catalogue.dispose();
   }
 }
