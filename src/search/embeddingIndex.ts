@@ -381,6 +381,7 @@ export class EmbeddingIndex {
    * Needs the `usearch` package (loaded on first use).
    */
   async buildApproximate(options: HnswOptions = {}): Promise<void> {
+    this.graphFrom = 'built';
     this.graph = await HnswGraph.build(
       this.dim,
       this.keys,
@@ -504,16 +505,58 @@ export class EmbeddingIndex {
     return index;
   }
 
-  /** Writes the index to one file (see `docs/index-format.md`), atomically. */
+  /**
+   * Writes the index to one file (see `docs/index-format.md`), atomically; an approximate index
+   * stores its HNSW graph too, so that {@link load} does not rebuild it.
+   */
   async save(path: string): Promise<void> {
     const { writeIndexFile } = (await import(NODE_INDEX_FILE)) as typeof import('./indexFile.js');
-    await writeIndexFile(path, this.snapshot());
+    await writeIndexFile(
+      path,
+      this.snapshot(),
+      this.graph ? { graph: this.graph, keys: this.keys.slice(0, this.count) } : null,
+    );
   }
+
+  /**
+   * Where the HNSW graph came from: `'file'` (read and validated on load), `'built'` (by
+   * {@link buildApproximate}, including a rebuild on load when the file held none or one that
+   * failed validation), or null for an exact index.
+   */
+  get approximateFrom(): 'file' | 'built' | null {
+    return this.graph ? this.graphFrom : null;
+  }
+
+  private graphFrom: 'file' | 'built' = 'built';
 
   /** Reads a file written by {@link save}; a newer, older or corrupt file is an error naming it. */
   static async load(path: string): Promise<EmbeddingIndex> {
-    const { readIndexFile } = (await import(NODE_INDEX_FILE)) as typeof import('./indexFile.js');
-    return EmbeddingIndex.fromSnapshot(await readIndexFile(path), path, 'EmbeddingIndex.load');
+    const { readIndexFile, readIndexGraph } = (await import(
+      NODE_INDEX_FILE
+    )) as typeof import('./indexFile.js');
+    const snapshot = await readIndexFile(path);
+    const index = await EmbeddingIndex.fromSnapshot(
+      { ...snapshot, approximate: null },
+      path,
+      'EmbeddingIndex.load',
+    );
+    if (!snapshot.approximate) return index;
+    const graph = await readIndexGraph(snapshot);
+    if (!graph) {
+      // none stored, or stale, forged or unreadable: made again from the vectors
+      await index.buildApproximate(snapshot.approximate);
+      return index;
+    }
+    const keys = snapshot.graph!.keys;
+    index.rowOfKey.clear();
+    keys.forEach((key, row) => {
+      index.keys[row] = key;
+      index.rowOfKey.set(key, row);
+    });
+    index.nextKey = keys.reduce((m, k) => Math.max(m, k + 1), 0);
+    index.graph = graph;
+    index.graphFrom = 'file';
+    return index;
   }
 
   /** Frees the cached tensor (the index stays usable; the cache is rebuilt on the next search). */

@@ -36,6 +36,11 @@ export interface IndexSnapshot {
    * own classes beyond the run's tree. Absent or empty when the tree is the run's.
    */
   unseen?: string[][];
+  /**
+   * The HNSW graph as usearch saved it, with the item key of every row and the SHA-256 (hex) of
+   * the vectors it was built on; absent when the index is exact or the file holds no graph.
+   */
+  graph?: { bytes: Uint8Array; keys: number[]; vectorsSha256: string };
 }
 
 /**
