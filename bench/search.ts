@@ -65,6 +65,27 @@ t = performance.now();
 const exact = index.searchBatch(queries, { k: 10 });
 const exactBatchQps = numQueries / ((performance.now() - t) / 1000);
 
+// --within vs global (issue 24), per query, one at a time: a search within a node reads that node's
+// run of the tree-ordered rows (a subarray of one product, or the run scored in place), never a copy
+const withinCases = [
+  { name: 'global', within: undefined as string[] | undefined },
+  ...[0, 1, 2].map((level) => ({
+    name: `within ${data.tree.levelNames[level]}`,
+    // segments, not a joined path: Fashion-MNIST's T-shirt/top holds the separator
+    within: data.tree.path(level, 0),
+  })),
+];
+const withinTimes = withinCases.map(({ name, within }) => {
+  const started = performance.now();
+  for (let q = 0; q < single; q++) index.search(queries.subarray(q * dim, (q + 1) * dim), { k: 10, within });
+  const perQuery = (performance.now() - started) / single;
+  const size =
+    within === undefined
+      ? data.count
+      : index.searchBatch(queries.subarray(0, dim), { k: data.count, within })[0].hits.length;
+  return { name, within: within?.join(' › ') ?? '(all)', size, perQuery };
+});
+
 // HNSW
 const rss0 = await settledRss();
 t = performance.now();
@@ -85,6 +106,12 @@ approx.forEach((r, i) => {
 const recall = found / (10 * numQueries);
 index.dropApproximate();
 
+console.log('');
+console.log('search       node              items    ms per query (1 at a time, k=10, exact)');
+for (const w of withinTimes)
+  console.log(
+    `${w.name.padEnd(12)} ${w.within.padEnd(16)} ${String(w.size).padStart(6)}    ${w.perQuery.toFixed(3)}`,
+  );
 console.log('');
 console.log('method   build      memory              queries/s (1 at a time)  queries/s (batch)  recall@10');
 console.log(

@@ -3,6 +3,7 @@
  * Every loss is a pure function over tfjs tensors and works on any tfjs backend.
  */
 
+export * from './catalogue/index.js';
 export {
   augmentFeatures,
   augmentImages,
@@ -20,7 +21,6 @@ export { nativeStatus } from './engine/native.js';
 export { ContrastiveError } from './errors.js';
 export * from './eval/index.js';
 export * from './hierarchy/index.js';
-
 export {
   type HiMulConDetails,
   type HiMulConLevel,

@@ -24,11 +24,12 @@ const LAYERS: Record<string, number> = {
   run: 6,
   report: 7,
   search: 7,
-  serve: 8,
-  web: 8,
-  experiments: 8,
-  cli: 9,
-  'index.ts': 10,
+  catalogue: 8,
+  serve: 9,
+  web: 9,
+  experiments: 9,
+  cli: 10,
+  'index.ts': 11,
 };
 
 function sources(dir: string): string[] {
@@ -54,4 +55,39 @@ it('imports only go down the layers (data/hierarchy/losses ← models ← train/
     }
   }
   assert.deepEqual(violations, [], `imports that run up the layers:\n${violations.join('\n')}`);
+});
+
+/** Placement, calibration, query embedding and duplicate finding are called only by the Catalogue. */
+const USE_SIDE_CALLS = /(?<![.\w])(calibrate|predictPath|embedQueryImage|openIndexEncoder|findDuplicates)\(/;
+
+it('no query or calibration code outside the Catalogue (src/catalogue; the browser twin is web/catalogue.ts)', () => {
+  const src = resolve(REPO_ROOT, 'src');
+  const violations: string[] = [];
+  for (const file of sources(src)) {
+    const path = relative(src, file);
+    if (path.startsWith('catalogue/') || path === 'web/catalogue.ts') continue;
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        const code = line.trim();
+        // definitions (export function calibrate) and doc comments are not calls
+        if (code.startsWith('*') || code.startsWith('//') || /\bfunction\s/.test(code)) return;
+        if (USE_SIDE_CALLS.test(code)) violations.push(`${path}:${i + 1}: ${code}`);
+      });
+  }
+  assert.deepEqual(
+    violations,
+    [],
+    `query or calibration code outside src/catalogue:\n${violations.join('\n')}`,
+  );
+});
+
+it('the CLI never imports tfjs (it calls the library, which owns the backend)', () => {
+  const cli = resolve(REPO_ROOT, 'src', 'cli');
+  const violations = sources(cli).filter((file) => /['"]@tensorflow\//.test(readFileSync(file, 'utf8')));
+  assert.deepEqual(
+    violations.map((f) => relative(cli, f)),
+    [],
+    'CLI files that import @tensorflow/* directly',
+  );
 });

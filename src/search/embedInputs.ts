@@ -286,31 +286,6 @@ export async function decodeQueryImage(
   }
 }
 
-/**
- * Embeds one query image (a file or its bytes) with a run's encoder, decoded exactly as the
- * run's catalogue images were: the one way the CLI's `search --image` and the server's `image`
- * field turn an image into a vector. A run trained on feature vectors is a clear error.
- */
-export async function embedQueryImage(
-  encoder: RunEncoder,
-  input: string | Uint8Array,
-  name = typeof input === 'string' ? input : 'the image',
-): Promise<Float32Array> {
-  const shape = imageShape(encoder.inputShape);
-  if (!shape)
-    throw new ContrastiveError(
-      `embedQueryImage: the run ${encoder.runDir} was trained on feature vectors [${encoder.inputShape}], not images, so it cannot embed ${name}; query with a vector or an id instead.`,
-    );
-  const pixels = await decodeQueryImage(input, shape, name, encoder.imageDecode);
-  const batch = tf.tensor(pixels, [1, ...shape]);
-  const embedding = await encoder.embedAsync(batch).finally(() => batch.dispose());
-  try {
-    return (await embedding.data()) as Float32Array;
-  } finally {
-    embedding.dispose();
-  }
-}
-
 async function thumbnail(pixels: Float32Array, [h, w, c]: [number, number, number]): Promise<string> {
   const { default: sharp } = await import('sharp');
   const raw = Buffer.from(Array.from(pixels, (v) => Math.round(255 * Math.min(1, Math.max(0, v)))));

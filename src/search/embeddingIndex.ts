@@ -1,24 +1,20 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { ContrastiveError } from '../errors.js';
-import { topK } from '../eval/neighbors.js';
 import type { LabelPath, LabelTree } from '../hierarchy/labelTree.js';
 import { HnswGraph, type HnswOptions } from './hnsw.js';
-import { resolveLevel, resolveNode, type TreeLayout, treeLayout } from './treeNodes.js';
+import {
+  checkSnapshot,
+  type EmbeddingSpace,
+  type IndexSnapshot,
+  isNodePath,
+  type ModelIdentity,
+} from './indexSchema.js';
+import { leafAncestor, type NodePrototypes, nodePrototypes } from './prototypes.js';
+import { resolveLevel, resolveNode, type TreeLayout, type TreeNodeRef, treeLayout } from './treeNodes.js';
+import { type RowNeighbors, TreeOrderedSearch } from './treeSearch.js';
 import { type EmbeddingsLike, normalizedRows, rowDot } from './vectors.js';
 
-/**
- * Which output of the trained model an index holds: the backbone's (what the papers evaluate, and
- * the default) or the projection head's (the space the loss was computed in).
- */
-export type EmbeddingSpace = 'backbone' | 'head';
-
-/** The model that made an index's vectors, so queries are embedded the same way. */
-export interface ModelIdentity {
-  /** SHA-256 (hex) of the model's files (topology and weights; with the head's for `'head'`). */
-  checksum: string;
-  /** Where the model was loaded from (a run folder), for messages. */
-  source: string;
-}
+export type { EmbeddingSpace, IndexSnapshot, ModelIdentity } from './indexSchema.js';
+export type { RowNeighbors } from './treeSearch.js';
 
 /** An item to add: its id, and optionally its label path, source file and thumbnail. */
 export interface IndexItemInput {
@@ -51,6 +47,11 @@ export interface EmbeddingIndexOptions {
   space?: EmbeddingSpace;
   /** The model that made the vectors (see {@link ModelIdentity}); `null` when unknown. */
   model?: ModelIdentity | null;
+  /**
+   * Nodes of `tree` the model never saw in training (paths, coarsest first): a catalogue's own
+   * classes beyond the run's tree. They are searched, grouped and placed like any other node.
+   */
+  unseen?: readonly (readonly string[])[];
 }
 
 /** A query: a vector, or the id of an item of the index (which is then left out of its own results). */
@@ -99,50 +100,11 @@ export interface SearchResult {
   approximate: boolean;
 }
 
-/** Neighbours as storage rows: what {@link predictPath} and {@link findDuplicates} consume. */
-export interface RowNeighbors {
-  k: number;
-  /** `[Q, k]` storage rows, `-1` where fewer than k rows exist. */
-  rows: Int32Array;
-  /** `[Q, k]` cosine similarities (`-Infinity` padding). */
-  similarities: Float32Array;
-}
-
-/** Everything the file format stores (see `docs/index-format.md`). */
-export interface IndexSnapshot {
-  dim: number;
-  space: EmbeddingSpace;
-  model: ModelIdentity | null;
-  tree: LabelTree;
-  ids: string[];
-  /** Leaf id per item, `-1` when unlabelled. */
-  leaves: Int32Array;
-  sources: (string | undefined)[];
-  thumbnails: (string | undefined)[];
-  /** `[N, dim]` L2-normalised rows. */
-  vectors: Float32Array;
-  /** HNSW settings when the index searches approximately, else null. */
-  approximate: Required<HnswOptions> | null;
-}
-
 /**
  * The Node-only file side of the index (`node:fs`, `node:crypto`), imported on first save/load
  * through a variable so that bundlers of the browser entry (`tfjs-contrastive/web`) do not follow it.
  */
 const NODE_INDEX_FILE = './indexFile.js';
-
-/** The rows sorted by depth-first leaf order, and each node's slice: built lazily, dropped on change. */
-interface SearchView {
-  /** `order[pos]` = storage row at layout position pos. */
-  order: Int32Array;
-  /** `[dim, N]`: the rows in layout order, transposed once so every block is a plain product. */
-  transposed: tf.Tensor2D;
-  /** `nodeStart[l][id]`, `nodeEnd[l][id]`: the node's items are positions `[start, end)`. */
-  nodeStart: Int32Array[];
-  nodeEnd: Int32Array[];
-  /** Positions `[labelledEnd, N)` hold the unlabelled items. */
-  labelledEnd: number;
-}
 
 /**
  * A searchable catalogue of embeddings with their label tree: exact cosine search by blocked matrix
@@ -170,11 +132,8 @@ export class EmbeddingIndex {
   private readonly rowOfId = new Map<string, number>();
   private readonly rowOfKey = new Map<number, number>();
   private nextKey = 0;
-  private view: SearchView | null = null;
-  private readonly prototypeCache = new Map<
-    number,
-    { vectors: Float32Array; counts: Int32Array; sums: Float32Array }
-  >();
+  private engine: TreeOrderedSearch | null = null;
+  private readonly prototypeCache = new Map<number, NodePrototypes>();
   private graph: HnswGraph | null = null;
   private readonly layout: TreeLayout;
 
@@ -187,8 +146,24 @@ export class EmbeddingIndex {
     readonly space: EmbeddingSpace,
     /** The model that made the vectors, or null when unknown. */
     readonly model: ModelIdentity | null,
+    unseen: readonly (readonly string[])[],
   ) {
     this.layout = treeLayout(tree);
+    this.unseenPaths = unseen.map((path) => [...path]);
+    this.unseenKeys = new Set(this.unseenPaths.map((path) => path.join('\u0000')));
+  }
+
+  private readonly unseenPaths: string[][];
+  private readonly unseenKeys: Set<string>;
+
+  /** Nodes of the tree the model never saw in training (paths, coarsest first; empty for a run's own tree). */
+  get unseenNodes(): string[][] {
+    return this.unseenPaths.map((path) => [...path]);
+  }
+
+  /** Whether a node (its path, coarsest first) is one the model never saw in training. */
+  isUnseen(path: readonly string[]): boolean {
+    return this.unseenKeys.has(path.join('\u0000'));
   }
 
   /** An empty index. */
@@ -201,7 +176,13 @@ export class EmbeddingIndex {
       throw new ContrastiveError(
         `${fn}: space must be 'backbone' or 'head', but got ${JSON.stringify(space)}.`,
       );
-    return new EmbeddingIndex(options.tree, options.dim, space, options.model ?? null);
+    const unseen = options.unseen ?? [];
+    for (const path of unseen)
+      if (!isNodePath(options.tree, path))
+        throw new ContrastiveError(
+          `${fn}: unseen must list nodes of the tree, but ${JSON.stringify(path)} is not one.`,
+        );
+    return new EmbeddingIndex(options.tree, options.dim, space, options.model ?? null, unseen);
   }
 
   /** Number of items. */
@@ -388,35 +369,11 @@ export class EmbeddingIndex {
     queries: Float32Array,
     numQueries: number,
     k: number,
-    scope: { level: number; id: number } | null = null,
+    scope: TreeNodeRef | null = null,
     excluded: ReadonlySet<number> = new Set(),
     excludedPerQuery?: (query: number) => number | undefined,
   ): RowNeighbors {
-    const view = this.searchView();
-    const start = scope ? view.nodeStart[scope.level][scope.id] : 0;
-    const end = scope ? view.nodeEnd[scope.level][scope.id] : this.count;
-    const rows = new Int32Array(numQueries * k).fill(-1);
-    const similarities = new Float32Array(numQueries * k).fill(Number.NEGATIVE_INFINITY);
-    if (end <= start || numQueries === 0) return { k, rows, similarities };
-    const excludedPositions = this.positionsOf(excluded, start, end);
-    const heapIdx = new Int32Array(k);
-    const heapSim = new Float32Array(k);
-    this.forEachScopeRow(queries, numQueries, start, end, (q, row) => {
-      for (const p of excludedPositions) row[p] = Number.NEGATIVE_INFINITY;
-      const own = excludedPerQuery?.(q);
-      if (own !== undefined) {
-        const p = this.positionOf(own) - start;
-        if (p >= 0 && p < row.length) row[p] = Number.NEGATIVE_INFINITY;
-      }
-      heapIdx.fill(-1);
-      heapSim.fill(Number.NEGATIVE_INFINITY);
-      topK(row, k, heapIdx, heapSim);
-      for (let r = 0; r < k && heapIdx[r] >= 0; r++) {
-        rows[q * k + r] = view.order[start + heapIdx[r]];
-        similarities[q * k + r] = heapSim[r];
-      }
-    });
-    return { k, rows, similarities };
+    return this.searchEngine().neighbors(queries, numQueries, k, scope, excluded, excludedPerQuery);
   }
 
   /**
@@ -424,6 +381,7 @@ export class EmbeddingIndex {
    * Needs the `usearch` package (loaded on first use).
    */
   async buildApproximate(options: HnswOptions = {}): Promise<void> {
+    this.graphFrom = 'built';
     this.graph = await HnswGraph.build(
       this.dim,
       this.keys,
@@ -442,29 +400,14 @@ export class EmbeddingIndex {
    * `[numClasses(level), dim]`, with the number of items behind each and the unnormalised sums
    * (so a caller can leave one item out of its own prototype).
    */
-  prototypes(level: number | string): { vectors: Float32Array; counts: Int32Array; sums: Float32Array } {
+  prototypes(level: number | string): NodePrototypes {
     const l = resolveLevel(this.tree, level, 'EmbeddingIndex.prototypes: level');
-    const cached = this.prototypeCache.get(l);
-    if (cached) return cached;
-    const numNodes = this.tree.levelSizes[l];
-    const sums = new Float32Array(numNodes * this.dim);
-    const counts = new Int32Array(numNodes);
-    for (let row = 0; row < this.count; row++) {
-      const leaf = this.leaves[row];
-      if (leaf < 0) continue;
-      const node = this.ancestor(leaf, l);
-      counts[node]++;
-      for (let j = 0; j < this.dim; j++) sums[node * this.dim + j] += this.vectors[row * this.dim + j];
+    let cached = this.prototypeCache.get(l);
+    if (!cached) {
+      cached = nodePrototypes(this.tree, l, this.vectors, this.leaves, this.count, this.dim);
+      this.prototypeCache.set(l, cached);
     }
-    const vectors = sums.slice();
-    for (let node = 0; node < numNodes; node++) {
-      let norm = 0;
-      for (let j = 0; j < this.dim; j++) norm += vectors[node * this.dim + j] ** 2;
-      if (norm > 0) for (let j = 0; j < this.dim; j++) vectors[node * this.dim + j] /= Math.sqrt(norm);
-    }
-    const out = { vectors, counts, sums };
-    this.prototypeCache.set(l, out);
-    return out;
+    return cached;
   }
 
   /** The stored (unit) row of a storage row, as a view: do not modify. */
@@ -506,9 +449,7 @@ export class EmbeddingIndex {
 
   /** The ancestor at `level` of a leaf. */
   ancestor(leaf: number, level: number): number {
-    let id = leaf;
-    for (let l = this.tree.depth - 1; l > level; l--) id = this.tree.parent(l, id);
-    return id;
+    return leafAncestor(this.tree, leaf, level);
   }
 
   /** Checks that `model` made this index: a query embedded by another model would be compared with the wrong vectors. */
@@ -533,26 +474,25 @@ export class EmbeddingIndex {
       thumbnails: this.thumbnails.slice(0, this.count),
       vectors: this.matrix(),
       approximate: this.graph ? { ...this.graph.options } : null,
+      unseen: this.unseenNodes,
     };
   }
 
   /** Rebuilds an index from {@link snapshot}'s form (the HNSW graph too, when it had one). */
-  static async fromSnapshot(snapshot: IndexSnapshot): Promise<EmbeddingIndex> {
+  static async fromSnapshot(
+    snapshot: IndexSnapshot,
+    name = 'the snapshot',
+    where = 'EmbeddingIndex.fromSnapshot',
+  ): Promise<EmbeddingIndex> {
+    checkSnapshot(snapshot, name, where);
     const index = EmbeddingIndex.create(snapshot);
     const n = snapshot.ids.length;
     index.reserve(n);
     index.vectors.set(snapshot.vectors.subarray(0, n * snapshot.dim));
     for (let row = 0; row < n; row++) {
       const id = snapshot.ids[row];
-      if (index.rowOfId.has(id))
-        throw new ContrastiveError(`EmbeddingIndex.fromSnapshot: id ${JSON.stringify(id)} appears twice.`);
-      const leaf = snapshot.leaves[row];
-      if (!(Number.isInteger(leaf) && leaf >= -1 && leaf < snapshot.tree.numClasses()))
-        throw new ContrastiveError(
-          `EmbeddingIndex.fromSnapshot: item ${JSON.stringify(id)} has leaf ${leaf}, not a leaf of the tree.`,
-        );
       index.ids.push(id);
-      index.leaves.push(leaf);
+      index.leaves.push(snapshot.leaves[row]);
       index.sources.push(snapshot.sources[row] ?? undefined);
       index.thumbnails.push(snapshot.thumbnails[row] ?? undefined);
       index.keys.push(row);
@@ -565,16 +505,58 @@ export class EmbeddingIndex {
     return index;
   }
 
-  /** Writes the index to one file (see `docs/index-format.md`), atomically. */
+  /**
+   * Writes the index to one file (see `docs/index-format.md`), atomically; an approximate index
+   * stores its HNSW graph too, so that {@link load} does not rebuild it.
+   */
   async save(path: string): Promise<void> {
     const { writeIndexFile } = (await import(NODE_INDEX_FILE)) as typeof import('./indexFile.js');
-    await writeIndexFile(path, this.snapshot());
+    await writeIndexFile(
+      path,
+      this.snapshot(),
+      this.graph ? { graph: this.graph, keys: this.keys.slice(0, this.count) } : null,
+    );
   }
+
+  /**
+   * Where the HNSW graph came from: `'file'` (read and validated on load), `'built'` (by
+   * {@link buildApproximate}, including a rebuild on load when the file held none or one that
+   * failed validation), or null for an exact index.
+   */
+  get approximateFrom(): 'file' | 'built' | null {
+    return this.graph ? this.graphFrom : null;
+  }
+
+  private graphFrom: 'file' | 'built' = 'built';
 
   /** Reads a file written by {@link save}; a newer, older or corrupt file is an error naming it. */
   static async load(path: string): Promise<EmbeddingIndex> {
-    const { readIndexFile } = (await import(NODE_INDEX_FILE)) as typeof import('./indexFile.js');
-    return EmbeddingIndex.fromSnapshot(await readIndexFile(path));
+    const { readIndexFile, readIndexGraph } = (await import(
+      NODE_INDEX_FILE
+    )) as typeof import('./indexFile.js');
+    const snapshot = await readIndexFile(path);
+    const index = await EmbeddingIndex.fromSnapshot(
+      { ...snapshot, approximate: null },
+      path,
+      'EmbeddingIndex.load',
+    );
+    if (!snapshot.approximate) return index;
+    const graph = await readIndexGraph(snapshot);
+    if (!graph) {
+      // none stored, or stale, forged or unreadable: made again from the vectors
+      await index.buildApproximate(snapshot.approximate);
+      return index;
+    }
+    const keys = snapshot.graph!.keys;
+    index.rowOfKey.clear();
+    keys.forEach((key, row) => {
+      index.keys[row] = key;
+      index.rowOfKey.set(key, row);
+    });
+    index.nextKey = keys.reduce((m, k) => Math.max(m, k + 1), 0);
+    index.graph = graph;
+    index.graphFrom = 'file';
+    return index;
   }
 
   /** Frees the cached tensor (the index stays usable; the cache is rebuilt on the next search). */
@@ -611,87 +593,19 @@ export class EmbeddingIndex {
     k: number,
     groupSize: number,
     level: number,
-    scope: { level: number; id: number } | null,
+    scope: TreeNodeRef | null,
     excluded: ReadonlySet<number>,
   ): SearchResult[] {
-    const view = this.searchView();
-    const start = scope ? view.nodeStart[scope.level][scope.id] : 0;
-    const end = scope ? view.nodeEnd[scope.level][scope.id] : view.labelledEnd;
-    // the groups: nodes of `level` whose slice lies inside the scope (unlabelled items belong to none)
-    const groups: number[] = [];
-    for (let id = 0; id < this.tree.levelSizes[level]; id++) {
-      const s = view.nodeStart[level][id];
-      const e = view.nodeEnd[level][id];
-      if (e > s && s >= start && e <= end) groups.push(id);
-      else if (e > s && scope && scope.level > level && s <= start && e >= end) groups.push(id);
-    }
-    const results: SearchResult[] = Array.from({ length: numQueries }, () => ({
-      hits: [],
-      groups: [],
-      approximate: false,
-    }));
-    if (end <= start || numQueries === 0) return results;
-    const excludedPositions = this.positionsOf(excluded, start, end);
-    const heapIdx = new Int32Array(groupSize);
-    const heapSim = new Float32Array(groupSize);
-    this.forEachScopeRow(data, numQueries, start, end, (q, row) => {
-      for (const p of excludedPositions) row[p] = Number.NEGATIVE_INFINITY;
-      const found: SearchGroup[] = [];
-      for (const id of groups) {
-        const s = Math.max(view.nodeStart[level][id], start) - start;
-        const e = Math.min(view.nodeEnd[level][id], end) - start;
-        heapIdx.fill(-1);
-        heapSim.fill(Number.NEGATIVE_INFINITY);
-        topK(row.subarray(s, e), groupSize, heapIdx, heapSim);
-        const hits: SearchHit[] = [];
-        for (let r = 0; r < groupSize && heapIdx[r] >= 0; r++) {
-          hits.push({ ...this.itemAt(view.order[start + s + heapIdx[r]]), score: heapSim[r] });
-        }
-        if (hits.length > 0) found.push({ node: this.tree.path(level, id), score: hits[0].score, hits });
-      }
-      found.sort((a, b) => b.score - a.score);
-      const kept = found.slice(0, k);
-      results[q] = { hits: kept.flatMap((g) => g.hits), groups: kept, approximate: false };
-    });
-    return results;
-  }
-
-  /**
-   * Runs `visit(q, similarities to positions [start, end))` for every query, one block of queries
-   * at a time (`[block, D] x [D, end - start]`, the blocking of `forEachSimilarityRow`, on the
-   * cached transposed matrix: stored rows and queries are already unit length).
-   */
-  private forEachScopeRow(
-    queries: Float32Array,
-    numQueries: number,
-    start: number,
-    end: number,
-    visit: (query: number, row: Float32Array) => void,
-  ): void {
-    const view = this.searchView();
-    const width = end - start;
-    // a block's similarities are blockSize x width floats: keep them near 16M (64 MB)
-    const blockSize = Math.max(1, Math.min(256, Math.floor(2 ** 24 / Math.max(width, 1))));
-    const database =
-      start === 0 && end === this.count
-        ? view.transposed
-        : tf.slice(view.transposed, [0, start], [this.dim, width]);
-    try {
-      for (let first = 0; first < numQueries; first += blockSize) {
-        const size = Math.min(blockSize, numQueries - first);
-        const block = tf.tidy(() =>
-          tf.matMul(
-            tf.tensor2d(queries.subarray(first * this.dim, (first + size) * this.dim), [size, this.dim]),
-            database,
-          ),
-        );
-        const sims = block.dataSync() as Float32Array;
-        block.dispose();
-        for (let r = 0; r < size; r++) visit(first + r, sims.subarray(r * width, (r + 1) * width));
-      }
-    } finally {
-      if (database !== view.transposed) database.dispose();
-    }
+    return this.searchEngine()
+      .grouped(data, numQueries, k, groupSize, level, scope, excluded)
+      .map((found) => {
+        const groups: SearchGroup[] = found.map((g) => ({
+          node: this.tree.path(level, g.node),
+          score: g.similarities[0],
+          hits: g.rows.map((row, r) => ({ ...this.itemAt(row), score: g.similarities[r] })),
+        }));
+        return { hits: groups.flatMap((g) => g.hits), groups, approximate: false };
+      });
   }
 
   private hitsOf(neighbors: RowNeighbors, q: number): SearchHit[] {
@@ -704,61 +618,22 @@ export class EmbeddingIndex {
     return hits;
   }
 
-  private positionsOf(rows: ReadonlySet<number>, start: number, end: number): number[] {
-    const out: number[] = [];
-    for (const row of rows) {
-      const p = this.positionOf(row);
-      if (p >= start && p < end) out.push(p - start);
-    }
-    return out;
-  }
-
-  private positionOfRow: Int32Array | null = null;
-
-  private positionOf(row: number): number {
-    if (!this.positionOfRow) {
-      const view = this.searchView();
-      this.positionOfRow = new Int32Array(this.count);
-      view.order.forEach((r, p) => {
-        this.positionOfRow![r] = p;
-      });
-    }
-    return this.positionOfRow[row];
-  }
-
-  private searchView(): SearchView {
-    if (this.view) return this.view;
-    const n = this.count;
-    const numLeaves = this.tree.numClasses();
-    // counting sort by depth-first leaf rank; unlabelled rows go last, storage order kept inside a bucket
-    const bucketStart = new Int32Array(numLeaves + 2);
-    const bucketOf = (row: number) =>
-      this.leaves[row] < 0 ? numLeaves : this.layout.leafRank[this.leaves[row]];
-    for (let row = 0; row < n; row++) bucketStart[bucketOf(row) + 1]++;
-    for (let b = 1; b < bucketStart.length; b++) bucketStart[b] += bucketStart[b - 1];
-    const fill = bucketStart.slice();
-    const order = new Int32Array(n);
-    for (let row = 0; row < n; row++) order[fill[bucketOf(row)]++] = row;
-    const sorted = new Float32Array(n * this.dim);
-    order.forEach((row, p) => {
-      sorted.set(this.vectors.subarray(row * this.dim, (row + 1) * this.dim), p * this.dim);
-    });
-    const nodeStart = this.layout.leafStart.map((starts) => starts.map((s) => bucketStart[s]));
-    const nodeEnd = this.layout.leafEnd.map((ends) => ends.map((e) => bucketStart[e]));
-    this.view = {
-      order,
-      transposed: tf.tidy(() => tf.transpose(tf.tensor2d(sorted, [n, this.dim]))),
-      nodeStart,
-      nodeEnd,
-      labelledEnd: bucketStart[numLeaves],
-    };
-    return this.view;
+  /** The tree-ordered exact search engine over the current rows (built on first use, dropped on change). */
+  private searchEngine(): TreeOrderedSearch {
+    this.engine ??= new TreeOrderedSearch(
+      this.tree,
+      this.layout,
+      this.dim,
+      this.count,
+      this.vectors,
+      this.leaves,
+    );
+    return this.engine;
   }
 
   private invalidate(): void {
-    this.view?.transposed.dispose();
-    this.view = null;
-    this.positionOfRow = null;
+    this.engine?.dispose();
+    this.engine = null;
     this.prototypeCache.clear();
   }
 

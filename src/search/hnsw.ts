@@ -20,6 +20,9 @@ interface UsearchIndex {
   ): { keys: BigUint64Array; distances: Float32Array; counts?: BigUint64Array };
   remove(keys: BigUint64Array): number | number[];
   size(): number;
+  contains(keys: BigUint64Array): boolean[];
+  save(path: string): void;
+  load(path: string): void;
 }
 
 interface UsearchModule {
@@ -72,6 +75,51 @@ export class HnswGraph {
     vectors: Float32Array,
     options: HnswOptions = {},
   ): Promise<HnswGraph> {
+    const out = await HnswGraph.empty(dim, options);
+    if (keys.length > 0) out.add(keys, vectors);
+    return out;
+  }
+
+  /**
+   * Reads a graph that {@link saveTo} wrote (usearch's own file format). The caller validates it
+   * against the vectors it is meant for ({@link covers}) before searching with it.
+   */
+  static async loadFrom(path: string, dim: number, options: HnswOptions): Promise<HnswGraph> {
+    const out = await HnswGraph.empty(dim, options);
+    out.graph.load(path);
+    return out;
+  }
+
+  /** Writes the graph to a file in usearch's format. */
+  saveTo(path: string): void {
+    this.graph.save(path);
+  }
+
+  /**
+   * Whether this graph indexes exactly `keys` (no more, no fewer) and finds the `sample` rows of
+   * `vectors` (`[keys.length, dim]`, unit rows) as their own nearest neighbour (or a row equal to
+   * them): what a graph read from a file must show before it is used.
+   */
+  covers(keys: ArrayLike<number>, vectors: Float32Array, sample: number): boolean {
+    if (this.graph.size() !== keys.length) return false;
+    if (keys.length === 0) return true;
+    const present = this.graph.contains(BigUint64Array.from(Array.from(keys, BigInt)));
+    if (!present.every(Boolean)) return false;
+    const rowOfKey = new Map<number, number>();
+    for (let row = 0; row < keys.length; row++) rowOfKey.set(keys[row], row);
+    const step = Math.max(1, Math.floor(keys.length / Math.max(1, sample)));
+    for (let row = 0; row < keys.length; row += step) {
+      const vector = vectors.subarray(row * this.dim, (row + 1) * this.dim);
+      const found = rowOfKey.get(this.search(vector, 1).keys[0]);
+      if (found === undefined) return false;
+      let dot = 0;
+      for (let j = 0; j < this.dim; j++) dot += vector[j] * vectors[found * this.dim + j];
+      if (!(dot >= 1 - 1e-4)) return false;
+    }
+    return true;
+  }
+
+  private static async empty(dim: number, options: HnswOptions): Promise<HnswGraph> {
     const usearch = await loadUsearch();
     const resolved: Required<HnswOptions> = {
       connectivity: options.connectivity ?? 16,
@@ -89,9 +137,7 @@ export class HnswGraph {
       expansion_add: resolved.expansionAdd,
       expansion_search: resolved.expansionSearch,
     });
-    const out = new HnswGraph(graph, dim, resolved);
-    if (keys.length > 0) out.add(keys, vectors);
-    return out;
+    return new HnswGraph(graph, dim, resolved);
   }
 
   get size(): number {

@@ -31,6 +31,7 @@ export {
 } from './embedInputs.js';
 export type { HnswOptions } from './hnsw.js';
 export { decodeIndexFile, encodeIndexFile, INDEX_FORMAT_VERSION, INDEX_MAGIC } from './indexFile.js';
+export { checkSnapshot } from './indexSchema.js';
 export {
   type CalibrateOptions,
   calibrate,
@@ -44,6 +45,8 @@ export {
   type PredictPathOptions,
   predictPath,
 } from './predictPath.js';
+export { type NodePrototypes, nodePrototypes } from './prototypes.js';
 export { openIndexEncoder, openRunEncoder, type RunEncoder } from './runModel.js';
 export { resolveLevel, resolveNode, type TreeNodeRef } from './treeNodes.js';
+export { type RowGroup, TreeOrderedSearch } from './treeSearch.js';
 export type { EmbeddingsLike } from './vectors.js';

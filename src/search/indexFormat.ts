@@ -36,6 +36,10 @@ interface IndexHeaderV1 {
   sources?: (string | null)[];
   thumbnails?: (string | null)[];
   approximate: Required<HnswOptions> | null;
+  /** Nodes the model never saw in training (absent when none; readers of older files see none). */
+  unseen?: string[][];
+  /** The HNSW graph's bytes (after the vectors), its keys and the vectors' SHA-256 (absent: none stored). */
+  graph?: { bytes: number; keys: number[]; vectorsSha256: string };
 }
 
 /**
@@ -56,12 +60,17 @@ export function layoutIndexFile(snapshot: IndexSnapshot): { bytes: Uint8Array; c
     leaves: Array.from(snapshot.leaves),
     approximate: snapshot.approximate,
   };
+  if (snapshot.unseen?.length) header.unseen = snapshot.unseen;
+  const graph = snapshot.approximate ? snapshot.graph : undefined;
+  if (graph)
+    header.graph = { bytes: graph.bytes.length, keys: graph.keys, vectorsSha256: graph.vectorsSha256 };
   if (snapshot.sources.some((s) => s !== undefined)) header.sources = snapshot.sources.map((s) => s ?? null);
   if (snapshot.thumbnails.some((s) => s !== undefined))
     header.thumbnails = snapshot.thumbnails.map((s) => s ?? null);
   const json = new TextEncoder().encode(JSON.stringify(header));
   const dataStart = Math.ceil((PRELUDE + json.length) / 4) * 4;
-  const bytes = new Uint8Array(dataStart + count * snapshot.dim * 4);
+  const bytes = new Uint8Array(dataStart + count * snapshot.dim * 4 + (graph?.bytes.length ?? 0));
+  if (graph) bytes.set(graph.bytes, dataStart + count * snapshot.dim * 4);
   bytes.set(new TextEncoder().encode(INDEX_MAGIC), 0);
   const view = new DataView(bytes.buffer);
   view.setUint32(8, INDEX_FORMAT_VERSION, true);
@@ -165,8 +174,22 @@ function parseIndexBody(bytes: Uint8Array, name: string): IndexSnapshot {
   )
     fail(`has a bad header: ids and leaves must list ${count} items.`);
   const dataStart = Math.ceil((PRELUDE + headerLength) / 4) * 4;
-  if (bytes.length !== dataStart + count * dim * 4)
-    fail(`has ${bytes.length} bytes, but its header describes ${dataStart + count * dim * 4}.`);
+  const graph = header.graph;
+  if (
+    graph !== undefined &&
+    !(
+      graph !== null &&
+      Number.isInteger(graph.bytes) &&
+      graph.bytes >= 0 &&
+      Array.isArray(graph.keys) &&
+      graph.keys.length === count &&
+      typeof graph.vectorsSha256 === 'string'
+    )
+  )
+    fail("has a bad header: graph must give its bytes, one key per item and the vectors' SHA-256.");
+  const graphBytes = graph?.bytes ?? 0;
+  if (bytes.length !== dataStart + count * dim * 4 + graphBytes)
+    fail(`has ${bytes.length} bytes, but its header describes ${dataStart + count * dim * 4 + graphBytes}.`);
   const vectors = new Float32Array(count * dim);
   const floats = new DataView(bytes.buffer, bytes.byteOffset + dataStart, count * dim * 4);
   for (let i = 0; i < vectors.length; i++) vectors[i] = floats.getFloat32(i * 4, true);
@@ -187,5 +210,13 @@ function parseIndexBody(bytes: Uint8Array, name: string): IndexSnapshot {
     thumbnails: header.thumbnails?.map((s) => s ?? undefined) ?? new Array(count).fill(undefined),
     vectors,
     approximate: header.approximate,
+    unseen: Array.isArray(header.unseen) ? header.unseen : [],
+    graph: graph
+      ? {
+          bytes: bytes.slice(dataStart + count * dim * 4),
+          keys: graph.keys,
+          vectorsSha256: graph.vectorsSha256,
+        }
+      : undefined,
   };
 }

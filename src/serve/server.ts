@@ -1,19 +1,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Catalogue } from '../catalogue/catalogue.js';
 import { ContrastiveError } from '../errors.js';
 import type { LabelPath } from '../hierarchy/labelTree.js';
 import type { EmbeddingIndex, SearchOptions, SearchResult } from '../search/embeddingIndex.js';
-import { embedQueryImage } from '../search/embedInputs.js';
-import { type PathCalibration, type PathPrediction, predictPath } from '../search/predictPath.js';
+import type { PathCalibration, PathPrediction } from '../search/predictPath.js';
 import type { RunEncoder } from '../search/runModel.js';
 import { resolveLevel, resolveNode } from '../search/treeNodes.js';
 
 /** Options of {@link createSearchServer}. */
 export interface SearchServerOptions {
-  /** The index's encoder, for queries given as images (`image`: base64). Without it, images are a 400. */
+  /**
+   * With an index (not a {@link Catalogue}): its encoder, for queries given as images (`image`:
+   * base64). A server answers images only when its catalogue has its model open; else a 400.
+   */
   encoder?: RunEncoder | null;
-  /** From `calibrate`: `/predict` answers with calibrated confidences and thresholds. */
+  /** From `calibrate` (default: the catalogue's): `/predict` answers with calibrated confidences and thresholds. */
   calibration?: PathCalibration | null;
   /** Largest request body accepted, in bytes (a larger one is a 413). Default 1 MiB. */
   maxBodyBytes?: number;
@@ -113,7 +116,16 @@ const MAX_NAME_LENGTH = 1024;
  * product. The returned server is not listening yet: call `listen(port, host)`; stop it with
  * `drain(timeoutMs)`.
  */
-export function createSearchServer(index: EmbeddingIndex, options: SearchServerOptions = {}): SearchServer {
+export function createSearchServer(
+  source: Catalogue | EmbeddingIndex,
+  options: SearchServerOptions = {},
+): SearchServer {
+  const catalogue =
+    source instanceof Catalogue
+      ? source
+      : Catalogue.fromIndex(source, { encoder: options.encoder, calibration: options.calibration });
+  const index = catalogue.index;
+  const calibration = options.calibration ?? catalogue.calibration ?? undefined;
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
   const batchWindowMs = options.batchWindowMs ?? 2;
   const maxBatch = Math.max(1, options.maxBatch ?? 256);
@@ -169,7 +181,7 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
       let results: SearchResult[] | null = null;
       try {
         const started = performance.now();
-        results = index.searchBatch(
+        results = catalogue.searchBatch(
           slice.map((p) => p.vector),
           group.options,
         );
@@ -184,7 +196,7 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
           return;
         }
         try {
-          p.resolve(index.searchBatch([p.vector], group.options)[0]);
+          p.resolve(catalogue.searchBatch([p.vector], group.options)[0]);
         } catch (error) {
           p.reject(error);
         }
@@ -225,8 +237,8 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
         const per = predictSlices.size();
         const started = performance.now();
         out.push(
-          ...predictPath(index, vectors.slice(first, first + per), {
-            calibration: options.calibration ?? undefined,
+          ...catalogue.predict(vectors.slice(first, first + per), {
+            calibration,
             minConfidence,
             selfIds: selfIds?.slice(first, first + per),
           }),
@@ -271,8 +283,7 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
     if (body.vector !== undefined) return checkVector(body.vector, index.dim, 'vector');
     if (typeof body.image !== 'string')
       throw new RequestError(400, 'image', 'image must be a base64 string (PNG, JPEG, ...).');
-    const encoder = options.encoder;
-    if (!encoder)
+    if (!catalogue.hasModel)
       throw new RequestError(
         400,
         'image',
@@ -282,7 +293,7 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
     await checkImageSize(bytes, maxImagePixels);
     let vector: Float32Array;
     try {
-      vector = await embedQueryImage(encoder, bytes, 'the image field');
+      vector = await catalogue.query({ image: bytes, name: 'the image field' });
     } catch (error) {
       if (!(error instanceof ContrastiveError)) throw error;
       throw new RequestError(400, 'image', error.message);
@@ -410,8 +421,8 @@ export function createSearchServer(index: EmbeddingIndex, options: SearchServerO
         space: index.space,
         approximate: index.approximate,
         model: index.model,
-        imageQueries: Boolean(options.encoder),
-        calibrated: Boolean(options.calibration),
+        imageQueries: catalogue.hasModel,
+        calibrated: Boolean(calibration),
         limits: { maxK, maxBatch, maxQueue, maxBodyBytes, requestTimeoutMs },
         stats,
         eventLoopDelayMs: {

@@ -3,15 +3,13 @@ import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Catalogue } from '../catalogue/catalogue.js';
 import { ContrastiveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { type BackboneKind, backboneFiles, type FrozenBackboneRecord } from '../models/featureExtractor.js';
 import { checkWeightPath } from '../models/modelIO.js';
-import { Rng } from '../random.js';
 import { RunFolder } from '../run/folder.js';
-import { EmbeddingIndex } from '../search/embeddingIndex.js';
-import { calibrate } from '../search/predictPath.js';
-import { openIndexEncoder } from '../search/runModel.js';
+import type { EmbeddingIndex } from '../search/embeddingIndex.js';
 import { calibrationToJSON } from './calibrationJson.js';
 import { pageHtml } from './pageHtml.js';
 import {
@@ -257,7 +255,8 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
   });
   const out = resolve(options.out);
   await checkSiteFolder(fn, out);
-  const index = await EmbeddingIndex.load(indexPath);
+  const catalogue = await Catalogue.open(indexPath, { run: options.run });
+  const index = catalogue.index;
   try {
     if (!index.model && !options.run)
       throw new ContrastiveError(
@@ -269,29 +268,17 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
     const pretrainedFiles = record ? await readBackboneFiles(fn, runDir, record) : null;
     const ortFiles = record?.kind === 'onnx' ? await ortWebFiles(fn) : [];
     // the same check `contrastive search --image` makes: this run's model made this index
-    const encoder = await openIndexEncoder(index, options.run);
-    encoder.dispose();
+    await catalogue.encoder();
     const backbone = await readModelFolder(join(runDir, 'model'), fn);
     const head = index.space === 'head' ? await readModelFolder(join(runDir, 'head'), fn) : null;
-    let calibration: SiteConfig['calibration'] = null;
-    let calibratedOn: string | null = null;
-    const labelled = index.items().filter((it) => it.label !== null);
-    if (limit > 0 && labelled.length >= 2) {
-      const order = new Rng(0).permutation(labelled.length);
-      const sample = Array.from(order.subarray(0, Math.min(labelled.length, limit)), (i) => labelled[i]);
-      calibration = calibrationToJSON(
-        calibrate(
-          index,
-          {
-            embeddings: sample.map((it) => index.embedding(it.id)),
-            labels: sample.map((it) => it.label!),
-            selfIds: sample.map((it) => it.id),
-          },
-          { targetPrecision: options.targetPrecision ?? 0.95 },
-        ),
-      );
-      calibratedOn = `${sample.length} labelled items (leave-one-out)`;
-    }
+    const calibrated =
+      limit > 0 ? catalogue.calibrate({ limit, targetPrecision: options.targetPrecision ?? 0.95 }) : null;
+    const calibration: SiteConfig['calibration'] = calibrated
+      ? calibrationToJSON(calibrated.calibration)
+      : null;
+    const calibratedOn = calibrated
+      ? `${calibrated.calibration.validationSize} labelled items (leave-one-out)`
+      : null;
     const thumbnails = await sourceThumbnails(
       index,
       options.allowOutsideSources ? null : (options.sourcesRoot ?? dirname(resolve(indexPath))),
@@ -375,6 +362,6 @@ export async function writeWebSite(indexPath: string, options: WebSiteOptions): 
       pretrained: record?.kind ?? null,
     };
   } finally {
-    index.dispose();
+    catalogue.dispose();
   }
 }

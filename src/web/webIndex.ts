@@ -34,5 +34,5 @@ export async function loadWebIndex(
       `loadWebIndex: source must be an ArrayBuffer, a Uint8Array or a URL, but got ${typeof source}.`,
     );
   const snapshot = await decodeIndexBytesAsync(bytes, name ?? 'the index', sha256Async);
-  return EmbeddingIndex.fromSnapshot({ ...snapshot, approximate: null });
+  return EmbeddingIndex.fromSnapshot({ ...snapshot, approximate: null }, name ?? 'the index', 'loadWebIndex');
 }

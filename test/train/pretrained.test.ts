@@ -8,13 +8,14 @@ import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { embedQueryImage } from '../../src/catalogue/queryImage.js';
 import { listTrainingImages } from '../../src/data/dataset.js';
 import { decodeImage, resolveDecodeOptions } from '../../src/data/imageDecode.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { openFeatureExtractor } from '../../src/models/featureExtractor.js';
 import { train } from '../../src/run/train.js';
 import { loadTrainedRun } from '../../src/run/trainedRun.js';
-import { embedInputs, embedQueryImage } from '../../src/search/embedInputs.js';
+import { embedInputs } from '../../src/search/embedInputs.js';
 import { openRunEncoder } from '../../src/search/runModel.js';
 import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
 import {

@@ -30,15 +30,20 @@ export const dedupeCommand: CommandSpec = {
         'contrastive dedupe: give one of --threshold and --target-precision, not both.',
       );
     const { useBackend } = await import('../../engine/backend.js');
-    const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
-    const { findDuplicates } = await import('../../search/duplicates.js');
+    const { Catalogue } = await import('../../catalogue/catalogue.js');
     await useBackend(options.backend as 'auto');
-    const index = await EmbeddingIndex.load(positionals[0]);
-    const report = findDuplicates(index, {
-      threshold: options.threshold as number | undefined,
-      targetPrecision: options.targetPrecision as number | undefined,
-      neighbors: options.neighbors as number,
-    });
+    const catalogue = await Catalogue.open(positionals[0]);
+    const index = catalogue.index;
+    let report: import('../../search/duplicates.js').DuplicateReport;
+    try {
+      report = catalogue.dedupe({
+        threshold: options.threshold as number | undefined,
+        targetPrecision: options.targetPrecision as number | undefined,
+        neighbors: options.neighbors as number,
+      });
+    } finally {
+      index.dispose();
+    }
     const label = (id: string) => index.item(id).label?.join(index.tree.separator) ?? null;
     const pairs = report.pairs.map((p) => ({ ...p, labelA: label(p.a), labelB: label(p.b) }));
     const out = options.out as string | undefined;
@@ -67,7 +72,6 @@ export const dedupeCommand: CommandSpec = {
           clusters: report.clusters,
         }),
       );
-      index.dispose();
       return;
     }
     const { formatTable } = await import('../table.js');
@@ -84,6 +88,5 @@ export const dedupeCommand: CommandSpec = {
     console.log(
       `${pairs.length} pairs in ${report.clusters.length} clusters at similarity >= ${report.threshold.toFixed(4)}${calibration}${pairs.length > shown.length ? `; showing ${shown.length}` : ''}${out ? `; all pairs in ${out}` : ''}`,
     );
-    index.dispose();
   },
 };

@@ -75,6 +75,12 @@ export const indexCommand: CommandSpec = {
       default: false,
       doc: 'store a small PNG of every image in the index',
     },
+    {
+      name: 'report',
+      type: 'boolean',
+      default: false,
+      doc: 'print retrieval (P@1, mAP@R per level) on the classes the run never saw in training',
+    },
     { name: 'json', type: 'boolean', default: false, doc: 'print one JSON document instead of text' },
     BACKEND_OPTION,
   ],
@@ -83,28 +89,27 @@ export const indexCommand: CommandSpec = {
     const out = options.out as string | undefined;
     if (!out) throw new ContrastiveError('contrastive index: --out is required (the index file to write).');
     const { useBackend } = await import('../../engine/backend.js');
-    const { embedInputs } = await import('../../search/embedInputs.js');
-    const { openRunEncoder } = await import('../../search/runModel.js');
-    const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
+    const { buildIndex } = await import('../../catalogue/build.js');
+    const { newClassRetrieval } = await import('../../catalogue/newClasses.js');
     await useBackend(options.backend as 'auto');
     const source = await dataSource('index', options);
-    const encoder = await openRunEncoder(positionals[0], options.space as 'backbone' | 'head');
+    const started = performance.now();
+    const index = await buildIndex(positionals[0], source, {
+      space: options.space as 'backbone' | 'head',
+      approximate: options.approximate as boolean,
+      thumbnails: options.thumbnails as boolean,
+      onProgress: progressLine('embedding'),
+    });
     try {
-      const started = performance.now();
-      const embedded = await embedInputs(encoder, source, {
-        onProgress: progressLine('embedding'),
-        thumbnails: options.thumbnails as boolean,
-      });
-      const index = EmbeddingIndex.create({
-        tree: encoder.tree,
-        dim: embedded.dim,
-        space: encoder.space,
-        model: encoder.identity,
-      });
-      index.add(embedded.items, embedded.embeddings);
-      if (options.approximate) await index.buildApproximate();
       await index.save(out);
-      const labelled = embedded.items.filter((it) => it.label != null).length;
+      const sep = index.tree.separator;
+      const leafLevel = index.tree.depth - 1;
+      const newClasses = index.unseenNodes
+        .filter((p) => p.length === index.tree.depth)
+        .map((p) => p.join(sep));
+      const report = options.report ? newClassRetrieval(index) : null;
+      let labelled = 0;
+      for (let row = 0; row < index.size; row++) if (index.leafAt(row) >= 0) labelled++;
       const summary = {
         out,
         items: index.size,
@@ -114,15 +119,42 @@ export const indexCommand: CommandSpec = {
         search: index.approximate ? 'approximate (HNSW) + exact' : 'exact',
         model: index.model,
         seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
+        newNodes: index.unseenNodes.map((p) => p.join(sep)),
+        report,
       };
-      if (options.json) console.log(JSON.stringify(summary));
-      else
+      if (options.json) {
+        console.log(JSON.stringify(summary));
+        return;
+      }
+      console.log(
+        `indexed ${summary.items} items (${labelled} labelled) as ${summary.dim}-d ${summary.space} embeddings, ${summary.search} search, into ${out} in ${summary.seconds} s`,
+      );
+      if (newClasses.length > 0)
         console.log(
-          `indexed ${summary.items} items (${labelled} labelled) as ${summary.dim}-d ${summary.space} embeddings, ${summary.search} search, into ${out} in ${summary.seconds} s`,
+          `${newClasses.length} ${index.tree.levelNames[leafLevel]} classes the run never saw in training (marked unseen in the index; search --within and --group-by cover them): ${newClasses.join(', ')}`,
         );
-      index.dispose();
+      if (options.report) {
+        if (!report) console.log('report: no items of classes unseen in training, nothing to report');
+        else {
+          const { formatTable } = await import('../table.js');
+          console.log(
+            `retrieval of the ${report.queries} items of the new classes against every other labelled item (leave-one-out):`,
+          );
+          console.log(
+            formatTable(
+              ['level', 'queries', 'P@1', 'mAP@R'],
+              report.levels.map((r) => [
+                r.levelName,
+                String(r.numQueries),
+                `${(100 * r.precisionAt1).toFixed(1)}%`,
+                `${(100 * r.mapAtR).toFixed(1)}%`,
+              ]),
+            ),
+          );
+        }
+      }
     } finally {
-      encoder.dispose();
+      index.dispose();
     }
   },
 };

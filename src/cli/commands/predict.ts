@@ -75,140 +75,45 @@ export const predictCommand: CommandSpec = {
         `contrastive predict: --out must name a .csv or .jsonl file, but got ${JSON.stringify(out ?? null)}.`,
       );
     const { useBackend } = await import('../../engine/backend.js');
-    const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
-    const { embedInputs, parseInputSource } = await import('../../search/embedInputs.js');
-    const { calibrate, predictPath } = await import('../../search/predictPath.js');
-    const { openIndexEncoder } = await import('../../search/runModel.js');
-    const { Rng } = await import('../../random.js');
+    const { Catalogue } = await import('../../catalogue/catalogue.js');
+    const { parseInputSource } = await import('../../search/embedInputs.js');
     const { writeFileAtomic } = await import('../../io/atomic.js');
     await useBackend(options.backend as 'auto');
-    const index = await EmbeddingIndex.load(positionals[0]);
-    const tree = index.tree;
-    const source = await dataSource('predict', options);
-    const encoder = await openIndexEncoder(index, options.run as string | undefined);
-    let calibration: import('../../search/predictPath.js').PathCalibration;
-    let embedded: import('../../search/embedInputs.js').EmbeddedInputs;
-    let calibratedOn: string;
+    const catalogue = await Catalogue.open(positionals[0], { run: options.run as string | undefined });
+    const tree = catalogue.index.tree;
+    let prediction: import('../../catalogue/catalogue.js').DataPrediction;
     try {
-      embedded = await embedInputs(encoder, source, { onProgress: progressLine('embedding') });
-      const settings = {
+      const source = await dataSource('predict', options);
+      const calibrateOn = options.calibrateOn as string | undefined;
+      prediction = await catalogue.predictData(source, {
+        calibrateOn:
+          calibrateOn === undefined
+            ? undefined
+            : {
+                source: await parseInputSource(calibrateOn, {
+                  split: options.split as 'train' | 'test',
+                  dataDir: options.dataDir as string | undefined,
+                }),
+                name: calibrateOn,
+                sameAsData: calibrateOn === options.data,
+              },
+        calibrationLimit: options.calibrationLimit as number,
         k: options.k as number,
         targetPrecision: options.targetPrecision as number,
         confidence: options.confidence as number,
         unseen: options.unseen as 'classes' | 'none',
-      };
-      // items to predict that are also calibration items (same id or same vector) would grade
-      // their own answers: refused, or a loud warning with --allow-overlap
-      const overlapWith = (ids: Set<string>, vectors: Set<string>, what: string) => {
-        let shared = 0;
-        embedded.items.forEach((it, i) => {
-          const v = embedded.embeddings.subarray(i * embedded.dim, (i + 1) * embedded.dim);
-          if (ids.has(String(it.id)) || vectors.has(vectorKey(v))) shared++;
-        });
-        if (shared === 0) return;
-        const message = `${shared} of ${embedded.items.length} items to predict are also ${what} (same id or vector): their calibrated precision would be measured on themselves`;
-        if (!options.allowOverlap)
-          throw new ContrastiveError(
-            `contrastive predict: ${message}; calibrate on other data (--calibrate-on), predict items outside the index, or pass --allow-overlap.`,
-          );
-        process.stderr.write(`WARNING: ${message}; the guarantee does not hold for them.\n`);
-      };
-      if (options.calibrateOn !== undefined) {
-        const calibrationSource = await parseInputSource(options.calibrateOn as string, {
-          split: options.split as 'train' | 'test',
-          dataDir: options.dataDir as string | undefined,
-        });
-        const labelled = await embedInputs(encoder, calibrationSource);
-        const rows = labelled.items.flatMap((it, i) => (it.label ? [i] : []));
-        overlapWith(
-          new Set(
-            options.calibrateOn === (options.data ?? null) ? labelled.items.map((it) => String(it.id)) : [],
-          ),
-          new Set(
-            rows.map((i) =>
-              vectorKey(labelled.embeddings.subarray(i * labelled.dim, (i + 1) * labelled.dim)),
-            ),
-          ),
-          `items of --calibrate-on ${options.calibrateOn}`,
-        );
-        if (rows.length === 0)
-          throw new ContrastiveError(
-            `contrastive predict: --calibrate-on ${options.calibrateOn} must be labelled, but has no label paths.`,
-          );
-        calibration = calibrate(
-          index,
-          {
-            embeddings: rows.map((i) =>
-              labelled.embeddings.subarray(i * labelled.dim, (i + 1) * labelled.dim),
-            ),
-            labels: rows.map((i) => labelled.items[i].label!),
-          },
-          settings,
-        );
-        calibratedOn = `${rows.length} items of ${options.calibrateOn}`;
-      } else {
-        // leave-one-out on the index's own labelled items (a seeded sample)
-        const labelled = index.items().filter((it) => it.label !== null);
-        if (labelled.length < 2)
-          throw new ContrastiveError(
-            'contrastive predict: the index has fewer than 2 labelled items to calibrate on; pass --calibrate-on.',
-          );
-        // the index's items are the calibration items and every query's neighbours
-        overlapWith(
-          new Set(),
-          new Set(index.items().map((it) => vectorKey(index.embedding(it.id)))),
-          'items of the index',
-        );
-        const order = new Rng(0).permutation(labelled.length);
-        const sample = Array.from(
-          order.subarray(0, Math.min(labelled.length, options.calibrationLimit as number)),
-          (i) => labelled[i],
-        );
-        calibration = calibrate(
-          index,
-          {
-            embeddings: sample.map((it) => index.embedding(it.id)),
-            labels: sample.map((it) => it.label!),
-            selfIds: sample.map((it) => it.id),
-          },
-          settings,
-        );
-        calibratedOn = `${sample.length} labelled items of the index, each left out of its own neighbours`;
-      }
+        method: options.method as 'auto' | 'knn' | 'prototype',
+        minConfidence: options.minConfidence as number | undefined,
+        allowOverlap: options.allowOverlap as boolean,
+        onProgress: progressLine('embedding'),
+        onWarning: (message) => process.stderr.write(`WARNING: ${message}\n`),
+      });
     } finally {
-      encoder.dispose();
+      catalogue.dispose();
     }
-    const method = options.method as 'auto' | 'knn' | 'prototype';
-    const predictions = predictPath(index, embedded.embeddings, {
-      calibration,
-      method,
-      k: options.k as number,
-      minConfidence: options.minConfidence as number | undefined,
-    });
-    const depth = tree.depth;
-    const records = predictions.map((p, i) => {
-      const item = embedded.items[i];
-      const truth = item.label
-        ? typeof item.label === 'string'
-          ? item.label.split(tree.separator)
-          : [...item.label]
-        : null;
-      return {
-        id: String(item.id),
-        source: item.source ?? null,
-        label: truth ? truth.join(tree.separator) : null,
-        path: p.path.join(tree.separator),
-        depth: p.depth,
-        levels: p.levels.map((l) => ({
-          level: l.levelName,
-          name: l.name,
-          confidence: l.confidence,
-          answered: l.answered,
-        })),
-        truth,
-      };
-    });
-    const jsonLines = () => `${records.map(({ truth: _t, ...r }) => JSON.stringify(r)).join('\n')}\n`;
+    const { calibration, calibratedOn, levels } = prediction;
+    const records = prediction.items;
+    const jsonLines = () => `${records.map((r) => JSON.stringify(r)).join('\n')}\n`;
     if (out === undefined) {
       // no --out: the predictions themselves are the output
       if (options.json) process.stdout.write(jsonLines());
@@ -220,7 +125,7 @@ export const predictCommand: CommandSpec = {
             records.map((r) => [
               r.id,
               r.label ?? '–',
-              r.path || '(none)',
+              `${r.path || '(none)'}${r.unseenInTraining ? ' (unseen in training)' : ''}`,
               ...r.levels.map((l) => `${l.name} (${l.confidence.toFixed(2)})${l.answered ? '' : ' ?'}`),
             ]),
           ),
@@ -255,27 +160,10 @@ export const predictCommand: CommandSpec = {
       );
       await writeFileAtomic(out, `${[head.join(','), ...lines].join('\n')}\n`);
     }
-    // per level: thresholds and validation coverage/precision, and what happened on --data
-    const levels = Array.from({ length: depth }, (_, l) => {
-      const cal = calibration.levels[l];
-      const answered = records.filter((r) => r.depth > l);
-      const judged = answered.filter((r) => r.truth !== null);
-      const right = judged.filter((r) =>
-        r.levels.slice(0, l + 1).every((x, j) => x.name === r.truth![j]),
-      ).length;
-      return {
-        level: tree.levelNames[l],
-        threshold: Number.isFinite(cal.threshold) ? cal.threshold : null,
-        validationCoverage: cal.coverage,
-        validationPrecision: cal.precision,
-        answered: answered.length / Math.max(1, records.length),
-        accuracy: judged.length ? right / judged.length : null,
-      };
-    });
     const summary = {
       out: out ?? null,
       items: records.length,
-      method: predictions[0]?.method ?? calibration.method,
+      method: prediction.method,
       methods: calibration.methods.map((m) => ({
         method: m.method,
         meanCoverage: m.meanCoverage,
@@ -286,11 +174,13 @@ export const predictCommand: CommandSpec = {
       confidence: calibration.confidence,
       guarantee: calibration.guarantee,
       levels,
+      notes: prediction.notes,
     };
-    index.dispose();
     if (out === undefined) {
       // the predictions went to stdout; the summary goes to stderr
-      process.stderr.write(`${summary.guarantee}\n`);
+      process.stderr.write(
+        `${[summary.guarantee, ...prediction.notes.map((n) => `note: ${n}`)].join('\n')}\n`,
+      );
       return;
     }
     if (options.json) {
@@ -316,13 +206,6 @@ export const predictCommand: CommandSpec = {
       `method: ${summary.method} (measured: ${summary.methods.map((m) => `${m.method} covers ${pct(m.meanCoverage)} at ${pct(summary.targetPrecision)} precision, ${pct(m.meanAccuracy)} accurate at full coverage`).join('; ')}); calibrated on ${calibratedOn}; wrote ${records.length} predictions to ${out}`,
     );
     console.log(`guarantee: ${summary.guarantee}`);
+    for (const note of prediction.notes) console.log(`note: ${note}`);
   },
 };
-
-/** A key that two embeddings of the same item share: the unit vector at 4 decimals. */
-function vectorKey(v: ArrayLike<number>): string {
-  let norm = 0;
-  for (let j = 0; j < v.length; j++) norm += v[j] * v[j];
-  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-  return Array.from(v, (x) => (x * scale).toFixed(4)).join(',');
-}

@@ -40,42 +40,35 @@ export const searchCommand: CommandSpec = {
         `contrastive search: give exactly one of --image, --id and --vector, but got ${given.length ? given.map((g) => `--${g}`).join(' and ') : 'none'}.`,
       );
     const { useBackend } = await import('../../engine/backend.js');
-    const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
+    const { Catalogue } = await import('../../catalogue/catalogue.js');
     await useBackend(options.backend as 'auto');
-    const index = await EmbeddingIndex.load(positionals[0]);
-    const searchOptions = {
-      k: options.k as number,
-      within: options.within as string | undefined,
-      groupBy: options.groupBy as string | undefined,
-      groupSize: options.groupSize as number,
-      approximate: options.exact ? false : undefined,
-    };
-    let queryLabel: string[] | null = null;
-    let result: import('../../search/embeddingIndex.js').SearchResult;
-    if (options.id !== undefined) {
-      result = index.search({ id: options.id as string }, searchOptions);
-      queryLabel = index.item(options.id as string).label;
-    } else if (options.vector !== undefined) {
-      const vector = (options.vector as string[]).map((text, i) => {
-        const value = Number(text);
-        if (text.trim() === '' || !Number.isFinite(value))
-          throw new ContrastiveError(
-            `contrastive search: --vector value ${i} must be a finite number, but got ${JSON.stringify(text)}.`,
-          );
-        return value;
-      });
-      result = index.search({ vector }, searchOptions);
-    } else {
-      const { embedQueryImage } = await import('../../search/embedInputs.js');
-      const { openIndexEncoder } = await import('../../search/runModel.js');
-      const encoder = await openIndexEncoder(index, options.run as string | undefined);
-      try {
-        const vector = await embedQueryImage(encoder, options.image as string);
-        result = index.search({ vector }, searchOptions);
-      } finally {
-        encoder.dispose();
-      }
-    }
+    const catalogue = await Catalogue.open(positionals[0], { run: options.run as string | undefined });
+    const index = catalogue.index;
+    const query =
+      options.id !== undefined
+        ? { id: options.id as string }
+        : options.vector !== undefined
+          ? {
+              vector: (options.vector as string[]).map((text, i) => {
+                const value = Number(text);
+                if (text.trim() === '' || !Number.isFinite(value))
+                  throw new ContrastiveError(
+                    `contrastive search: --vector value ${i} must be a finite number, but got ${JSON.stringify(text)}.`,
+                  );
+                return value;
+              }),
+            }
+          : { image: options.image as string };
+    const result = await catalogue
+      .search(query, {
+        k: options.k as number,
+        within: options.within as string | undefined,
+        groupBy: options.groupBy as string | undefined,
+        groupSize: options.groupSize as number,
+        approximate: options.exact ? false : undefined,
+      })
+      .finally(() => catalogue.dispose());
+    const queryLabel = result.queryLabel;
     const tree = index.tree;
     const leafRow = (label: string[]) => tree.encode([label]);
     const lca = (label: string[] | null) =>
@@ -106,7 +99,6 @@ export const searchCommand: CommandSpec = {
           results: rows,
         }),
       );
-      index.dispose();
       return;
     }
     const { formatTable } = await import('../table.js');
@@ -140,6 +132,5 @@ export const searchCommand: CommandSpec = {
       result.approximate ? 'approximate (HNSW) search; --exact for exact' : 'exact search',
     ];
     console.log(notes.join('; '));
-    index.dispose();
   },
 };

@@ -84,37 +84,21 @@ export const serveCommand: CommandSpec = {
     try {
       await checkAddress(port, host);
       const { useBackend } = await import('../../engine/backend.js');
-      const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
-      const { calibrate } = await import('../../search/predictPath.js');
-      const { openIndexEncoder } = await import('../../search/runModel.js');
+      const { Catalogue } = await import('../../catalogue/catalogue.js');
       const { createSearchServer } = await import('../../serve/server.js');
-      const { Rng } = await import('../../random.js');
       await useBackend(options.backend as 'auto');
-      const index = await EmbeddingIndex.load(positionals[0]);
-      const encoder = options.images
-        ? await openIndexEncoder(index, options.run as string | undefined)
-        : null;
-      const limit = options.calibrationLimit as number;
-      const labelled = limit > 0 ? index.items().filter((it) => it.label !== null) : [];
-      let calibration = null;
-      if (labelled.length >= 2) {
-        const order = new Rng(0).permutation(labelled.length);
-        const sample = Array.from(order.subarray(0, Math.min(limit, labelled.length)), (i) => labelled[i]);
-        calibration = calibrate(index, {
-          embeddings: sample.map((it) => index.embedding(it.id)),
-          labels: sample.map((it) => it.label!),
-          selfIds: sample.map((it) => it.id),
-        });
-      }
+      const catalogue = await Catalogue.open(positionals[0], {
+        run: options.run as string | undefined,
+        loadModel: options.images as boolean,
+      });
+      const calibration = catalogue.calibrate({ limit: options.calibrationLimit as number })?.calibration;
+      const index = catalogue.index;
       if (signals.stopped) {
         console.log('stopped before serving (a signal arrived while the index loaded)');
-        encoder?.dispose();
-        index.dispose();
+        catalogue.dispose();
         return 0;
       }
-      const server = createSearchServer(index, {
-        encoder,
-        calibration,
+      const server = createSearchServer(catalogue, {
         maxBodyBytes: options.maxBodyBytes as number,
         maxK: options.maxK as number,
         maxQueue: options.maxQueue as number,
@@ -126,7 +110,7 @@ export const serveCommand: CommandSpec = {
       const address = server.address();
       const bound = typeof address === 'object' && address ? address.port : port;
       console.log(
-        `listening on http://${host}:${bound} (${index.size} items, ${index.dim}-d ${index.space}; images ${encoder ? 'on' : 'off'}; /predict ${calibration ? `calibrated on ${calibration.validationSize} items (${calibration.method})` : 'uncalibrated'}); Ctrl-C or SIGTERM stops`,
+        `listening on http://${host}:${bound} (${index.size} items, ${index.dim}-d ${index.space}; images ${catalogue.hasModel ? 'on' : 'off'}; /predict ${calibration ? `calibrated on ${calibration.validationSize} items (${calibration.method})` : 'uncalibrated'}); Ctrl-C or SIGTERM stops`,
       );
       await signals.stop;
       const drainTimeout = options.drainTimeout as number;
@@ -139,8 +123,7 @@ export const serveCommand: CommandSpec = {
           ? 'stopped: every open request was answered'
           : `stopped: ${unanswered} requests still open after --drain-timeout ${drainTimeout} were closed unanswered`,
       );
-      encoder?.dispose();
-      index.dispose();
+      catalogue.dispose();
       return 0;
     } finally {
       signals.remove();
