@@ -111,6 +111,10 @@ export async function loadRunData(options: RunDataOptions): Promise<RunData> {
       onProgress:
         options.onDecodeProgress && ((done, total) => options.onDecodeProgress?.(split, done, total)),
     });
+    if (cache.damaged)
+      listing.warnings.push(
+        `the ${split} image cache ${cache.path} was damaged (${cache.damaged}); it was rebuilt.`,
+      );
     return { cache, labels, size: rows };
   };
   const train = await open('train');
