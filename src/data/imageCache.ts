@@ -29,6 +29,8 @@ export interface ImageCacheOptions extends ImageDecodeOptions {
    * progress line; the library never prints.
    */
   onProgress?: (done: number, total: number) => void;
+  /** Aborting it stops a cache being built (an error; the temporary file is removed). */
+  signal?: AbortSignal;
 }
 
 /** The sidecar that describes (and validates) a cache file. */
@@ -119,7 +121,7 @@ export class ImageCache {
     const reusable = checksums !== null;
     if (!checksums) {
       await rm(headerPath, { force: true });
-      checksums = await buildCacheFile(files, decode, dataPath, options.onProgress);
+      checksums = await buildCacheFile(files, decode, dataPath, options.onProgress, options.signal);
       const header: CacheHeader = {
         format: FORMAT,
         key,
@@ -393,6 +395,7 @@ async function buildCacheFile(
   decode: ResolvedDecodeOptions,
   dataPath: string,
   onProgress: ((done: number, total: number) => void) | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<Uint32Array> {
   const temp = `${dataPath}.${process.pid}-${Date.now()}.tmp`;
   const size = decode.height * decode.width * decode.channels;
@@ -443,6 +446,7 @@ async function buildCacheFile(
         failure ??= new ContrastiveError(`ImageCache.open: cannot decode ${files[i]}: ${reason}.`);
         throw failure;
       },
+      signal,
     );
     await Promise.all(writes);
     if (writeError !== null) throw writeError;

@@ -29,8 +29,13 @@ export interface TrainResult extends LoopResult {
 export interface TrainHooks {
   /** Where progress goes (default: stderr). */
   progress?: ProgressReporter;
-  /** Aborting it stops the run after the current step, with a checkpoint (the CLI wires SIGINT/SIGTERM to it). */
+  /** Aborting it stops the run after the current step, with a checkpoint (the CLI wires SIGINT/SIGTERM/SIGHUP to it). */
   signal?: AbortSignal;
+  /**
+   * Aborting it (a second Ctrl-C) leaves at the next safe point — after the step in flight —
+   * without writing a new checkpoint: the last one written stays intact.
+   */
+  abort?: AbortSignal;
   /** Stop (with a checkpoint, as on abort) once this many steps are done in total. */
   stopAfterSteps?: number;
   /** Called after each end-of-epoch checkpoint is written. */
@@ -138,6 +143,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         stream: (config.stream ?? 'auto') as StreamMode,
         cacheDir: config.cacheDir ?? folder.path('cache'),
         onDecodeProgress: decodeProgress(progress),
+        signal: hooks.signal,
       },
       extractor,
       featureProgress(progress),
@@ -235,15 +241,18 @@ async function trainOn(
       saveCheckpoint: (checkpoint) => folder.saveCheckpoint(checkpoint),
       saveModel: (model) => folder.saveModel(model),
       signal: hooks.signal,
+      abort: hooks.abort,
       stopAfterSteps: hooks.stopAfterSteps,
       onEpochEnd: hooks.onEpochEnd,
     },
     resumeFrom?.checkpoint,
   );
   progress.message(
-    result.interrupted
-      ? `checkpoint written at step ${result.steps}; continue with: contrastive train --out ${out} --resume`
-      : `done: model saved to ${folder.path('model')}; evaluate with: contrastive eval ${out}`,
+    result.aborted
+      ? `left without a new checkpoint at step ${result.steps}; the last checkpoint written is intact; continue with: contrastive train --out ${out} --resume`
+      : result.interrupted
+        ? `checkpoint written at step ${result.steps}; continue with: contrastive train --out ${out} --resume`
+        : `done: model saved to ${folder.path('model')}; evaluate with: contrastive eval ${out}`,
   );
   return { ...result, runDir: out };
 }
