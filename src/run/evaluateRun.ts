@@ -44,6 +44,7 @@ export interface EvaluateRunOptions extends EvaluateOptions {
 export async function evaluateRun(runDir: string, options: EvaluateRunOptions = {}): Promise<EvalFile> {
   // everything that can fail cheaply fails before the embeddings are computed
   checkEvaluateOptions('eval', options);
+  await new RunFolder(runDir).requireFolder('eval');
   await new RunFolder(runDir).checkWritable('eval');
   await useBackend(options.backend ?? 'auto');
   const say = options.onProgress ?? (() => undefined);
@@ -173,10 +174,12 @@ async function baselineScores(
   const seed = options.seed ?? 0;
   say('baseline: the raw input');
   const rawTrain = await rawInputRows(data.train, 'train', dim, depth, seed, options.rawBaselineRows);
-  const rawTest = await rawInputRows(data.test, 'test', dim, depth, seed + 1, options.rawBaselineRows).catch((error: unknown) => {
-    rawTrain.inputs.dispose();
-    throw error;
-  });
+  const rawTest = await rawInputRows(data.test, 'test', dim, depth, seed + 1, options.rawBaselineRows).catch(
+    (error: unknown) => {
+      rawTrain.inputs.dispose();
+      throw error;
+    },
+  );
   // a run on a frozen backbone's features: its "raw input" is those features, the head untrained
   const frozen = data.frozenBackbone !== undefined;
   const raw = score(

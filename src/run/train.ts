@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { closeRunData, type RunData, type StreamMode } from '../data/runData.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { activeEngineLine } from '../engine/describe.js';
@@ -82,6 +83,11 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const state = await folder.state();
   let resumeFrom: { checkpoint: Checkpoint; path: string } | undefined;
   if (state === 'foreign') {
+    const info = await stat(out).catch(() => null);
+    if (info && !info.isDirectory())
+      throw new ContrastiveError(
+        `train: --out ${out} is a file, not a folder; name a new or empty folder for the run (nothing was changed).`,
+      );
     const entries = await folder.entries();
     throw new ContrastiveError(
       `train: --out ${out} is not empty and is not a run folder (it holds ${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); choose an empty or new folder (nothing was changed).`,
