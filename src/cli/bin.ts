@@ -11,7 +11,10 @@ if (fault) {
   let visits = 0;
   setFaultHook((name) => {
     if (name !== point || ++visits !== Number(nth ?? 1)) return;
-    if (!code) process.kill(process.pid, 'SIGKILL');
+    if (!code) {
+      process.kill(process.pid, 'SIGKILL');
+      return;
+    }
     throw Object.assign(new Error(`${code}: injected fault at ${name}`), { code, syscall: 'write' });
   });
 }

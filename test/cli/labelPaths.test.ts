@@ -38,6 +38,9 @@ describe('label paths with the separator in a name, through the CLI', () => {
       'wasm',
     ]);
     assert.equal(i.status, 0, i.stderr);
+    // progress on stderr even when it is a pipe: the embedding at each tenth, then the write
+    assert.match(i.stderr, /^index: embedding 300\/300$/m);
+    assert.match(i.stderr, /^index: writing .*fm\.index$/m);
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });

@@ -40,11 +40,23 @@ export async function dataSource(command: string, options: Record<string, Option
   return source;
 }
 
-/** A progress line on a terminal (nothing when stderr is a file or a pipe). */
-export function progressLine(what: string): (done: number, total: number) => void {
+/**
+ * Progress on stderr: one line redrawn on a terminal; when stderr is a file or a pipe (a log, a
+ * CI job), a plain line at every tenth so a long run is never silent. `quiet` (--json) prints
+ * nothing.
+ */
+export function progressLine(what: string, quiet = false): (done: number, total: number) => void {
+  let shown = -1;
   return (done, total) => {
-    if (!process.stderr.isTTY) return;
-    process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
+    if (quiet) return;
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
+      return;
+    }
+    const tenth = Math.floor((10 * done) / Math.max(1, total));
+    if (tenth === shown) return;
+    shown = tenth;
+    process.stderr.write(`${what} ${done}/${total}\n`);
   };
 }
 
@@ -92,7 +104,7 @@ export const indexCommand: CommandSpec = {
     try {
       const started = performance.now();
       const embedded = await embedInputs(encoder, source, {
-        onProgress: progressLine('embedding'),
+        onProgress: progressLine('index: embedding', options.json === true),
         thumbnails: options.thumbnails as boolean,
       });
       const index = EmbeddingIndex.create({
@@ -102,7 +114,14 @@ export const indexCommand: CommandSpec = {
         model: encoder.identity,
       });
       index.add(embedded.items, embedded.embeddings);
-      if (options.approximate) await index.buildApproximate();
+      const say = (line: string) => {
+        if (!options.json) process.stderr.write(`index: ${line}\n`);
+      };
+      if (options.approximate) {
+        say(`building the approximate (HNSW) graph over ${index.size} items`);
+        await index.buildApproximate();
+      }
+      say(`writing ${out}`);
       await index.save(out);
       const labelled = embedded.items.filter((it) => it.label != null).length;
       const summary = {
