@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { ImageCache } from '../../src/data/imageCache.js';
 import { readImageFolder } from '../../src/data/imageFolder.js';
 import { ContrastiveError } from '../../src/errors.js';
+import { crc32 } from '../../src/io/checksum.js';
 
 describe('image cache', () => {
   let root: string;
@@ -122,6 +123,23 @@ describe('image cache', () => {
         e instanceof ContrastiveError && /ImageCache.open: cannot decode .*broken\.png/.test(e.message),
     );
     assert.deepEqual(await readdir(cacheDir), []);
+  });
+
+  it('crc32 is the standard CRC-32 (check value, and a bitwise reference on any range)', () => {
+    assert.equal(crc32(new TextEncoder().encode('123456789')), 0xcbf43926);
+    const bitwise = (b: Uint8Array) => {
+      let c = 0xffffffff;
+      for (const x of b) {
+        c ^= x;
+        for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      }
+      return (c ^ 0xffffffff) >>> 0;
+    };
+    for (let n = 0; n < 40; n++) {
+      const b = Uint8Array.from({ length: n * 7 + 3 }, (_, i) => (i * 97 + n) & 255);
+      assert.equal(crc32(b), bitwise(b));
+      assert.equal(crc32(b, 2, b.length - 1), bitwise(b.subarray(2, b.length - 1)));
+    }
   });
 
   it('checks every image against its CRC-32: damage found at open rebuilds, damage found on a read is an error', async () => {
