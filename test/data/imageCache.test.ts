@@ -125,6 +125,17 @@ describe('image cache', () => {
     assert.deepEqual(await readdir(cacheDir), []);
   });
 
+  it('an aborted signal stops a cache being built, leaving nothing behind', async () => {
+    const cacheDir = join(root, 'stopped-cache');
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(
+      ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3, signal: controller.signal }),
+      (e: unknown) => e instanceof ContrastiveError && /stopped while decoding the images/.test(e.message),
+    );
+    assert.deepEqual(await readdir(cacheDir), []);
+  });
+
   it('crc32 is the standard CRC-32 (check value, and a bitwise reference on any range)', () => {
     assert.equal(crc32(new TextEncoder().encode('123456789')), 0xcbf43926);
     const bitwise = (b: Uint8Array) => {

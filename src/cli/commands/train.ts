@@ -35,10 +35,21 @@ export const trainCommand: CommandSpec = {
     const stop = new AbortController();
     const abort = new AbortController();
     let signals = 0;
+    let hangups = 0;
     const onSignal = () => {
       signals++;
     };
+    const onHangup = () => {
+      hangups++;
+      signals++;
+    };
+    let detached = false;
     const watch = setInterval(() => {
+      if (hangups > 0 && !detached) {
+        // the terminal is gone: writing to it fails (EIO); the run still stops with a checkpoint
+        detached = true;
+        for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+      }
       if (signals >= 1 && !stop.signal.aborted) {
         progress.message(
           'stopping: writing a checkpoint after this step (press Ctrl-C again to leave without it)',
@@ -50,14 +61,16 @@ export const trainCommand: CommandSpec = {
         abort.abort();
       }
     }, 25);
-    const handled = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    const handled = ['SIGINT', 'SIGTERM'] as const;
     for (const name of handled) process.on(name, onSignal);
+    process.on('SIGHUP', onHangup);
     try {
       const result = await train(config, { progress, signal: stop.signal, abort: abort.signal });
       return result.interrupted ? 130 : 0;
     } finally {
       clearInterval(watch);
       for (const name of handled) process.removeListener(name, onSignal);
+      process.removeListener('SIGHUP', onHangup);
     }
   },
 };
