@@ -3,6 +3,7 @@ import { basename, extname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { ContrastiveError } from '../errors.js';
+import { parseLabelPath } from '../hierarchy/labelPath.js';
 import { type FromPathsOptions, LabelTree } from '../hierarchy/labelTree.js';
 import { readNpyMatrix } from './npy.js';
 
@@ -157,7 +158,7 @@ class RowBuffer {
 }
 
 function splitPath(text: string, separator: string, where: () => string): string[] {
-  const segments = text.split(separator).map((s) => s.trim());
+  const segments = parseLabelPath(text, separator).map((s) => s.trim());
   if (text.trim() === '' || segments.some((s) => s === '')) {
     throw new ContrastiveError(
       `${where()}: expected a label path like "Clothes${separator}Tops", but got ${JSON.stringify(text)}.`,

@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { ContrastiveError, check } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { crc32 } from '../io/checksum.js';
+import { faultPoint } from '../io/faults.js';
+import { describeFsError } from '../io/fsErrors.js';
 import {
   decodeAll,
   type ImageDecodeOptions,
@@ -10,7 +13,10 @@ import {
   resolveDecodeOptions,
 } from './imageDecode.js';
 
-const FORMAT = 'tfjs-contrastive/image-cache@1';
+/** The header's format: @2 adds a CRC-32 per image (an @1 cache, with none, is rebuilt). */
+const FORMAT = 'tfjs-contrastive/image-cache@2';
+/** What the cache key (and so the file name) is computed with: unchanged since @1. */
+const KEY_FORMAT = 'tfjs-contrastive/image-cache@1';
 
 /** Options of {@link ImageCache.open}. */
 export interface ImageCacheOptions extends ImageDecodeOptions {
@@ -23,6 +29,8 @@ export interface ImageCacheOptions extends ImageDecodeOptions {
    * progress line; the library never prints.
    */
   onProgress?: (done: number, total: number) => void;
+  /** Aborting it stops a cache being built (an error; the temporary file is removed). */
+  signal?: AbortSignal;
 }
 
 /** The sidecar that describes (and validates) a cache file. */
@@ -33,6 +41,8 @@ interface CacheHeader {
   height: number;
   width: number;
   channels: number;
+  /** CRC-32 of every image's bytes (a block per image), little-endian uint32s in base64. */
+  crc32: string;
 }
 
 /**
@@ -63,6 +73,13 @@ export class ImageCache {
     readonly channels: number,
     /** Whether an existing cache was reused (no image decoded). */
     readonly reused: boolean,
+    /** The CRC-32 of every image's bytes, checked on every read. */
+    private readonly checksums: Uint32Array,
+    /**
+     * Why an existing cache of the same images was not reused but rebuilt because it was
+     * damaged (e.g. `image 12 does not match its checksum`); undefined otherwise.
+     */
+    readonly damaged?: string,
   ) {}
 
   /** Bytes (and floats) per image: `H × W × C`. */
@@ -72,7 +89,10 @@ export class ImageCache {
 
   /**
    * Opens the cache of `files` (in this order), building it when missing or stale. A file that
-   * cannot be decoded is an error naming it; a stale cache is replaced atomically.
+   * cannot be decoded is an error naming it; a stale cache is replaced atomically. A reused cache
+   * is verified image by image against the CRC-32s written with it, and rebuilt when one differs
+   * ({@link ImageCache.damaged} says why). A write that fails (ENOSPC, EIO) is one error naming
+   * the file and the bytes it needs; the temporary file is removed.
    */
   static async open(files: readonly string[], options: ImageCacheOptions): Promise<ImageCache> {
     const fn = 'ImageCache.open';
@@ -83,26 +103,41 @@ export class ImageCache {
     await mkdir(options.cacheDir, { recursive: true });
     const dataPath = join(options.cacheDir, `${name}.u8`);
     const headerPath = join(options.cacheDir, `${name}.json`);
-    const header: CacheHeader = {
-      format: FORMAT,
-      key,
-      count: files.length,
-      height: decode.height,
-      width: decode.width,
-      channels: decode.channels,
-    };
     const imageBytes = decode.height * decode.width * decode.channels;
     const existing = await readHeader(headerPath);
     const dataInfo = await stat(dataPath).catch(() => null);
-    const reusable =
+    let checksums =
       existing !== null &&
       existing.key === key &&
       dataInfo !== null &&
-      dataInfo.size === files.length * imageBytes;
-    if (!reusable) {
+      dataInfo.size === files.length * imageBytes
+        ? decodeChecksums(existing.crc32, files.length)
+        : null;
+    let damaged: string | undefined;
+    if (checksums) {
+      damaged = await verifyCacheFile(dataPath, imageBytes, checksums);
+      if (damaged) checksums = null;
+    }
+    const reusable = checksums !== null;
+    if (!checksums) {
       await rm(headerPath, { force: true });
-      await buildCacheFile(files, decode, dataPath, options.onProgress);
-      await writeFileAtomic(headerPath, `${JSON.stringify(header, null, 1)}\n`);
+      checksums = await buildCacheFile(files, decode, dataPath, options.onProgress, options.signal);
+      const header: CacheHeader = {
+        format: FORMAT,
+        key,
+        count: files.length,
+        height: decode.height,
+        width: decode.width,
+        channels: decode.channels,
+        crc32: Buffer.from(checksums.buffer, checksums.byteOffset, checksums.byteLength).toString('base64'),
+      };
+      try {
+        await writeFileAtomic(headerPath, `${JSON.stringify(header, null, 1)}\n`);
+      } catch (error) {
+        // a data file without its header is never reused: remove it rather than leave it filling the disk
+        await rm(dataPath, { force: true });
+        throw await writeFailure(headerPath, error, header.crc32.length + 256);
+      }
     }
     const handle = await open(dataPath, 'r');
     return new ImageCache(
@@ -113,6 +148,8 @@ export class ImageCache {
       decode.width,
       decode.channels,
       reusable,
+      checksums,
+      damaged,
     );
   }
 
@@ -145,7 +182,19 @@ export class ImageCache {
       );
       reads.push(this.handle.read(bytes, r * size, size, i * size));
     }
-    await Promise.all(reads);
+    try {
+      await Promise.all(reads);
+    } catch (error) {
+      throw new ContrastiveError(`cannot read the image cache ${this.path}: ${describeFsError(error)}.`);
+    }
+    for (let r = 0; r < indices.length; r++) {
+      const i = indices[r];
+      const actual = crc32(bytes, r * size, (r + 1) * size);
+      if (actual !== this.checksums[i])
+        throw new ContrastiveError(
+          `the image cache ${this.path} is damaged: image ${i} does not match the checksum written with it; delete the file (or its cache folder) and run again to rebuild it.`,
+        );
+    }
     const scale = 1 / 255;
     for (let k = 0; k < need; k++) out[offset + k] = bytes[k] * scale;
   }
@@ -244,7 +293,7 @@ export class CachedBatchReader {
 async function readHeader(path: string): Promise<CacheHeader | null> {
   try {
     const value = JSON.parse(await readFile(path, 'utf8')) as CacheHeader;
-    return value && value.format === FORMAT ? value : null;
+    return value && value.format === FORMAT && typeof value.crc32 === 'string' ? value : null;
   } catch {
     return null;
   }
@@ -260,7 +309,7 @@ export async function cacheKey(
   const hash = createHash('sha256');
   hash.update(
     JSON.stringify([
-      FORMAT,
+      KEY_FORMAT,
       decode.height,
       decode.width,
       decode.channels,
@@ -286,45 +335,137 @@ export async function cacheKey(
   return hash.digest('hex');
 }
 
-/** Decodes every file into a temporary file at its row's offset, then renames it into place. */
+/** The checksums of a header, or null when they do not hold one per image. */
+function decodeChecksums(base64: string, count: number): Uint32Array | null {
+  const bytes = Buffer.from(base64, 'base64');
+  if (bytes.length !== count * 4) return null;
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) out[i] = bytes.readUInt32LE(i * 4);
+  return out;
+}
+
+/** Reads the whole data file once: undefined when every image matches its CRC-32, else why not. */
+async function verifyCacheFile(
+  path: string,
+  imageBytes: number,
+  checksums: Uint32Array,
+): Promise<string | undefined> {
+  const perChunk = Math.max(1, Math.floor((8 * 2 ** 20) / imageBytes));
+  const buffer = new Uint8Array(perChunk * imageBytes);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    return `it cannot be read: ${describeFsError(error)}`;
+  }
+  try {
+    for (let first = 0; first < checksums.length; first += perChunk) {
+      const n = Math.min(perChunk, checksums.length - first);
+      const { bytesRead } = await handle.read(buffer, 0, n * imageBytes, first * imageBytes);
+      if (bytesRead !== n * imageBytes)
+        return `it ends at image ${first + Math.floor(bytesRead / imageBytes)}`;
+      for (let r = 0; r < n; r++)
+        if (crc32(buffer, r * imageBytes, (r + 1) * imageBytes) !== checksums[first + r])
+          return `image ${first + r} does not match its checksum`;
+    }
+    return undefined;
+  } catch (error) {
+    return `it cannot be read: ${describeFsError(error)}`;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** One line for a failed cache write: the path, why, the bytes it needs and (when known) what is free. */
+async function writeFailure(path: string, error: unknown, needed: number): Promise<ContrastiveError> {
+  const free = await statfs(dirname(path))
+    .then((s) => s.bavail * s.bsize)
+    .catch(() => null);
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return new ContrastiveError(
+    `cannot write the image cache ${path}: ${describeFsError(error)}; it needs ${needed} bytes (${mib(needed)})${free === null ? '' : `, ${mib(free)} are free there`}. Nothing was left behind; free space or pass --cache-dir on another disk.`,
+  );
+}
+
+/**
+ * Decodes every file into a temporary file at its row's offset, then renames it into place;
+ * returns the CRC-32 of every image. A failed write stops the decoding and removes the file.
+ */
 async function buildCacheFile(
   files: readonly string[],
   decode: ResolvedDecodeOptions,
   dataPath: string,
   onProgress: ((done: number, total: number) => void) | undefined,
-): Promise<void> {
+  signal: AbortSignal | undefined,
+): Promise<Uint32Array> {
   const temp = `${dataPath}.${process.pid}-${Date.now()}.tmp`;
-  const handle = await open(temp, 'w');
   const size = decode.height * decode.width * decode.channels;
+  const needed = files.length * size;
+  let handle: FileHandle;
+  try {
+    handle = await open(temp, 'w');
+  } catch (error) {
+    throw await writeFailure(temp, error, needed);
+  }
+  const checksums = new Uint32Array(files.length);
   const writes = new Set<Promise<unknown>>();
   let done = 0;
   const step = Math.max(1, Math.floor(files.length / 100));
   let failure: ContrastiveError | null = null;
+  let writeError: unknown = null;
   try {
-    await handle.truncate(files.length * size);
+    try {
+      await handle.truncate(needed);
+    } catch (error) {
+      writeError = error;
+      throw error;
+    }
     await decodeAll(
       files,
       decode,
       (i, pixels) => {
-        const write = handle.write(pixels, 0, size, i * size).then(() => {
-          writes.delete(write);
-          done++;
-          if (onProgress && (done % step === 0 || done === files.length)) onProgress(done, files.length);
-        });
+        // a write failed: stop decoding (decodeAll stops at the first throw)
+        if (writeError !== null) throw writeError;
+        checksums[i] = crc32(pixels, 0, size);
+        const write = (async () => {
+          faultPoint('image-cache-write');
+          await handle.write(pixels, 0, size, i * size);
+        })().then(
+          () => {
+            writes.delete(write);
+            done++;
+            if (onProgress && (done % step === 0 || done === files.length)) onProgress(done, files.length);
+          },
+          (error: unknown) => {
+            writes.delete(write);
+            writeError ??= error;
+          },
+        );
         writes.add(write);
       },
       (i, reason) => {
         failure ??= new ContrastiveError(`ImageCache.open: cannot decode ${files[i]}: ${reason}.`);
         throw failure;
       },
+      signal,
     );
     await Promise.all(writes);
-    await handle.close();
-    await rename(temp, dataPath);
+    if (writeError !== null) throw writeError;
+    try {
+      await handle.sync();
+      await handle.close();
+      await rename(temp, dataPath);
+    } catch (error) {
+      writeError ??= error;
+      throw error;
+    }
+    return checksums;
   } catch (error) {
     await Promise.allSettled(writes);
     await handle.close().catch(() => undefined);
     await rm(temp, { force: true });
-    throw failure ?? error;
+    if (failure) throw failure;
+    if (writeError !== null) throw await writeFailure(dataPath, writeError, needed);
+    throw error;
   }
 }

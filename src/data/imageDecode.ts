@@ -228,6 +228,7 @@ export async function decodeAll(
   options: ResolvedDecodeOptions,
   done: (index: number, pixels: Uint8Array) => void,
   failed: (index: number, reason: string) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   let next = 0;
   let stopped = false;
@@ -238,6 +239,12 @@ export async function decodeAll(
   };
   const worker = async () => {
     while (!stopped && next < files.length) {
+      if (signal?.aborted) {
+        stop(
+          new ContrastiveError('stopped while decoding the images (Ctrl-C or SIGTERM); nothing was kept.'),
+        );
+        break;
+      }
       const i = next++;
       let pixels: Uint8Array | null = null;
       let reason = '';

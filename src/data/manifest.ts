@@ -1,5 +1,6 @@
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { ContrastiveError } from '../errors.js';
+import { parseLabelPath } from '../hierarchy/labelPath.js';
 import {
   type CsvColumns,
   csvFields,
@@ -106,7 +107,7 @@ export async function readManifest(path: string, options: ManifestOptions = {}):
   const labelColumn = options.labelColumn ?? 'label';
   const fn = 'readManifest';
   const splitPath = (text: string, where: string): string[] => {
-    const segments = text.split(separator).map((s) => s.trim());
+    const segments = parseLabelPath(text, separator).map((s) => s.trim());
     if (text.trim() === '' || segments.some((s) => s === ''))
       throw new ContrastiveError(
         `${fn}: ${name} ${where}: expected a label path like "Clothes${separator}Tops", but got ${JSON.stringify(text)}.`,

@@ -56,6 +56,8 @@ export interface RunDataOptions extends TrainingDataOptions {
   cacheDir: string;
   /** Called while a split's cache is built (images decoded, total), for a progress line. */
   onDecodeProgress?: (split: 'train' | 'test', done: number, total: number) => void;
+  /** Aborting it stops an image cache being built (an error; nothing half-written is kept). */
+  signal?: AbortSignal;
 }
 
 /** True when the split's rows are in the image cache rather than in memory. */
@@ -110,7 +112,12 @@ export async function loadRunData(options: RunDataOptions): Promise<RunData> {
       minSourceSize: options.minImageSize,
       onProgress:
         options.onDecodeProgress && ((done, total) => options.onDecodeProgress?.(split, done, total)),
+      signal: options.signal,
     });
+    if (cache.damaged)
+      listing.warnings.push(
+        `the ${split} image cache ${cache.path} was damaged (${cache.damaged}); it was rebuilt.`,
+      );
     return { cache, labels, size: rows };
   };
   const train = await open('train');

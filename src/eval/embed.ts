@@ -33,8 +33,31 @@ export async function embedDataSplit(
   split: DataSplit,
   inputShape: number[],
   limit = split.size,
+  onProgress?: (done: number, total: number) => void,
 ): Promise<tf.Tensor2D> {
   const n = Math.min(limit, split.size);
+  if (!isCachedSplit(split) && onProgress) {
+    // in batches too, so that a progress line can follow (the same numbers: the same batches)
+    const size = inputShape.reduce((a, b) => a * b, 1);
+    const parts: tf.Tensor[] = [];
+    try {
+      for (let start = 0; start < n; start += 256) {
+        const end = Math.min(n, start + 256);
+        const slice = {
+          inputs: split.inputs.subarray(start * size, end * size),
+          labels: split.labels,
+          size: end - start,
+        };
+        parts.push(embedSplit(model, slice, inputShape));
+        onProgress(end, n);
+        // a turn of the event loop, so the line reaches the terminal (and a signal is seen)
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return (parts.length === 1 ? parts[0].clone() : tf.concat(parts, 0)) as tf.Tensor2D;
+    } finally {
+      tf.dispose(parts);
+    }
+  }
   if (!isCachedSplit(split)) {
     const size = inputShape.reduce((a, b) => a * b, 1);
     const first =
@@ -53,6 +76,7 @@ export async function embedDataSplit(
       const inputs = b.inputs;
       const rows = b.indices.length;
       parts.push(tf.tidy(() => model.predict(tf.tensor(inputs, [rows, ...inputShape])) as tf.Tensor));
+      onProgress?.(Math.min(n, (b.batch + 1) * 256), n);
     }
     return tf.concat(parts, 0) as tf.Tensor2D;
   } finally {

@@ -34,6 +34,8 @@ export interface EvaluateOptions {
   heldOutClasses?: readonly (readonly number[])[];
   /** Test points in the 2-D map (a seeded subset). Default 2000; 0 skips it. */
   projectionPoints?: number;
+  /** Also retrieve each test query among the training items (`crossRetrieval`). Default true. */
+  crossSplit?: boolean;
   seed?: number;
 }
 
@@ -46,8 +48,13 @@ export interface EvaluationSummary {
   knn: { k: number; temperature: number; accuracyByLevel: number[] };
   /** Linear probe on the finest level (absent when skipped). */
   linearProbe?: { trainAccuracy: number; testAccuracy: number };
-  /** Leave-one-out retrieval within the test split, per level. */
+  /** Test vs test: leave-one-out retrieval within the test split, per level. */
   retrieval: LevelRetrieval[];
+  /**
+   * Test vs train (cross-split): each test query retrieves among the training items, per level —
+   * what a catalogue user sees when the catalogue is the training set (absent when skipped).
+   */
+  crossRetrieval?: LevelRetrieval[];
   /** Mistake severity of kNN predictions and of each test item's nearest test neighbour. */
   severity: { knn: MistakeSeverity; nearestNeighbor: MistakeSeverity };
   consistency?: HierarchyConsistency;
@@ -98,6 +105,12 @@ export function evaluateEmbeddings(
     numLevels,
     knn: { k, temperature, accuracyByLevel: knn.accuracyByLevel },
     retrieval: retrievalMetrics(test.embeddings, testRows),
+    crossRetrieval:
+      options.crossSplit === false
+        ? undefined
+        : retrievalMetrics(test.embeddings, testRows, {
+            database: { embeddings: train.embeddings, labels: trainRows },
+          }),
     severity: {
       knn: severityOf(
         testFull.map((i) => knnPredicted[i]),

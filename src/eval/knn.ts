@@ -51,6 +51,7 @@ export function knnClassify(
   const temperature = options.temperature ?? 0.07;
   checkPositive(fn, 'temperature', temperature);
   check(Number.isInteger(k) && k >= 1, () => `${fn}: k must be an integer >= 1, but got ${k}.`);
+  checkSameWidth(fn, queries, database);
   const ids = sharedLevelIds(fn, queryLabels, databaseLabels);
   const level = options.level ?? ids.numLevels - 1;
   check(
@@ -124,4 +125,28 @@ function knownIndices(known: Uint8Array): number[] {
     if (k === 1) out.push(i);
   });
   return out;
+}
+
+/**
+ * Refuses, naming the calling function, queries and a database that are not both `[n, D]` with
+ * the same D (embeddings of two different models, or a transposed matrix).
+ */
+export function checkSameWidth(fn: string, queries: tf.Tensor, database: tf.Tensor): void {
+  check(
+    queries instanceof tf.Tensor &&
+      queries.rank === 2 &&
+      database instanceof tf.Tensor &&
+      database.rank === 2,
+    () =>
+      `${fn}: queries and database must be 2-D [n, D] tensors, but got ${describe(queries)} and ${describe(database)}.`,
+  );
+  check(
+    queries.shape[1] === database.shape[1],
+    () =>
+      `${fn}: queries [${queries.shape}] and database [${database.shape}] must have the same embedding size D, but got ${queries.shape[1]} and ${database.shape[1]} (embeddings of different models?).`,
+  );
+}
+
+function describe(x: unknown): string {
+  return x instanceof tf.Tensor ? `shape [${x.shape}]` : typeof x;
 }

@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { check } from '../errors.js';
 import type { LabelsLike } from '../losses/parts/labels.js';
+import { checkSameWidth } from './knn.js';
 import { sharedLevelIds } from './labels.js';
 import { forEachSimilarityRow, type SimilarityOptions } from './neighbors.js';
 
@@ -56,6 +57,7 @@ export function retrievalMetrics(
   const ks = options.recallAt ?? [1, 5, 10];
   const ids = sharedLevelIds(fn, labels, options.database?.labels);
   const database = options.database?.embeddings ?? embeddings;
+  if (options.database) checkSameWidth(fn, embeddings, database);
   check(
     ids.queryLabels.rows === embeddings.shape[0] && ids.databaseLabels.rows === database.shape[0],
     () =>

@@ -1,3 +1,4 @@
+export { escapeLabelSegment, formatLabelPath, parseLabelPath } from './labelPath.js';
 export {
   type EncodeOptions,
   type FromPathsOptions,

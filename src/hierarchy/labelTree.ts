@@ -1,5 +1,6 @@
 import { ContrastiveError, check } from '../errors.js';
 import { closestNames } from './closest.js';
+import { formatLabelPath, parseLabelPath } from './labelPath.js';
 
 /** Options of {@link LabelTree.fromPaths} (and, in part, of the other builders). */
 export interface FromPathsOptions {
@@ -132,7 +133,7 @@ export class LabelTree {
     for (const p of paths) {
       const text = typeof p === 'string' ? p : p.join('\u0000');
       if (!distinct.has(text)) {
-        const segments = typeof p === 'string' ? p.split(separator).map((s) => s.trim()) : [...p];
+        const segments = typeof p === 'string' ? parseLabelPath(p, separator).map((s) => s.trim()) : [...p];
         segments.forEach((s, l) => {
           check(
             typeof s === 'string' && s.trim() !== '',
@@ -433,7 +434,7 @@ export class LabelTree {
       const text = typeof p === 'string' ? p : p.join('\u0000');
       let leaf = cache.get(text);
       if (leaf === undefined) {
-        const segments = typeof p === 'string' ? p.split(separator).map((s) => s.trim()) : [...p];
+        const segments = typeof p === 'string' ? parseLabelPath(p, separator).map((s) => s.trim()) : [...p];
         if (segments.length < depth && opts.padToDepth === 'repeat-leaf') padSegments(segments, depth);
         const partial = opts.padToDepth === 'unknown' && segments.length < depth && segments.length > 0;
         check(
@@ -509,7 +510,7 @@ export class LabelTree {
 
   /** Decodes `[N, L]` rows back to paths joined by `separator` (default: the tree's). */
   decode(rows: ArrayLike<number>, separator = this.separator): string[] {
-    return this.decodeRows(rows).map((segments) => segments.join(separator));
+    return this.decodeRows(rows).map((segments) => formatLabelPath(segments, separator));
   }
 
   /**
@@ -574,7 +575,7 @@ export class LabelTree {
   }
 
   private pathText(level: number, id: number): string {
-    return level < 0 ? '' : this.path(level, id).join(this.separator);
+    return level < 0 ? '' : formatLabelPath(this.path(level, id), this.separator);
   }
 
   private checkLevel(method: string, level: number): void {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { checkPositive } from '../errors.js';
+import { check, checkPositive } from '../errors.js';
 import { anchorTerms, buildContrast, meanOverCounted } from './parts/contrast.js';
 import { checkFinite, flattenFeatures, l2NormalizeRows } from './parts/features.js';
 import { singletonGrouping } from './parts/labels.js';
@@ -33,6 +33,11 @@ export function ntXentLoss(features: tf.Tensor, options: NtXentOptions = {}): tf
   return tf.tidy(() => {
     const hint = features instanceof tf.Tensor && features.rank === 2 ? { numViews: 2 } : {};
     const batch = flattenFeatures(fn, 'features', features, hint);
+    check(
+      batch.numSamples >= 2,
+      () =>
+        `${fn}: features [${features.shape}] hold 1 sample; NT-Xent needs at least 2 (the other samples are the negatives: with none the loss is always 0).`,
+    );
     if (options.checkFinite ?? true) checkFinite(fn, 'features', features);
     const flat = (options.normalize ?? true) ? l2NormalizeRows(batch.flat) : batch.flat;
     const contrast = buildContrast(flat, batch.numSamples, batch.numViews, batch.numViews, temperature);

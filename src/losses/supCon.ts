@@ -87,8 +87,32 @@ export function supConLossDetails(
     const numSamples = positives.kind === 'groups' ? positives.grouping.ids.length : positives.diag.length;
     const batch = flattenFeatures(fn, 'features', features, { numSamples });
     if (options.checkFinite ?? true) checkFinite(fn, 'features', features);
-    const flat = (options.normalize ?? true) ? l2NormalizeRows(batch.flat) : batch.flat;
+    const normalize = options.normalize ?? true;
+    const flat = normalize ? l2NormalizeRows(batch.flat) : batch.flat;
     const anchorViews = contrastMode === 'all' ? batch.numViews : 1;
+    if (!normalize) {
+      // raw features so large that f_i·f_a / τ overflows float32 (e.g. 1e38): factor the scale out
+      const largest = tf.max(tf.abs(flat)).dataSync()[0];
+      const [, dim] = flat.shape;
+      if (Number.isFinite(largest) && (largest * largest * dim) / temperature > OVERFLOW_LOGIT) {
+        const terms = scaledAnchorTerms(
+          flat,
+          largest,
+          batch.numSamples,
+          batch.numViews,
+          anchorViews,
+          temperature,
+          positives,
+        );
+        const scale = temperature / baseTemperature;
+        return {
+          loss: tf.mul(meanOverCounted(terms), scale) as tf.Scalar,
+          perAnchorLoss: tf.mul(terms.perAnchor, scale) as tf.Tensor1D,
+          numPositives: terms.numPositives,
+          numAnchorsCounted: terms.numCounted,
+        };
+      }
+    }
     const contrast = buildContrast(flat, batch.numSamples, batch.numViews, anchorViews, temperature);
     const terms: AnchorTerms = anchorTerms(contrast, positives);
     const scale = temperature / baseTemperature;
@@ -99,6 +123,68 @@ export function supConLossDetails(
       numAnchorsCounted: terms.numCounted,
     };
   });
+}
+
+/** Beyond this a logit (or a sum of a few exp-shifted ones) risks float32 overflow. */
+const OVERFLOW_LOGIT = 1e30;
+
+/**
+ * The SupCon terms with the features' scale `c` factored out, for raw features whose logits
+ * would overflow float32: with `g = f / c`, `u_ia = g_i·g_a` and `K = c²/τ` (possibly beyond
+ * float32, i.e. Infinity), the anchor's term `log Σ_{a≠i} exp(s_ia) - mean_p s_ip` is
+ * `K·(m_i - mean_p u_ip) + log Σ_{a≠i} exp(K·(u_ia - m_i))` with `m_i = max_{a≠i} u_ia`, where a
+ * difference of exactly 0 contributes 0 (never `0 · Infinity`). Finite whenever the exact loss
+ * fits float32; +Infinity (never NaN) when it does not.
+ */
+function scaledAnchorTerms(
+  flat: tf.Tensor2D,
+  c: number,
+  n: number,
+  v: number,
+  anchorViews: number,
+  temperature: number,
+  positives: Positives,
+): AnchorTerms {
+  const rows = n * v;
+  const numAnchors = anchorViews * n;
+  // dense positive weights [A, N*V]: row a = v_a*N + i, column r = w*N + j
+  const weights = new Float32Array(numAnchors * rows);
+  const numPositives = new Float32Array(numAnchors);
+  let numCounted = 0;
+  for (let a = 0; a < numAnchors; a++) {
+    const i = a % n;
+    let count = 0;
+    for (let r = 0; r < rows; r++) {
+      if (r === a) continue;
+      const j = r % n;
+      let w = 0;
+      if (positives.kind === 'groups') {
+        const { ids, known } = positives.grouping;
+        w = ids[i] === ids[j] && (!known || known[i] === 1) ? 1 : 0;
+      } else {
+        w = positives.values[i * n + j];
+      }
+      weights[a * rows + r] = w;
+      count += w;
+    }
+    numPositives[a] = count;
+    if (count > 0) numCounted++;
+  }
+  const k = (c * c) / temperature; // float64; Infinity once cast to float32 is handled below
+  const g = tf.div(flat, c) as tf.Tensor2D;
+  const anchors = numAnchors === rows ? g : tf.slice(g, [0, 0], [numAnchors, g.shape[1]]);
+  const u = tf.matMul(anchors, g, false, true);
+  const self = tf.cast(tf.eye(numAnchors, rows), 'bool');
+  const others = tf.where(self, tf.fill([numAnchors, rows], Number.NEGATIVE_INFINITY), u);
+  const max = tf.max(others, 1, true);
+  const times = (d: tf.Tensor) => tf.where(tf.equal(d, 0), tf.zerosLike(d), tf.mul(d, k));
+  const logSum = tf.log(tf.sum(tf.exp(times(tf.sub(others, max))), 1));
+  const counts = tf.tensor1d(numPositives.map((x) => Math.max(x, 1)));
+  const positiveMean = tf.div(tf.sum(tf.mul(u, tf.tensor2d(weights, [numAnchors, rows])), 1), counts);
+  const gap = tf.relu(tf.sub(tf.reshape(max, [numAnchors]), positiveMean)); // ≥ 0 up to rounding
+  const has = tf.tensor1d(numPositives.map((x) => (x > 0 ? 1 : 0)));
+  const perAnchor = tf.where(tf.cast(has, 'bool'), tf.add(times(gap), logSum), tf.zerosLike(logSum));
+  return { perAnchor: perAnchor as tf.Tensor1D, numPositives, numCounted };
 }
 
 /** Labels `[N]`, a `[N, N]` mask, or null (SimCLR), as sample-level positives. */

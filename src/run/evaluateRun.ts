@@ -24,6 +24,16 @@ export interface EvaluateRunOptions extends EvaluateOptions {
   /** Also score the raw input and the untrained encoder the same way (default true). */
   baselines?: boolean;
   backend?: BackendName | 'auto';
+  /**
+   * Called with a short line at each stage (loading, embedding each split at every tenth,
+   * metrics, baselines): the CLI prints them on stderr; the library never prints.
+   */
+  onProgress?: (message: string) => void;
+  /**
+   * Most rows of a streamed split the raw-input baseline reads (a seeded sample; the trained
+   * model is then also scored on the same rows). Default 5,000 train / 2,000 test.
+   */
+  rawBaselineRows?: { train: number; test: number };
 }
 
 /**
@@ -34,25 +44,47 @@ export interface EvaluateRunOptions extends EvaluateOptions {
 export async function evaluateRun(runDir: string, options: EvaluateRunOptions = {}): Promise<EvalFile> {
   // everything that can fail cheaply fails before the embeddings are computed
   checkEvaluateOptions('eval', options);
+  await new RunFolder(runDir).requireFolder('eval');
   await new RunFolder(runDir).checkWritable('eval');
   await useBackend(options.backend ?? 'auto');
+  const say = options.onProgress ?? (() => undefined);
+  say(`loading the run ${runDir} and its data`);
   const { folder, config, model, data } = await loadTrainedRun(runDir, { ...options, command: 'eval' });
   const depth = data.tree.depth;
+  const embedding = (what: string) => {
+    let shown = -1;
+    return (done: number, total: number) => {
+      const tenth = Math.floor((10 * done) / total);
+      if (tenth === shown) return;
+      shown = tenth;
+      say(`embedding the ${what}: ${done}/${total}`);
+    };
+  };
   const rows = (s: DataSplit) =>
     Array.from({ length: s.size }, (_, i) => Array.from(s.labels.subarray(i * depth, (i + 1) * depth)));
   const embedded: tf.Tensor[] = [];
   try {
     const train = {
-      embeddings: await embedDataSplit(model, data.train, data.inputShape),
+      embeddings: await embedDataSplit(
+        model,
+        data.train,
+        data.inputShape,
+        undefined,
+        embedding('train split'),
+      ),
       labels: rows(data.train),
     };
     embedded.push(train.embeddings);
     const test = {
-      embeddings: await embedDataSplit(model, data.test, data.inputShape),
+      embeddings: await embedDataSplit(model, data.test, data.inputShape, undefined, embedding('test split')),
       labels: rows(data.test),
     };
     embedded.push(test.embeddings);
+    say(
+      `metrics: kNN, retrieval (test vs test and test vs train), ${options.linearProbe === false ? '' : 'linear probe, '}severity, consistency`,
+    );
     const summary = evaluateEmbeddings(train, test, { heldOutClasses: data.heldOut, ...options });
+    if (data.kind === 'image' && (options.strips ?? 8) > 0) say('nearest-neighbour strips');
     const result: EvalFile = {
       ...summary,
       levelNames: data.tree.levelNames,
@@ -62,7 +94,8 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
           ? await neighborStrips(test.embeddings, data, options.strips ?? 8, options.seed ?? 0)
           : undefined,
     };
-    if (options.baselines !== false) result.baselines = await baselineScores(config, data, options);
+    if (options.baselines !== false)
+      result.baselines = await baselineScores(config, data, options, { train, test }, say, embedding);
     await folder.writeEvaluation(result);
     return result;
   } finally {
@@ -86,28 +119,32 @@ async function rawInputRows(
   dim: number,
   depth: number,
   seed: number,
-): Promise<{ inputs: tf.Tensor2D; labels: number[][] }> {
+  limits: { train: number; test: number } = RAW_BASELINE_ROWS,
+): Promise<{ inputs: tf.Tensor2D; labels: number[][]; rows: Int32Array | null }> {
   const labelsOf = (indices: ArrayLike<number>) =>
     Array.from(indices, (i) => Array.from(split.labels.subarray(i * depth, (i + 1) * depth)));
-  if (!isCachedSplit(split) || split.size <= RAW_BASELINE_ROWS[which]) {
+  if (!isCachedSplit(split) || split.size <= limits[which]) {
     const all = Int32Array.from({ length: split.size }, (_, i) => i);
     if (!isCachedSplit(split))
-      return { inputs: tf.tensor2d(split.inputs, [split.size, dim]), labels: labelsOf(all) };
+      return { inputs: tf.tensor2d(split.inputs, [split.size, dim]), labels: labelsOf(all), rows: null };
     const pixels = new Float32Array(split.size * dim);
     await readSplitRows(split, dim, all, pixels);
-    return { inputs: tf.tensor2d(pixels, [split.size, dim]), labels: labelsOf(all) };
+    return { inputs: tf.tensor2d(pixels, [split.size, dim]), labels: labelsOf(all), rows: null };
   }
-  const sample = new Rng(seed).permutation(split.size).subarray(0, RAW_BASELINE_ROWS[which]).sort();
+  const sample = new Rng(seed).permutation(split.size).subarray(0, limits[which]).sort();
   const pixels = new Float32Array(sample.length * dim);
   await readSplitRows(split, dim, sample, pixels);
-  return { inputs: tf.tensor2d(pixels, [sample.length, dim]), labels: labelsOf(sample) };
+  return { inputs: tf.tensor2d(pixels, [sample.length, dim]), labels: labelsOf(sample), rows: sample };
 }
 
 /** {@link BaselineScores} of the raw input and of the encoder before training. */
 async function baselineScores(
   config: TrainConfig,
   data: RunData,
-  options: EvaluateOptions,
+  options: EvaluateRunOptions,
+  trained: { train: { embeddings: tf.Tensor2D }; test: { embeddings: tf.Tensor2D } },
+  say: (message: string) => void,
+  embedding: (what: string) => (done: number, total: number) => void,
 ): Promise<BaselineScores[]> {
   const dim = data.inputShape.reduce((a, b) => a * b, 1);
   const depth = data.tree.depth;
@@ -131,14 +168,18 @@ async function baselineScores(
       knnAccuracyByLevel: e.knn.accuracyByLevel,
       mapAtR: e.retrieval.map((r) => r.mapAtR),
       precisionAt1: e.retrieval.map((r) => r.precisionAt1),
+      crossMapAtR: e.crossRetrieval?.map((r) => r.mapAtR),
     };
   };
   const seed = options.seed ?? 0;
-  const rawTrain = await rawInputRows(data.train, 'train', dim, depth, seed);
-  const rawTest = await rawInputRows(data.test, 'test', dim, depth, seed + 1).catch((error: unknown) => {
-    rawTrain.inputs.dispose();
-    throw error;
-  });
+  say('baseline: the raw input');
+  const rawTrain = await rawInputRows(data.train, 'train', dim, depth, seed, options.rawBaselineRows);
+  const rawTest = await rawInputRows(data.test, 'test', dim, depth, seed + 1, options.rawBaselineRows).catch(
+    (error: unknown) => {
+      rawTrain.inputs.dispose();
+      throw error;
+    },
+  );
   // a run on a frozen backbone's features: its "raw input" is those features, the head untrained
   const frozen = data.frozenBackbone !== undefined;
   const raw = score(
@@ -146,18 +187,45 @@ async function baselineScores(
     { embeddings: rawTrain.inputs, labels: rawTrain.labels },
     { embeddings: rawTest.inputs, labels: rawTest.labels },
   );
-  if (rawTrain.labels.length < data.train.size || rawTest.labels.length < data.test.size)
+  if (rawTrain.rows !== null || rawTest.rows !== null) {
     raw.sampledRows = { train: rawTrain.labels.length, test: rawTest.labels.length };
+    // the trained model on the very same rows: a like-for-like comparison
+    const pick = (x: tf.Tensor2D, indices: Int32Array | null) =>
+      indices === null ? x.clone() : tf.tidy(() => tf.gather(x, tf.tensor1d(indices, 'int32')));
+    const same = score(
+      'raw input',
+      { embeddings: pick(trained.train.embeddings, rawTrain.rows), labels: rawTrain.labels },
+      { embeddings: pick(trained.test.embeddings, rawTest.rows), labels: rawTest.labels },
+    );
+    raw.trainedOnSameRows = {
+      knnAccuracyByLevel: same.knnAccuracyByLevel,
+      mapAtR: same.mapAtR,
+      crossMapAtR: same.crossMapAtR,
+    };
+  }
+  say(
+    `baseline: the ${frozen ? 'untrained head' : config.backbone ? 'pretrained backbone' : 'untrained encoder'}`,
+  );
   // the run's own starting point: same architecture, same seed, no training
   const untrained = await buildModel(config, data);
   try {
-    const train = await embedDataSplit(untrained.backbone, data.train, data.inputShape);
-    const test = await embedDataSplit(untrained.backbone, data.test, data.inputShape).catch(
-      (error: unknown) => {
-        train.dispose();
-        throw error;
-      },
+    const train = await embedDataSplit(
+      untrained.backbone,
+      data.train,
+      data.inputShape,
+      undefined,
+      embedding('train split (baseline)'),
     );
+    const test = await embedDataSplit(
+      untrained.backbone,
+      data.test,
+      data.inputShape,
+      undefined,
+      embedding('test split (baseline)'),
+    ).catch((error: unknown) => {
+      train.dispose();
+      throw error;
+    });
     const initial = score(
       frozen ? 'untrained head on them' : config.backbone ? 'pretrained backbone' : 'untrained encoder',
       { embeddings: train, labels: rows(data.train) },

@@ -66,6 +66,22 @@ export class RunFolder {
     );
   }
 
+  /**
+   * Refuses, in one line, a path that is no folder at all — missing, or a file — before a
+   * command that reads a run (eval, embed, index, …) looks inside it.
+   */
+  async requireFolder(command: string): Promise<void> {
+    const info = await stat(this.dir).catch(() => null);
+    if (!info)
+      throw new ContrastiveError(
+        `${command}: ${this.dir} does not exist; pass the run folder that contrastive train --out wrote.`,
+      );
+    if (!info.isDirectory())
+      throw new ContrastiveError(
+        `${command}: ${this.dir} is a file, not a run folder; pass the folder that contrastive train --out wrote.`,
+      );
+  }
+
   /** The entries that make a folder foreign, for the refusal message. */
   async entries(): Promise<string[]> {
     return (await readdir(this.dir).catch(() => [])).filter((e) => !isTemp(e));

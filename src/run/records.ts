@@ -35,11 +35,18 @@ export interface BaselineScores {
   /** mAP@R and precision@1 per level (leave-one-out within the test split). */
   mapAtR: number[];
   precisionAt1: number[];
+  /** mAP@R per level of test queries among the training items (cross-split), when measured. */
+  crossMapAtR?: number[];
   /**
    * Rows the baseline used when they were a sample (the raw-input baseline of streamed data: a
    * seeded sample, so its pixels fit in memory); absent when it used both splits whole.
    */
   sampledRows?: { train: number; test: number };
+  /**
+   * With `sampledRows`: the trained model's numbers on exactly those rows, so the two compare
+   * like for like (its numbers on the whole splits are in the `EvalFile` itself).
+   */
+  trainedOnSameRows?: { knnAccuracyByLevel: number[]; mapAtR: number[]; crossMapAtR?: number[] };
 }
 
 /** What `contrastive eval` writes to `<run>/eval.json`. */

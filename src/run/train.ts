@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { closeRunData, type RunData, type StreamMode } from '../data/runData.js';
 import { type BackendName, useBackend } from '../engine/backend.js';
 import { activeEngineLine } from '../engine/describe.js';
@@ -29,8 +30,13 @@ export interface TrainResult extends LoopResult {
 export interface TrainHooks {
   /** Where progress goes (default: stderr). */
   progress?: ProgressReporter;
-  /** Aborting it stops the run after the current step, with a checkpoint (the CLI wires SIGINT/SIGTERM to it). */
+  /** Aborting it stops the run after the current step, with a checkpoint (the CLI wires SIGINT/SIGTERM/SIGHUP to it). */
   signal?: AbortSignal;
+  /**
+   * Aborting it (a second Ctrl-C) leaves at the next safe point — after the step in flight —
+   * without writing a new checkpoint: the last one written stays intact.
+   */
+  abort?: AbortSignal;
   /** Stop (with a checkpoint, as on abort) once this many steps are done in total. */
   stopAfterSteps?: number;
   /** Called after each end-of-epoch checkpoint is written. */
@@ -77,6 +83,11 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const state = await folder.state();
   let resumeFrom: { checkpoint: Checkpoint; path: string } | undefined;
   if (state === 'foreign') {
+    const info = await stat(out).catch(() => null);
+    if (info && !info.isDirectory())
+      throw new ContrastiveError(
+        `train: --out ${out} is a file, not a folder; name a new or empty folder for the run (nothing was changed).`,
+      );
     const entries = await folder.entries();
     throw new ContrastiveError(
       `train: --out ${out} is not empty and is not a run folder (it holds ${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); choose an empty or new folder (nothing was changed).`,
@@ -138,6 +149,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         stream: (config.stream ?? 'auto') as StreamMode,
         cacheDir: config.cacheDir ?? folder.path('cache'),
         onDecodeProgress: decodeProgress(progress),
+        signal: hooks.signal,
       },
       extractor,
       featureProgress(progress),
@@ -235,15 +247,18 @@ async function trainOn(
       saveCheckpoint: (checkpoint) => folder.saveCheckpoint(checkpoint),
       saveModel: (model) => folder.saveModel(model),
       signal: hooks.signal,
+      abort: hooks.abort,
       stopAfterSteps: hooks.stopAfterSteps,
       onEpochEnd: hooks.onEpochEnd,
     },
     resumeFrom?.checkpoint,
   );
   progress.message(
-    result.interrupted
-      ? `checkpoint written at step ${result.steps}; continue with: contrastive train --out ${out} --resume`
-      : `done: model saved to ${folder.path('model')}; evaluate with: contrastive eval ${out}`,
+    result.aborted
+      ? `left without a new checkpoint at step ${result.steps}; the last checkpoint written is intact; continue with: contrastive train --out ${out} --resume`
+      : result.interrupted
+        ? `checkpoint written at step ${result.steps}; continue with: contrastive train --out ${out} --resume`
+        : `done: model saved to ${folder.path('model')}; evaluate with: contrastive eval ${out}`,
   );
   return { ...result, runDir: out };
 }

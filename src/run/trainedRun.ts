@@ -41,6 +41,7 @@ export interface TrainedRun {
 export async function loadTrainedRun(runDir: string, options: TrainedRunOptions = {}): Promise<TrainedRun> {
   const command = options.command ?? 'eval';
   const folder = new RunFolder(runDir);
+  await folder.requireFolder(command);
   const config = await folder.readConfig(command);
   const model = await folder.loadBackbone(command);
   try {

@@ -1,5 +1,6 @@
 import { ContrastiveError } from '../errors.js';
 import { closestNames } from '../hierarchy/closest.js';
+import { formatLabelPath, parseLabelPath } from '../hierarchy/labelPath.js';
 import type { LabelPath, LabelTree } from '../hierarchy/labelTree.js';
 
 /** A node of a {@link LabelTree}: its level and its id within that level. */
@@ -53,12 +54,12 @@ export function childLists(tree: LabelTree): number[][][] {
  * paths at that level (did-you-mean).
  */
 export function resolveNode(tree: LabelTree, path: LabelPath, where: string): TreeNodeRef {
-  const segments = (typeof path === 'string' ? path.split(tree.separator) : [...path]).map((s) =>
+  const segments = (typeof path === 'string' ? parseLabelPath(path, tree.separator) : [...path]).map((s) =>
     String(s).trim(),
   );
   if (segments.length === 0 || segments.length > tree.depth || segments.some((s) => s === '')) {
     throw new ContrastiveError(
-      `${where} must be a label path of 1 to ${tree.depth} levels like ${JSON.stringify(tree.path(Math.min(1, tree.depth - 1), 0).join(tree.separator))}, but got ${JSON.stringify(path)}.`,
+      `${where} must be a label path of 1 to ${tree.depth} levels like ${JSON.stringify(formatLabelPath(tree.path(Math.min(1, tree.depth - 1), 0), tree.separator))}, but got ${JSON.stringify(path)}.`,
     );
   }
   let parent = -1;
@@ -74,12 +75,12 @@ export function resolveNode(tree: LabelTree, path: LabelPath, where: string): Tr
     if (found < 0) {
       const candidates = names.map((_, id) => ({
         name: names[id],
-        path: tree.path(l, id).join(tree.separator),
+        path: formatLabelPath(tree.path(l, id), tree.separator),
       }));
       const close = closestNames(segments[l], candidates, 3).map((c) => JSON.stringify(c.path));
       const known = candidates.filter((_, id) => l === 0 || tree.parent(l, id) === parent).map((c) => c.name);
       throw new ContrastiveError(
-        `${where} must be a node of the label tree, but ${JSON.stringify(segments.slice(0, l + 1).join(tree.separator))} is not one (known ${l === 0 ? 'at the top' : `under ${JSON.stringify(segments.slice(0, l).join(tree.separator))}`}: ${known.join(', ')})${close.length ? `; did you mean ${close.join(' or ')}?` : '.'}`,
+        `${where} must be a node of the label tree, but ${JSON.stringify(formatLabelPath(segments.slice(0, l + 1), tree.separator))} is not one (known ${l === 0 ? 'at the top' : `under ${JSON.stringify(formatLabelPath(segments.slice(0, l), tree.separator))}`}: ${known.join(', ')})${close.length ? `; did you mean ${close.join(' or ')}?` : '.'}`,
       );
     }
     parent = found;

@@ -32,6 +32,8 @@ export interface TrainLoopIO {
   saveModel(model: ContrastiveModel): Promise<void>;
   /** Aborting it stops the run after the current step, with a checkpoint. */
   signal?: AbortSignal;
+  /** Aborting it leaves after the current step without a new checkpoint (the last one stays). */
+  abort?: AbortSignal;
   /** Stop (with a checkpoint, as on abort) once this many steps are done in total. */
   stopAfterSteps?: number;
   /** Called after each end-of-epoch checkpoint is written. */
@@ -49,6 +51,8 @@ export interface LoopResult {
   knnAccuracy?: number;
   /** True when the run stopped early (abort or `stopAfterSteps`) after writing a checkpoint. */
   interrupted: boolean;
+  /** True when it left on `abort`, without writing a new checkpoint (`interrupted` is true too). */
+  aborted?: boolean;
 }
 
 /**
@@ -159,6 +163,7 @@ export async function trainLoop(
             dataMs,
           });
           faultPoint('step');
+          if (io.abort?.aborted) return { ...result(true), aborted: true };
           if (stopRequested() && state.stepInEpoch < epoch.length) {
             finalLoss = state.epochLoss / state.epochSteps;
             await checkpoint();
@@ -168,6 +173,7 @@ export async function trainLoop(
       } finally {
         await reader.close();
       }
+      if (io.abort?.aborted) return { ...result(true), aborted: true };
       // end of epoch: next epoch's sampler state, a quick evaluation, a checkpoint
       const record: TrainingRecord = {
         kind: 'epoch',

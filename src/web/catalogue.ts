@@ -23,7 +23,7 @@ import { type ModelFiles, openWebEncoder, type WebEncoder } from './webModel.js'
 
 /** A node of the label tree, as a `<select>` lists them (depth-first, parents before children). */
 export interface TreeNodeOption {
-  /** Segments, coarsest first: pass `path.join(separator)` as `within`. */
+  /** Segments, coarsest first: pass `formatLabelPath(path, separator)` as `within` (names may hold the separator). */
   path: string[];
   level: number;
   levelName: string;

@@ -9,6 +9,7 @@
  */
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
+import { formatLabelPath } from '../hierarchy/labelPath.js';
 import type { SearchHit, SearchOptions } from '../search/embeddingIndex.js';
 import type { PathPrediction } from '../search/predictPath.js';
 import { type CatalogueAnswer, WebCatalogue } from './catalogue.js';
@@ -276,7 +277,7 @@ async function start(): Promise<PageApi> {
     within.append(
       el(
         'option',
-        { value: node.path.join(separator) },
+        { value: formatLabelPath(node.path, separator) },
         `${'\u2003'.repeat(node.level)}${node.path[node.path.length - 1]} (${node.count})`,
       ),
     );

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { ImageCache } from '../../src/data/imageCache.js';
 import { readImageFolder } from '../../src/data/imageFolder.js';
 import { ContrastiveError } from '../../src/errors.js';
+import { crc32 } from '../../src/io/checksum.js';
 
 describe('image cache', () => {
   let root: string;
@@ -122,5 +123,75 @@ describe('image cache', () => {
         e instanceof ContrastiveError && /ImageCache.open: cannot decode .*broken\.png/.test(e.message),
     );
     assert.deepEqual(await readdir(cacheDir), []);
+  });
+
+  it('an aborted signal stops a cache being built, leaving nothing behind', async () => {
+    const cacheDir = join(root, 'stopped-cache');
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(
+      ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3, signal: controller.signal }),
+      (e: unknown) => e instanceof ContrastiveError && /stopped while decoding the images/.test(e.message),
+    );
+    assert.deepEqual(await readdir(cacheDir), []);
+  });
+
+  it('crc32 is the standard CRC-32 (check value, and a bitwise reference on any range)', () => {
+    assert.equal(crc32(new TextEncoder().encode('123456789')), 0xcbf43926);
+    const bitwise = (b: Uint8Array) => {
+      let c = 0xffffffff;
+      for (const x of b) {
+        c ^= x;
+        for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      }
+      return (c ^ 0xffffffff) >>> 0;
+    };
+    for (let n = 0; n < 40; n++) {
+      const b = Uint8Array.from({ length: n * 7 + 3 }, (_, i) => (i * 97 + n) & 255);
+      assert.equal(crc32(b), bitwise(b));
+      assert.equal(crc32(b, 2, b.length - 1), bitwise(b.subarray(2, b.length - 1)));
+    }
+  });
+
+  it('checks every image against its CRC-32: damage found at open rebuilds, damage found on a read is an error', async () => {
+    const cacheDir = join(root, 'crc-cache');
+    const first = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3 });
+    const good = await readFile(first.path);
+    await first.close();
+    // flip one byte of image 7 on disk: the next open finds it and rebuilds the same bytes
+    const flip = async (at: number) => {
+      const handle = await open(first.path, 'r+');
+      const byte = new Uint8Array(1);
+      await handle.read(byte, 0, 1, at);
+      byte[0] ^= 0x5a;
+      await handle.write(byte, 0, 1, at);
+      await handle.close();
+    };
+    await flip(7 * 90 + 11);
+    const rebuilt = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3 });
+    assert.equal(rebuilt.reused, false);
+    assert.equal(rebuilt.damaged, 'image 7 does not match its checksum');
+    assert.deepEqual(await readFile(rebuilt.path), good);
+    // damage after opening: the read that meets it fails, naming the file and the image
+    await flip(12 * 90);
+    await rebuilt.readRows([1, 2], new Float32Array(180));
+    await assert.rejects(
+      rebuilt.readRows([3, 12], new Float32Array(180)),
+      (e: unknown) =>
+        e instanceof ContrastiveError &&
+        e.message.includes(`image cache ${rebuilt.path} is damaged: image 12 does not match`) &&
+        !e.message.includes('\n'),
+    );
+    await rebuilt.close();
+    // a header without checksums (an @1 cache) is never trusted
+    const header = JSON.parse(await readFile(rebuilt.path.replace(/\.u8$/, '.json'), 'utf8'));
+    delete header.crc32;
+    header.format = 'tfjs-contrastive/image-cache@1';
+    await writeFile(rebuilt.path.replace(/\.u8$/, '.json'), JSON.stringify(header));
+    const again = await ImageCache.open(files, { cacheDir, size: [5, 6], channels: 3 });
+    assert.equal(again.reused, false);
+    assert.equal(again.damaged, undefined);
+    assert.deepEqual(await readFile(again.path), good);
+    await again.close();
   });
 });

@@ -36,6 +36,7 @@ export const embedCommand: CommandSpec = {
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
+    const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
     const out = options.out as string | undefined;
     if (!out) throw new ContrastiveError('contrastive embed: --out is required (a .npy or .jsonl file).');
     if (!/\.(npy|jsonl)$/i.test(out)) {
@@ -63,7 +64,7 @@ export const embedCommand: CommandSpec = {
       values = embedded.embeddings;
       dim = embedded.dim;
       paths = embedded.items.map((it) =>
-        it.label == null ? null : typeof it.label === 'string' ? it.label : it.label.join('/'),
+        it.label == null ? null : typeof it.label === 'string' ? it.label : formatLabelPath(it.label),
       );
       ids = embedded.items.map((it) => String(it.id));
     } else {
@@ -88,7 +89,7 @@ export const embedCommand: CommandSpec = {
       }
       const depth = data.tree.depth;
       paths = Array.from({ length: split.size }, (_, i) =>
-        data.tree.path(depth - 1, split.labels[i * depth + depth - 1]).join('/'),
+        formatLabelPath(data.tree.path(depth - 1, split.labels[i * depth + depth - 1])),
       );
       values = embeddings.dataSync() as Float32Array;
       dim = embeddings.shape[1];

@@ -43,6 +43,12 @@ export const evalCommand: CommandSpec = {
       default: true,
       doc: 'also score the raw input and the untrained encoder (--no-baselines to skip)',
     },
+    {
+      name: 'json',
+      type: 'boolean',
+      default: false,
+      doc: 'print eval.json (without the strips) on stdout instead of tables, and no progress lines',
+    },
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
@@ -61,35 +67,87 @@ export const evalCommand: CommandSpec = {
       seed: o.seed as number,
       baselines: options.baselines as boolean,
       backend: o.backend as 'auto',
+      // progress on stderr, one line per stage (and per tenth of each embedding); none with --json
+      onProgress: options.json ? undefined : (message) => process.stderr.write(`eval: ${message}\n`),
     });
+    if (options.json) {
+      const { strips: _strips, ...rest } = result;
+      console.log(JSON.stringify(rest, null, 1));
+      return;
+    }
     const pct = (v: number | undefined) => (v === undefined ? '–' : (100 * v).toFixed(2));
-    const head = ['level', 'kNN acc', 'P@1', 'R@1', 'R@5', 'R@10', 'R-prec', 'mAP@R'];
-    const rows = result.retrieval.map((r) => [
-      result.levelNames?.[r.level] ?? String(r.level),
-      pct(result.knn.accuracyByLevel[r.level]),
-      pct(r.precisionAt1),
-      pct(r.recallAt[1]),
-      pct(r.recallAt[5]),
-      pct(r.recallAt[10]),
-      pct(r.rPrecision),
-      pct(r.mapAtR),
-    ]);
-    console.log(formatTable(head, rows));
+    const levelName = (l: number) => result.levelNames?.[l] ?? String(l);
+    const retrievalTable = (title: string, retrieval: typeof result.retrieval, withKnn: boolean) =>
+      `${title}\n${formatTable(
+        ['level', ...(withKnn ? ['kNN acc'] : []), 'P@1', 'R@1', 'R@5', 'R@10', 'R-prec', 'mAP@R'],
+        retrieval.map((r) => [
+          levelName(r.level),
+          ...(withKnn ? [pct(result.knn.accuracyByLevel[r.level])] : []),
+          pct(r.precisionAt1),
+          pct(r.recallAt[1]),
+          pct(r.recallAt[5]),
+          pct(r.recallAt[10]),
+          pct(r.rPrecision),
+          pct(r.mapAtR),
+        ]),
+      )}`;
+    console.log(
+      retrievalTable(
+        `kNN (test vs train) and retrieval of test queries within the test split (test vs test, leave-one-out), ${result.numTest} queries:`,
+        result.retrieval,
+        true,
+      ),
+    );
+    if (result.crossRetrieval)
+      console.log(
+        `\n${retrievalTable(
+          `retrieval of test queries among the ${result.numTrain} training items (test vs train, cross-split):`,
+          result.crossRetrieval,
+          false,
+        )}`,
+      );
     if (result.baselines?.length) {
       // what training bought: the same metrics for the raw input and the encoder before training
-      const levels = result.retrieval.map((r) => result.levelNames?.[r.level] ?? String(r.level));
-      const line = (name: string, knn: number[], map: number[]) => [name, ...knn.map(pct), ...map.map(pct)];
+      const levels = result.retrieval.map((r) => levelName(r.level));
+      const cross = result.crossRetrieval !== undefined;
+      const line = (name: string, knn: number[], map: number[], crossMap?: number[]) => [
+        name,
+        ...knn.map(pct),
+        ...map.map(pct),
+        ...(cross ? levels.map((_, l) => pct(crossMap?.[l])) : []),
+      ];
+      const rows = [
+        line(
+          'trained',
+          result.knn.accuracyByLevel,
+          result.retrieval.map((r) => r.mapAtR),
+          result.crossRetrieval?.map((r) => r.mapAtR),
+        ),
+      ];
+      for (const b of result.baselines) {
+        const sample = b.sampledRows
+          ? ` (sample: ${b.sampledRows.train} train / ${b.sampledRows.test} test rows)`
+          : '';
+        rows.push(line(`${b.name}${sample}`, b.knnAccuracyByLevel, b.mapAtR, b.crossMapAtR));
+        if (b.trainedOnSameRows)
+          rows.push(
+            line(
+              '  trained, on the same sample',
+              b.trainedOnSameRows.knnAccuracyByLevel,
+              b.trainedOnSameRows.mapAtR,
+              b.trainedOnSameRows.crossMapAtR,
+            ),
+          );
+      }
       console.log(
         `\n${formatTable(
-          ['embedding', ...levels.map((l) => `kNN ${l}`), ...levels.map((l) => `mAP@R ${l}`)],
           [
-            line(
-              'trained',
-              result.knn.accuracyByLevel,
-              result.retrieval.map((r) => r.mapAtR),
-            ),
-            ...result.baselines.map((b) => line(b.name, b.knnAccuracyByLevel, b.mapAtR)),
+            'embedding',
+            ...levels.map((l) => `kNN ${l}`),
+            ...levels.map((l) => `mAP@R ${l} (test vs test)`),
+            ...(cross ? levels.map((l) => `mAP@R ${l} (test vs train)`) : []),
           ],
+          rows,
         )}`,
       );
     }

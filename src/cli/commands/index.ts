@@ -40,11 +40,23 @@ export async function dataSource(command: string, options: Record<string, Option
   return source;
 }
 
-/** A progress line on a terminal (nothing when stderr is a file or a pipe). */
-export function progressLine(what: string): (done: number, total: number) => void {
+/**
+ * Progress on stderr: one line redrawn on a terminal; when stderr is a file or a pipe (a log, a
+ * CI job), a plain line at every tenth so a long run is never silent. `quiet` (--json) prints
+ * nothing.
+ */
+export function progressLine(what: string, quiet = false): (done: number, total: number) => void {
+  let shown = -1;
   return (done, total) => {
-    if (!process.stderr.isTTY) return;
-    process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
+    if (quiet) return;
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
+      return;
+    }
+    const tenth = Math.floor((10 * done) / Math.max(1, total));
+    if (tenth === shown) return;
+    shown = tenth;
+    process.stderr.write(`${what} ${done}/${total}\n`);
   };
 }
 
@@ -98,7 +110,7 @@ export const indexCommand: CommandSpec = {
       space: options.space as 'backbone' | 'head',
       approximate: options.approximate as boolean,
       thumbnails: options.thumbnails as boolean,
-      onProgress: progressLine('embedding'),
+      onProgress: progressLine('index: embedding', options.json === true),
     });
     try {
       await index.save(out);

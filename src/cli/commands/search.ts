@@ -70,6 +70,7 @@ export const searchCommand: CommandSpec = {
       .finally(() => catalogue.dispose());
     const queryLabel = result.queryLabel;
     const tree = index.tree;
+    const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
     const leafRow = (label: string[]) => tree.encode([label]);
     const lca = (label: string[] | null) =>
       queryLabel && label ? tree.lcaHeight(leafRow(queryLabel), leafRow(label)) : null;
@@ -77,10 +78,10 @@ export const searchCommand: CommandSpec = {
       rank: rank + 1,
       id: hit.id,
       score: hit.score,
-      label: hit.label ? hit.label.join(tree.separator) : null,
+      label: hit.label ? formatLabelPath(hit.label, tree.separator) : null,
       lcaHeight: lca(hit.label),
       group: result.groups
-        ? result.groups.find((g) => g.hits.includes(hit))!.node.join(tree.separator)
+        ? formatLabelPath(result.groups.find((g) => g.hits.includes(hit))!.node, tree.separator)
         : undefined,
       source: hit.source ?? null,
     }));
@@ -89,7 +90,7 @@ export const searchCommand: CommandSpec = {
         JSON.stringify({
           query:
             options.id !== undefined
-              ? { id: options.id, label: queryLabel?.join(tree.separator) ?? null }
+              ? { id: options.id, label: queryLabel ? formatLabelPath(queryLabel, tree.separator) : null }
               : options.image !== undefined
                 ? { image: options.image }
                 : { vector: true },
@@ -127,7 +128,7 @@ export const searchCommand: CommandSpec = {
     );
     const notes = [
       queryLabel
-        ? `query label: ${queryLabel.join(tree.separator)} (LCA height 0 = same class, ${tree.depth} = different ${tree.levelNames[0]})`
+        ? `query label: ${formatLabelPath(queryLabel, tree.separator)} (LCA height 0 = same class, ${tree.depth} = different ${tree.levelNames[0]})`
         : 'query label unknown: no LCA heights',
       result.approximate ? 'approximate (HNSW) search; --exact for exact' : 'exact search',
     ];

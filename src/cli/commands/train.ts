@@ -27,22 +27,51 @@ export const trainCommand = defineCommand({
     } else {
       config = await resolveTrainConfig(options, given);
     }
-    // Ctrl-C / SIGTERM: stop after this step with a checkpoint; a second Ctrl-C exits at once
+    // Ctrl-C / SIGTERM / SIGHUP (the terminal closed): stop after this step with a checkpoint; a
+    // second one leaves after the step in flight without a new checkpoint. The handler only
+    // counts — no output, no abort listeners, no process.exit (exiting while worker threads,
+    // sharp or a write are mid-call is what corrupted the heap) — and a timer turns the count
+    // into the two AbortSignals the library polls between steps.
     const progress = new ProgressReporter();
-    const controller = new AbortController();
+    const stop = new AbortController();
+    const abort = new AbortController();
+    let signals = 0;
+    let hangups = 0;
     const onSignal = () => {
-      if (controller.signal.aborted) process.exit(130);
-      progress.message('stopping: writing a checkpoint after this step (press Ctrl-C again to abort)');
-      controller.abort();
+      signals++;
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const onHangup = () => {
+      hangups++;
+      signals++;
+    };
+    let detached = false;
+    const watch = setInterval(() => {
+      if (hangups > 0 && !detached) {
+        // the terminal is gone: writing to it fails (EIO); the run still stops with a checkpoint
+        detached = true;
+        for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+      }
+      if (signals >= 1 && !stop.signal.aborted) {
+        progress.message(
+          'stopping: writing a checkpoint after this step (press Ctrl-C again to leave without it)',
+        );
+        stop.abort();
+      }
+      if (signals >= 2 && !abort.signal.aborted) {
+        progress.message('leaving after the step in flight, without a new checkpoint');
+        abort.abort();
+      }
+    }, 25);
+    const handled = ['SIGINT', 'SIGTERM'] as const;
+    for (const name of handled) process.on(name, onSignal);
+    process.on('SIGHUP', onHangup);
     try {
-      const result = await train(config, { progress, signal: controller.signal });
+      const result = await train(config, { progress, signal: stop.signal, abort: abort.signal });
       return result.interrupted ? 130 : 0;
     } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
+      clearInterval(watch);
+      for (const name of handled) process.removeListener(name, onSignal);
+      process.removeListener('SIGHUP', onHangup);
     }
   },
 });
