@@ -5,7 +5,8 @@ import { loadFashionMnist } from './fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from './featureTable.js';
 import { parseBackground } from './imageDecode.js';
 import { listImageFolder, readImageFolder } from './imageFolder.js';
-import { isImageManifest, readImageManifest, readManifest } from './manifest.js';
+import { readImageManifest, readManifest } from './manifest.js';
+import { type DataKindChoice, resolveDataSource } from './sources.js';
 import { holdOutClasses, takeRows, trainTestSplit } from './splits.js';
 
 /** Inputs and label rows of one split, row-major. */
@@ -44,6 +45,8 @@ export interface TrainingData {
 /** Options that decide the data of a run (a subset of the training config). */
 export interface TrainingDataOptions {
   data: string;
+  /** A CSV/JSONL `data`: an image manifest or a feature table, or `auto` (by content; see `resolveDataSource`). */
+  dataKind?: DataKindChoice;
   testData?: string;
   testFraction?: number;
   labelColumn?: string;
@@ -113,18 +116,22 @@ export async function loadTrainingData(options: TrainingDataOptions): Promise<Tr
 /** What `--data` names: Fashion-MNIST, an image folder, an image manifest or a feature table. */
 export type DataKind = 'fashion-mnist' | 'image-folder' | 'image-manifest' | 'table';
 
-/** Which kind of data `options.data` is (as {@link loadTrainingData} reads it); a missing path is an error. */
+/**
+ * Which kind of data `options.data` is, as {@link resolveDataSource} (the one parser of `--data`,
+ * shared with every use command) resolves it; a missing path, an ambiguous CSV/JSONL, a folder
+ * without class sub-folders and `fashion-mnist:<split>` (training reads both splits) are errors.
+ */
 export async function dataKind(options: TrainingDataOptions): Promise<DataKind> {
-  if (options.data === 'fashion-mnist') return 'fashion-mnist';
-  const info = await stat(options.data).catch(() => null);
-  if (!info)
+  const source = await resolveDataSource(options.data, { ...options, command: 'train' });
+  if (source.kind === 'images')
     throw new ContrastiveError(
-      `train: --data ${options.data}: no such file or folder (or use 'fashion-mnist').`,
+      `train: --data ${options.data} is ${source.files.length === 1 && source.files[0] === options.data ? 'one image' : 'a folder of images without class sub-folders'}; training needs labels: put each class in a sub-folder, or list the images in a manifest (image,label).`,
     );
-  if (info.isDirectory()) return 'image-folder';
-  if (options.imageColumn !== undefined || (await isImageManifest(options.data, options)))
-    return 'image-manifest';
-  return 'table';
+  if (source.kind === 'fashion-mnist' && options.data !== 'fashion-mnist')
+    throw new ContrastiveError(
+      `train: --data ${options.data}: training reads both Fashion-MNIST splits; pass fashion-mnist.`,
+    );
+  return source.kind;
 }
 
 async function loadDataset(options: TrainingDataOptions): Promise<TrainingData> {

@@ -82,6 +82,24 @@ export {
   type StreamMode,
 } from './runData.js';
 export {
+  openSourceRows,
+  type SourceBatch,
+  type SourceItem,
+  type SourceRows,
+  type SourceRowsOptions,
+} from './sourceRows.js';
+export {
+  DATA_SOURCE_OPTIONS,
+  type DataKindChoice,
+  type DataSource,
+  type DataSourceKind,
+  type DataSourceOptions,
+  type DataSourceSelection,
+  dataSourceOptions,
+  IMAGE_EXTENSIONS,
+  resolveDataSource,
+} from './sources.js';
+export {
   type HoldoutOptions,
   type HoldoutResult,
   holdOutClasses,

@@ -76,7 +76,7 @@ export const predictCommand: CommandSpec = {
       );
     const { useBackend } = await import('../../engine/backend.js');
     const { EmbeddingIndex } = await import('../../search/embeddingIndex.js');
-    const { embedInputs, parseInputSource } = await import('../../search/embedInputs.js');
+    const { embedInputs } = await import('../../search/embedInputs.js');
     const { calibrate, predictPath } = await import('../../search/predictPath.js');
     const { openIndexEncoder } = await import('../../search/runModel.js');
     const { Rng } = await import('../../random.js');
@@ -84,13 +84,18 @@ export const predictCommand: CommandSpec = {
     await useBackend(options.backend as 'auto');
     const index = await EmbeddingIndex.load(positionals[0]);
     const tree = index.tree;
-    const source = await dataSource('predict', options);
+    const { source, limit, cacheDir } = await dataSource('predict', options);
     const encoder = await openIndexEncoder(index, options.run as string | undefined);
     let calibration: import('../../search/predictPath.js').PathCalibration;
     let embedded: import('../../search/embedInputs.js').EmbeddedInputs;
     let calibratedOn: string;
     try {
-      embedded = await embedInputs(encoder, source, { onProgress: progressLine('embedding') });
+      embedded = await embedInputs(encoder, source, {
+        limit,
+        cacheDir,
+        onDecodeProgress: progressLine('decoding'),
+        onProgress: progressLine('embedding'),
+      });
       const settings = {
         k: options.k as number,
         targetPrecision: options.targetPrecision as number,
@@ -114,11 +119,9 @@ export const predictCommand: CommandSpec = {
         process.stderr.write(`WARNING: ${message}; the guarantee does not hold for them.\n`);
       };
       if (options.calibrateOn !== undefined) {
-        const calibrationSource = await parseInputSource(options.calibrateOn as string, {
-          split: options.split as 'train' | 'test',
-          dataDir: options.dataDir as string | undefined,
-        });
-        const labelled = await embedInputs(encoder, calibrationSource);
+        const { dataSourceOptions } = await import('../../data/sources.js');
+        const calibrationSource = await dataSourceOptions('contrastive predict', options, 'calibrateOn');
+        const labelled = await embedInputs(encoder, calibrationSource.source, { cacheDir });
         const rows = labelled.items.flatMap((it, i) => (it.label ? [i] : []));
         overlapWith(
           new Set(
