@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { ContrastiveError } from '../errors.js';
@@ -145,6 +146,14 @@ async function cachedRows(fn: string, items: SourceItem[], options: SourceRowsOp
   if (!image)
     throw new ContrastiveError(`${fn}: the model takes feature vectors, not images; pass a feature table.`);
   const [h, w, c] = image;
+  try {
+    await mkdir(options.cacheDir, { recursive: true });
+    await access(options.cacheDir, constants.W_OK);
+  } catch (error) {
+    throw new ContrastiveError(
+      `${fn}: cannot write the image cache in ${options.cacheDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); pass a writable folder as cacheDir (the CLI's --cache-dir).`,
+    );
+  }
   const cache = await ImageCache.open(
     items.map((it) => it.source),
     {
