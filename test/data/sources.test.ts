@@ -5,17 +5,17 @@
  * says; an ambiguous file is a one-line error saying how to choose.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import sharp from 'sharp';
 import { dataKind, listTrainingImages, loadTrainingData } from '../../src/data/dataset.js';
 import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { writeNpy } from '../../src/data/npy.js';
 import { openSourceRows } from '../../src/data/sourceRows.js';
 import { type DataSource, dataSourceOptions, resolveDataSource } from '../../src/data/sources.js';
 import { ContrastiveError } from '../../src/errors.js';
+import { writeFashionPngs } from '../helpers/images.js';
 
 /** A one-line ContrastiveError whose message matches `pattern`. */
 const oneLine = (pattern: RegExp) => (e: unknown) =>
@@ -27,20 +27,13 @@ describe('data sources: one parser of --data for training and the use side', () 
   const rows: [string, string][] = [];
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sources-'));
-    const fm = await loadFashionMnist({ split: 'test', dataDir: EMBEDDED_FASHION_MNIST_DIR, limit: 40 });
-    await mkdir(join(dir, 'photos'), { recursive: true });
-    for (let i = 0; i < 40; i++) {
-      const raw = Buffer.from(
-        Array.from(fm.images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)),
-      );
-      const file = `photos/${String(i).padStart(2, '0')}.png`;
-      await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
-        .png()
-        .toFile(join(dir, file));
-      // group/family/class, a few cut short to the family (training pads them by repeating the leaf)
-      const path = fm.tree.path(2, fm.classIds[i]);
+    const { files, labels } = await writeFashionPngs(dir, 'photos', 40);
+    files.forEach((file, i) => {
+      // group/family/class ("/" inside a name made "-"), a few cut short to the family (training
+      // pads them by repeating the leaf)
+      const path = labels[i].map((p) => p.replace('/', '-'));
       rows.push([file, (i % 9 === 4 ? path.slice(0, 2) : path).join('/')]);
-    }
+    });
     await writeFile(join(dir, 'items.csv'), `image,label\n${rows.map(([f, l]) => `${f},${l}`).join('\n')}\n`);
     await writeFile(
       join(dir, 'items.jsonl'),
@@ -49,9 +42,9 @@ describe('data sources: one parser of --data for training and the use side', () 
     await writeFile(join(dir, 'table.csv'), 'label,f0,f1\nA/x,1,2\nB/y,3,4\n');
     await writeFile(join(dir, 'table.jsonl'), '{"label":"A/x","features":[1,2]}\n');
     await writeFile(join(dir, 'both.csv'), 'label,image,f1\nA/x,0.5,0.25\n');
-    await writeFile(join(dir, 'with-id.csv'), 'id,image,label,width\n7,photos/00.png,A/x,28\n');
-    await writeFile(join(dir, 'both.jsonl'), '{"image":"photos/00.png","label":"A/x","features":[1,2]}\n');
-    await writeFile(join(dir, 'renamed.csv'), 'file,label\nphotos/00.png,A/x\n');
+    await writeFile(join(dir, 'with-id.csv'), 'id,image,label,width\n7,photos/0.png,A/x,28\n');
+    await writeFile(join(dir, 'both.jsonl'), '{"image":"photos/0.png","label":"A/x","features":[1,2]}\n');
+    await writeFile(join(dir, 'renamed.csv'), 'file,label\nphotos/0.png,A/x\n');
     await writeNpy(join(dir, 'pixels.npy'), { shape: [2, 2], data: Float32Array.of(1, 2, 3, 4) });
   });
   after(async () => {
@@ -73,9 +66,9 @@ describe('data sources: one parser of --data for training and the use side', () 
     const flat = await resolveDataSource(at('photos'));
     assert.equal(flat.kind, 'images');
     assert.equal((flat as Extract<DataSource, { kind: 'images' }>).files.length, 40);
-    assert.deepEqual(await resolveDataSource(at('photos/00.png')), {
+    assert.deepEqual(await resolveDataSource(at('photos/0.png')), {
       kind: 'images',
-      files: [at('photos/00.png')],
+      files: [at('photos/0.png')],
     });
     assert.deepEqual(await resolveDataSource(at('pixels.npy')), {
       kind: 'table',

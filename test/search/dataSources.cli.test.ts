@@ -5,15 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import sharp from 'sharp';
 import { listTrainingImages } from '../../src/data/dataset.js';
-import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { train } from '../../src/run/train.js';
 import { EmbeddingIndex } from '../../src/search/index.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
+import { writeFashionPngs } from '../helpers/images.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
 describe('one --data for train and index / embed (the real CLI)', () => {
@@ -30,18 +29,11 @@ describe('one --data for train and index / embed (the real CLI)', () => {
       progress: quietProgress(),
     });
     // a manifest in the run's own tree (Fashion-MNIST's: names with a "/" as level columns)
-    const fm = await loadFashionMnist({ split: 'test', dataDir: EMBEDDED_FASHION_MNIST_DIR, limit: 24 });
-    await mkdir(join(dir, 'img'), { recursive: true });
-    const lines = ['image,group,family,class,width'];
-    for (let i = 0; i < 24; i++) {
-      const raw = Buffer.from(
-        Array.from(fm.images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)),
-      );
-      await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
-        .png()
-        .toFile(join(dir, 'img', `${i}.png`));
-      lines.push(`img/${i}.png,${fm.tree.path(2, fm.classIds[i]).join(',')},28`);
-    }
+    const { files, labels } = await writeFashionPngs(dir, 'img', 24);
+    const lines = [
+      'image,group,family,class,width',
+      ...files.map((f, i) => `${f},${labels[i].join(',')},28`),
+    ];
     manifest = join(dir, 'items.csv');
     await writeFile(manifest, `${lines.join('\n')}\n`);
   });

@@ -15,6 +15,7 @@ import { train } from '../../src/run/train.js';
 import { loadTrainedRun } from '../../src/run/trainedRun.js';
 import { EmbeddingIndex, embedInputs, openIndexEncoder, openRunEncoder } from '../../src/search/index.js';
 import { expectClose } from '../helpers/backends.js';
+import { writeFashionPngs } from '../helpers/images.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
 describe('embedInputs', () => {
@@ -123,24 +124,12 @@ describe('embedInputs', () => {
   });
 
   it('a manifest streamed from the image cache embeds exactly as its pixels in memory, with the items and labels training reads', async () => {
-    const test = await loadFashionMnist({ split: 'test', dataDir: EMBEDDED_FASHION_MNIST_DIR, limit: 30 });
     const root = join(dir, 'manifest');
-    await mkdir(join(root, 'img'), { recursive: true });
-    const lines = ['image,label'];
-    for (let i = 0; i < 30; i++) {
-      const raw = Buffer.from(
-        Array.from(test.images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)),
-      );
-      await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
-        .png()
-        .toFile(join(root, 'img', `${i}.png`));
-      lines.push(
-        `img/${i}.png,${test.tree
-          .path(2, test.classIds[i])
-          .map((p) => p.replace('/', '-'))
-          .join('/')}`,
-      );
-    }
+    const { files, labels } = await writeFashionPngs(root, 'img', 30);
+    const lines = [
+      'image,label',
+      ...files.map((f, i) => `${f},${labels[i].map((p) => p.replace('/', '-')).join('/')}`),
+    ];
     const manifest = join(root, 'items.csv');
     await writeFile(manifest, `${lines.join('\n')}\n`);
     const cacheDir = join(root, 'cache');
