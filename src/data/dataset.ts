@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
 import { loadFashionMnist } from './fashionMnist.js';
@@ -230,6 +229,24 @@ export function imageShape(options: TrainingDataOptions): {
   return { size, channels, background: parseBackground(options.background ?? 'white') };
 }
 
+/**
+ * Whether `path` (`--data`, or `--test-data`: the same kind) is an image folder or a manifest, as
+ * {@link resolveDataSource} resolves it when it is known to hold images (a file is a manifest);
+ * anything else is an error.
+ */
+async function imageSourceKind(
+  path: string,
+  options: TrainingDataOptions,
+): Promise<'image-folder' | 'image-manifest'> {
+  const flag = path === options.data ? 'data' : 'testData';
+  const source = await resolveDataSource(path, { ...options, command: 'train', flag, dataKind: 'manifest' });
+  if (source.kind !== 'image-folder' && source.kind !== 'image-manifest')
+    throw new ContrastiveError(
+      `train: --${flag === 'data' ? 'data' : 'test-data'} ${path} must be an image folder or manifest like --data, but is ${source.kind === 'images' ? 'images without labels' : `a ${source.kind}`}.`,
+    );
+  return source.kind;
+}
+
 /** Reads an image folder or a manifest as a table of pixels (the `--test-data` may be either). */
 async function readImages(path: string, options: TrainingDataOptions): Promise<FeatureTable> {
   const { size, channels, background } = imageShape(options);
@@ -240,9 +257,7 @@ async function readImages(path: string, options: TrainingDataOptions): Promise<F
     minSourceSize: options.minImageSize,
     skipUnreadable: options.skipUnreadable,
   };
-  const info = await stat(path).catch(() => null);
-  if (!info) throw new ContrastiveError(`train: ${path}: no such file or folder.`);
-  if (info.isDirectory()) {
+  if ((await imageSourceKind(path, options)) === 'image-folder') {
     const folder = await readImageFolder(path, { ...decode, pad: 'keep' });
     return {
       features: folder.images,
@@ -469,9 +484,7 @@ export interface ImageListing {
 export async function listTrainingImages(options: TrainingDataOptions): Promise<ImageListing> {
   const { size, channels } = imageShape(options);
   const list = async (path: string) => {
-    const info = await stat(path).catch(() => null);
-    if (!info) throw new ContrastiveError(`train: ${path}: no such file or folder.`);
-    if (info.isDirectory())
+    if ((await imageSourceKind(path, options)) === 'image-folder')
       return { ...(await listImageFolder(path, { pad: 'keep' })), warnings: [] as string[] };
     return readManifest(path, {
       imageColumn: options.imageColumn,
@@ -482,8 +495,7 @@ export async function listTrainingImages(options: TrainingDataOptions): Promise<
   };
   const data = await list(options.data);
   const test = options.testData ? await list(options.testData) : null;
-  const info = await stat(options.data);
-  const source = `${info.isDirectory() ? 'image folder' : 'image manifest'} ${options.data}`;
+  const source = `${(await imageSourceKind(options.data, options)) === 'image-folder' ? 'image folder' : 'image manifest'} ${options.data}`;
   const plan = planSplit(
     data.paths,
     test?.paths ?? null,

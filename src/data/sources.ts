@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { ContrastiveError } from '../errors.js';
-import type { OptionSpec, OptionValue } from '../options.js';
+import { kebab, type OptionSpec, type OptionValue } from '../options.js';
 import { csvFields, type FeatureTableOptions, lines, tableExtension } from './featureTable.js';
 import type { ManifestOptions } from './manifest.js';
 
@@ -55,8 +55,10 @@ export interface DataSourceOptions {
   delimiter?: string;
   /** `.npy` tables: the labels file. Default `<data>.labels.txt`. */
   labelsPath?: string;
-  /** Who asks, for messages (`train`, `contrastive index`, ...). Default `--data`. */
+  /** Who asks, for messages (`train`, `contrastive index`, ...). Default `contrastive`. */
   command?: string;
+  /** The option that named `data`, for messages (`testData`, `calibrateOn`). Default `data`. */
+  flag?: string;
 }
 
 const DEFAULT_IMAGE_COLUMN = 'image';
@@ -74,7 +76,7 @@ const DEFAULT_IMAGE_COLUMN = 'image';
  */
 export async function resolveDataSource(data: string, options: DataSourceOptions = {}): Promise<DataSource> {
   const who = options.command ?? 'contrastive';
-  const where = `${who}: --data ${data}`;
+  const where = `${who}: --${kebab(options.flag ?? 'data')} ${data}`;
   const fmnist = /^fashion-mnist(?::(train|test))?$/.exec(data);
   if (fmnist)
     return {
@@ -290,6 +292,7 @@ export async function dataSourceOptions(
   const list = values.levelColumns;
   const source = await resolveDataSource(text, {
     command,
+    flag,
     dataKind: (str('dataKind') ?? 'auto') as DataKindChoice,
     split: str('split') as 'train' | 'test' | undefined,
     dataDir: str('dataDir'),
