@@ -8,7 +8,7 @@ import { fashionMnistFiles, fashionMnistTree, locateFashionMnist } from './fashi
 import { readFeatureTable } from './featureTable.js';
 import { readIdx } from './idx.js';
 import { ImageCache } from './imageCache.js';
-import type { ImageFit } from './imageDecode.js';
+import { decodeAll, type ImageFit, resolveDecodeOptions } from './imageDecode.js';
 import { listImageFolder } from './imageFolder.js';
 import { readManifest } from './manifest.js';
 import type { DataSource } from './sources.js';
@@ -140,12 +140,56 @@ export async function openSourceRows(source: DataSource, options: SourceRowsOpti
   }
 }
 
-/** Image files decoded once into the image cache and read from it in batches (double-buffered). */
+/**
+ * Sources of at most this many images are decoded straight into memory (one batch's worth)
+ * instead of through the cache: a query or a handful of new items writes no cache file.
+ */
+export const IN_MEMORY_IMAGES = 256;
+
+/**
+ * Image files decoded once into the image cache and read from it in batches (double-buffered);
+ * at most {@link IN_MEMORY_IMAGES} are decoded into memory, to the same values.
+ */
 async function cachedRows(fn: string, items: SourceItem[], options: SourceRowsOptions): Promise<SourceRows> {
   const image = options.image;
   if (!image)
     throw new ContrastiveError(`${fn}: the model takes feature vectors, not images; pass a feature table.`);
   const [h, w, c] = image;
+  const files = items.map((it) => it.source);
+  const decode = {
+    size: [h, w] as const,
+    channels: c === 3 ? (3 as const) : (1 as const),
+    background: options.decode?.background ?? null,
+    fit: options.decode?.fit,
+  };
+  const rows = { count: items.length, shape: [h, w, c], images: true, items };
+  if (items.length <= IN_MEMORY_IMAGES) {
+    const size = h * w * c;
+    const inputs = new Float32Array(items.length * size);
+    const resolved = resolveDecodeOptions(fn, decode);
+    await decodeAll(
+      files,
+      resolved,
+      (i, pixels) => {
+        // the cache's conversion (ImageCache.readRows), so both paths give the same floats
+        const scale = 1 / 255;
+        for (let k = 0; k < size; k++) inputs[i * size + k] = pixels[k] * scale;
+      },
+      (i, reason) => {
+        throw new ContrastiveError(`${fn}: cannot decode ${files[i]}: ${reason}.`);
+      },
+    );
+    return {
+      ...rows,
+      async *batches(batchSize) {
+        for (let start = 0; start < items.length; start += batchSize) {
+          const end = Math.min(items.length, start + batchSize);
+          yield { start, rows: end - start, inputs: inputs.subarray(start * size, end * size) };
+        }
+      },
+      close: async () => undefined,
+    };
+  }
   try {
     await mkdir(options.cacheDir, { recursive: true });
     await access(options.cacheDir, constants.W_OK);
@@ -154,22 +198,13 @@ async function cachedRows(fn: string, items: SourceItem[], options: SourceRowsOp
       `${fn}: cannot write the image cache in ${options.cacheDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); pass a writable folder as cacheDir (the CLI's --cache-dir).`,
     );
   }
-  const cache = await ImageCache.open(
-    items.map((it) => it.source),
-    {
-      cacheDir: options.cacheDir,
-      size: [h, w],
-      channels: c === 3 ? 3 : 1,
-      background: options.decode?.background ?? null,
-      fit: options.decode?.fit,
-      onProgress: options.onDecodeProgress,
-    },
-  );
+  const cache = await ImageCache.open(files, {
+    ...decode,
+    cacheDir: options.cacheDir,
+    onProgress: options.onDecodeProgress,
+  });
   return {
-    count: items.length,
-    shape: [h, w, c],
-    images: true,
-    items,
+    ...rows,
     async *batches(batchSize) {
       const list: Int32Array[] = [];
       for (let start = 0; start < items.length; start += batchSize)

@@ -5,14 +5,14 @@
  * says; an ambiguous file is a one-line error saying how to choose.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dataKind, listTrainingImages, loadTrainingData } from '../../src/data/dataset.js';
 import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { writeNpy } from '../../src/data/npy.js';
-import { openSourceRows } from '../../src/data/sourceRows.js';
+import { IN_MEMORY_IMAGES, openSourceRows } from '../../src/data/sourceRows.js';
 import { type DataSource, dataSourceOptions, resolveDataSource } from '../../src/data/sources.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { writeFashionPngs } from '../helpers/images.js';
@@ -21,13 +21,16 @@ import { writeFashionPngs } from '../helpers/images.js';
 const oneLine = (pattern: RegExp) => (e: unknown) =>
   e instanceof ContrastiveError && !e.message.includes('\n') && pattern.test(e.message);
 
+/** More images than `IN_MEMORY_IMAGES`, so the use side reads them through the image cache. */
+const COUNT = IN_MEMORY_IMAGES + 20;
+
 describe('data sources: one parser of --data for training and the use side', () => {
   let dir: string;
   /** Relative image path and label path of each manifest row. */
   const rows: [string, string][] = [];
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sources-'));
-    const { files, labels } = await writeFashionPngs(dir, 'photos', 40);
+    const { files, labels } = await writeFashionPngs(dir, 'photos', COUNT);
     files.forEach((file, i) => {
       // group/family/class ("/" inside a name made "-"), a few cut short to the family (training
       // pads them by repeating the leaf)
@@ -65,7 +68,7 @@ describe('data sources: one parser of --data for training and the use side', () 
     assert.equal((await resolveDataSource(dir)).kind, 'image-folder');
     const flat = await resolveDataSource(at('photos'));
     assert.equal(flat.kind, 'images');
-    assert.equal((flat as Extract<DataSource, { kind: 'images' }>).files.length, 40);
+    assert.equal((flat as Extract<DataSource, { kind: 'images' }>).files.length, COUNT);
     assert.deepEqual(await resolveDataSource(at('photos/0.png')), {
       kind: 'images',
       files: [at('photos/0.png')],
@@ -138,11 +141,11 @@ describe('data sources: one parser of --data for training and the use side', () 
       split.files.forEach((file, i) => {
         trained.set(file, listing.tree.path(depth - 1, split.labels[i * depth + depth - 1]));
       });
-    assert.equal(trained.size, 40);
+    assert.equal(trained.size, COUNT);
     const { source } = await dataSourceOptions('contrastive index', { data: manifest });
     const reader = await openSourceRows(source, { image: [28, 28, 1], cacheDir: join(dir, 'cache') });
     try {
-      assert.equal(reader.count, 40);
+      assert.equal(reader.count, COUNT);
       assert.deepEqual(
         reader.items.map((it) => it.id),
         rows.map(([f]) => f),
@@ -150,13 +153,18 @@ describe('data sources: one parser of --data for training and the use side', () 
       for (const item of reader.items) assert.deepEqual(item.label, trained.get(item.source), item.id);
       // the pixels: row for row those loadTrainingData decodes (a separate test split keeps the order)
       const memory = await loadTrainingData({ data: manifest, testData: manifest });
-      const streamed = new Float32Array(40 * 784);
-      for await (const batch of reader.batches(16)) streamed.set(batch.inputs, batch.start * 784);
+      const streamed = new Float32Array(COUNT * 784);
+      for await (const batch of reader.batches(64)) streamed.set(batch.inputs, batch.start * 784);
       assert.deepEqual(streamed, memory.test.inputs);
+      assert.ok(
+        (await readdir(join(dir, 'cache'))).some((f) => f.endsWith('.u8')),
+        'read through the cache',
+      );
     } finally {
       await reader.close();
     }
-    // the JSONL form of the manifest reads the same
+    // the JSONL form of the manifest reads the same; five images are decoded in memory, to the same floats
+    const memory = await loadTrainingData({ data: manifest, testData: manifest });
     const jsonl = await openSourceRows(await resolveDataSource(join(dir, 'items.jsonl')), {
       image: [28, 28, 1],
       cacheDir: join(dir, 'cache'),
@@ -166,6 +174,8 @@ describe('data sources: one parser of --data for training and the use side', () 
       jsonl.items.map((it) => [it.id, it.label]),
       rows.slice(0, 5).map(([f]) => [f, trained.get(join(dir, f))]),
     );
+    for await (const batch of jsonl.batches(64))
+      assert.deepEqual(batch.inputs, memory.test.inputs.subarray(0, 5 * 784));
     await jsonl.close();
   });
 

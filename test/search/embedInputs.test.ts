@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { listTrainingImages, loadTrainingData } from '../../src/data/dataset.js';
 import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { writeNpy } from '../../src/data/npy.js';
+import { IN_MEMORY_IMAGES } from '../../src/data/sourceRows.js';
 import { resolveDataSource } from '../../src/data/sources.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { embedDataSplit } from '../../src/eval/embed.js';
@@ -125,7 +126,8 @@ describe('embedInputs', () => {
 
   it('a manifest streamed from the image cache embeds exactly as its pixels in memory, with the items and labels training reads', async () => {
     const root = join(dir, 'manifest');
-    const { files, labels } = await writeFashionPngs(root, 'img', 30);
+    const count = IN_MEMORY_IMAGES + 20; // more than a query's worth: read through the image cache
+    const { files, labels } = await writeFashionPngs(root, 'img', count);
     const lines = [
       'image,label',
       ...files.map((f, i) => `${f},${labels[i].map((p) => p.replace('/', '-')).join('/')}`),
@@ -146,7 +148,7 @@ describe('embedInputs', () => {
     });
     const memory = await loadTrainingData({ data: manifest, testData: manifest });
     const encoder = await openRunEncoder(runDir);
-    const inputs = tf.tensor(memory.test.inputs, [30, ...encoder.inputShape]);
+    const inputs = tf.tensor(memory.test.inputs, [count, ...encoder.inputShape]);
     const inMemory = encoder.embed(inputs);
     expectClose(streamed.embeddings, inMemory.dataSync(), { rtol: 1e-6, atol: 1e-6 }, 'embedding');
     tf.dispose([inputs, inMemory]);
