@@ -82,6 +82,7 @@ export {
   type StreamMode,
 } from './runData.js';
 export {
+  IN_MEMORY_IMAGES,
   openSourceRows,
   type SourceBatch,
   type SourceItem,
