@@ -91,3 +91,27 @@ it('the CLI never imports tfjs (it calls the library, which owns the backend)', 
     'CLI files that import @tensorflow/* directly',
   );
 });
+
+it('only src/data reads --data: src/search and src/serve take a DataSource and never parse or read one', () => {
+  const src = resolve(REPO_ROOT, 'src');
+  // the readers behind --data, and the parser itself: src/data's, called by training and the CLI
+  const readers = ['dataset', 'featureTable', 'manifest', 'imageFolder', 'fashionMnist', 'idx', 'npy'];
+  const violations: string[] = [];
+  for (const folder of ['search', 'serve']) {
+    for (const file of sources(join(src, folder))) {
+      const name = relative(src, file);
+      const text = readFileSync(file, 'utf8');
+      for (const match of text.matchAll(/(?:from|import\()\s*'(\.[^']+)'/g)) {
+        const target = relative(src, resolve(dirname(file), match[1])).replace(/\.js$/, '');
+        if (readers.some((r) => target === `data/${r}`)) violations.push(`${name} imports ${match[1]}`);
+      }
+      for (const call of ['resolveDataSource(', 'dataSourceOptions(', 'parseInputSource'])
+        if (text.includes(call)) violations.push(`${name} calls ${call}`);
+      if (/import \{[^}]*\b(readdir|stat)\b[^}]*\} from 'node:fs/.test(text))
+        violations.push(
+          `${name} lists or stats files (what --data names is resolved in src/data/sources.ts)`,
+        );
+    }
+  }
+  assert.deepEqual(violations, [], `--data read outside src/data:\n${violations.join('\n')}`);
+});

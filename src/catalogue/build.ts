@@ -11,7 +11,14 @@ export interface BuildIndexOptions {
   approximate?: boolean;
   /** Store a small PNG of every image. Default false. */
   thumbnails?: boolean;
+  /** The first `limit` items only. */
+  limit?: number;
+  /** Where image files are decoded once and streamed from (default: the run's `cache/`). */
+  cacheDir?: string;
+  /** Called after every embedded batch. */
   onProgress?: (done: number, total: number) => void;
+  /** Called while the image cache is built (images decoded, total). */
+  onDecodeProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -35,7 +42,10 @@ export async function buildIndex(
   const encoder = await openRunEncoder(run, options.space ?? 'backbone');
   try {
     const embedded = await embedInputs(encoder, source, {
+      limit: options.limit,
+      cacheDir: options.cacheDir,
       onProgress: options.onProgress,
+      onDecodeProgress: options.onDecodeProgress,
       thumbnails: options.thumbnails ?? false,
     });
     const { tree, unseen } = catalogueTree(

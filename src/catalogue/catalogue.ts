@@ -6,7 +6,12 @@ import {
   type SearchQuery,
   type SearchResult,
 } from '../search/embeddingIndex.js';
-import { type EmbeddedInputs, embedInputs, type InputSource } from '../search/embedInputs.js';
+import {
+  type EmbeddedInputs,
+  type EmbedInputsOptions,
+  embedInputs,
+  type InputSource,
+} from '../search/embedInputs.js';
 import {
   type CalibrateOptions,
   calibrate,
@@ -68,7 +73,12 @@ export interface PredictDataOptions
   minConfidence?: number;
   /** Predict items that are also calibration items with a warning instead of refusing. */
   allowOverlap?: boolean;
+  /** The first `limit` items of the data only. */
+  limit?: number;
+  /** Where image files are decoded once and streamed from (default: the run's `cache/`). */
+  cacheDir?: string;
   onProgress?: (done: number, total: number) => void;
+  onDecodeProgress?: (done: number, total: number) => void;
   onWarning?: (message: string) => void;
 }
 
@@ -266,12 +276,12 @@ export class Catalogue {
     });
   }
 
-  /** Embeds data with the index's model (see `embedInputs`). */
+  /** Embeds data with the index's model (see `embedInputs`: image files stream from the image cache). */
   async embed(
     source: InputSource,
-    onProgress?: (done: number, total: number) => void,
+    options: Pick<EmbedInputsOptions, 'limit' | 'cacheDir' | 'onProgress' | 'onDecodeProgress'> = {},
   ): Promise<EmbeddedInputs> {
-    return embedInputs(await this.encoder(), source, { onProgress });
+    return embedInputs(await this.encoder(), source, options);
   }
 
   /**
@@ -281,7 +291,12 @@ export class Catalogue {
    */
   async predictData(source: InputSource, options: PredictDataOptions = {}): Promise<DataPrediction> {
     const fn = 'Catalogue.predictData';
-    const embedded = await this.embed(source, options.onProgress);
+    const embedded = await this.embed(source, {
+      limit: options.limit,
+      cacheDir: options.cacheDir,
+      onProgress: options.onProgress,
+      onDecodeProgress: options.onDecodeProgress,
+    });
     const settings = {
       k: options.k ?? 200,
       targetPrecision: options.targetPrecision,
@@ -305,7 +320,7 @@ export class Catalogue {
     let calibrated: CatalogueCalibration | null;
     const on = options.calibrateOn;
     if (on) {
-      const labelled = await this.embed(on.source);
+      const labelled = await this.embed(on.source, { cacheDir: options.cacheDir });
       const rows = labelled.items.flatMap((it, i) => (it.label ? [i] : []));
       const rowOf = (i: number) => labelled.embeddings.subarray(i * labelled.dim, (i + 1) * labelled.dim);
       overlapWith(

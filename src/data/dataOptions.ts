@@ -9,6 +9,13 @@ import type { ChannelStats, ColorAugmentOptions } from './colorAugment.js';
  */
 export const DATA_OPTIONS = [
   {
+    name: 'dataKind',
+    type: 'string',
+    choices: ['auto', 'manifest', 'table'],
+    default: 'auto',
+    doc: 'a .csv/.jsonl --data: an image manifest or a feature table (auto: an image column makes a manifest, none a table; a file that reads either way is an error); see docs/data-sources.md',
+  },
+  {
     name: 'imageSize',
     type: 'integer',
     default: 28,

@@ -1,11 +1,11 @@
-import { stat } from 'node:fs/promises';
 import { ContrastiveError } from '../errors.js';
 import { LabelTree } from '../hierarchy/labelTree.js';
 import { loadFashionMnist } from './fashionMnist.js';
 import { type FeatureTable, readFeatureTable } from './featureTable.js';
 import { parseBackground } from './imageDecode.js';
 import { listImageFolder, readImageFolder } from './imageFolder.js';
-import { isImageManifest, readImageManifest, readManifest } from './manifest.js';
+import { readImageManifest, readManifest } from './manifest.js';
+import { type DataKindChoice, resolveDataSource } from './sources.js';
 import { holdOutClasses, takeRows, trainTestSplit } from './splits.js';
 
 /** Inputs and label rows of one split, row-major. */
@@ -44,6 +44,8 @@ export interface TrainingData {
 /** Options that decide the data of a run (a subset of the training config). */
 export interface TrainingDataOptions {
   data: string;
+  /** A CSV/JSONL `data`: an image manifest or a feature table, or `auto` (by content; see `resolveDataSource`). */
+  dataKind?: DataKindChoice;
   testData?: string;
   testFraction?: number;
   labelColumn?: string;
@@ -113,18 +115,22 @@ export async function loadTrainingData(options: TrainingDataOptions): Promise<Tr
 /** What `--data` names: Fashion-MNIST, an image folder, an image manifest or a feature table. */
 export type DataKind = 'fashion-mnist' | 'image-folder' | 'image-manifest' | 'table';
 
-/** Which kind of data `options.data` is (as {@link loadTrainingData} reads it); a missing path is an error. */
+/**
+ * Which kind of data `options.data` is, as {@link resolveDataSource} (the one parser of `--data`,
+ * shared with every use command) resolves it; a missing path, an ambiguous CSV/JSONL, a folder
+ * without class sub-folders and `fashion-mnist:<split>` (training reads both splits) are errors.
+ */
 export async function dataKind(options: TrainingDataOptions): Promise<DataKind> {
-  if (options.data === 'fashion-mnist') return 'fashion-mnist';
-  const info = await stat(options.data).catch(() => null);
-  if (!info)
+  const source = await resolveDataSource(options.data, { ...options, command: 'train' });
+  if (source.kind === 'images')
     throw new ContrastiveError(
-      `train: --data ${options.data}: no such file or folder (or use 'fashion-mnist').`,
+      `train: --data ${options.data} is ${source.files.length === 1 && source.files[0] === options.data ? 'one image' : 'a folder of images without class sub-folders'}; training needs labels: put each class in a sub-folder, or list the images in a manifest (image,label).`,
     );
-  if (info.isDirectory()) return 'image-folder';
-  if (options.imageColumn !== undefined || (await isImageManifest(options.data, options)))
-    return 'image-manifest';
-  return 'table';
+  if (source.kind === 'fashion-mnist' && options.data !== 'fashion-mnist')
+    throw new ContrastiveError(
+      `train: --data ${options.data}: training reads both Fashion-MNIST splits; pass fashion-mnist.`,
+    );
+  return source.kind;
 }
 
 async function loadDataset(options: TrainingDataOptions): Promise<TrainingData> {
@@ -223,6 +229,24 @@ export function imageShape(options: TrainingDataOptions): {
   return { size, channels, background: parseBackground(options.background ?? 'white') };
 }
 
+/**
+ * Whether `path` (`--data`, or `--test-data`: the same kind) is an image folder or a manifest, as
+ * {@link resolveDataSource} resolves it when it is known to hold images (a file is a manifest);
+ * anything else is an error.
+ */
+async function imageSourceKind(
+  path: string,
+  options: TrainingDataOptions,
+): Promise<'image-folder' | 'image-manifest'> {
+  const flag = path === options.data ? 'data' : 'testData';
+  const source = await resolveDataSource(path, { ...options, command: 'train', flag, dataKind: 'manifest' });
+  if (source.kind !== 'image-folder' && source.kind !== 'image-manifest')
+    throw new ContrastiveError(
+      `train: --${flag === 'data' ? 'data' : 'test-data'} ${path} must be an image folder or manifest like --data, but is ${source.kind === 'images' ? 'images without labels' : `a ${source.kind}`}.`,
+    );
+  return source.kind;
+}
+
 /** Reads an image folder or a manifest as a table of pixels (the `--test-data` may be either). */
 async function readImages(path: string, options: TrainingDataOptions): Promise<FeatureTable> {
   const { size, channels, background } = imageShape(options);
@@ -233,9 +257,7 @@ async function readImages(path: string, options: TrainingDataOptions): Promise<F
     minSourceSize: options.minImageSize,
     skipUnreadable: options.skipUnreadable,
   };
-  const info = await stat(path).catch(() => null);
-  if (!info) throw new ContrastiveError(`train: ${path}: no such file or folder.`);
-  if (info.isDirectory()) {
+  if ((await imageSourceKind(path, options)) === 'image-folder') {
     const folder = await readImageFolder(path, { ...decode, pad: 'keep' });
     return {
       features: folder.images,
@@ -462,9 +484,7 @@ export interface ImageListing {
 export async function listTrainingImages(options: TrainingDataOptions): Promise<ImageListing> {
   const { size, channels } = imageShape(options);
   const list = async (path: string) => {
-    const info = await stat(path).catch(() => null);
-    if (!info) throw new ContrastiveError(`train: ${path}: no such file or folder.`);
-    if (info.isDirectory())
+    if ((await imageSourceKind(path, options)) === 'image-folder')
       return { ...(await listImageFolder(path, { pad: 'keep' })), warnings: [] as string[] };
     return readManifest(path, {
       imageColumn: options.imageColumn,
@@ -475,8 +495,7 @@ export async function listTrainingImages(options: TrainingDataOptions): Promise<
   };
   const data = await list(options.data);
   const test = options.testData ? await list(options.testData) : null;
-  const info = await stat(options.data);
-  const source = `${info.isDirectory() ? 'image folder' : 'image manifest'} ${options.data}`;
+  const source = `${(await imageSourceKind(options.data, options)) === 'image-folder' ? 'image folder' : 'image manifest'} ${options.data}`;
   const plan = planSplit(
     data.paths,
     test?.paths ?? null,

@@ -7,9 +7,8 @@ import {
   type ResolvedDecodeOptions,
   resolveDecodeOptions,
 } from './imageDecode.js';
+import { IMAGE_EXTENSIONS } from './sources.js';
 import { takeRows } from './splits.js';
-
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff']);
 
 /** Options of {@link readImageFolder}. */
 export interface ImageFolderOptions extends ImageDecodeOptions {

@@ -82,6 +82,25 @@ export {
   type StreamMode,
 } from './runData.js';
 export {
+  IN_MEMORY_IMAGES,
+  openSourceRows,
+  type SourceBatch,
+  type SourceItem,
+  type SourceRows,
+  type SourceRowsOptions,
+} from './sourceRows.js';
+export {
+  DATA_SOURCE_OPTIONS,
+  type DataKindChoice,
+  type DataSource,
+  type DataSourceKind,
+  type DataSourceOptions,
+  type DataSourceSelection,
+  dataSourceOptions,
+  IMAGE_EXTENSIONS,
+  resolveDataSource,
+} from './sources.js';
+export {
   type HoldoutOptions,
   type HoldoutResult,
   holdOutClasses,

@@ -1,31 +1,25 @@
-import { readdir, stat } from 'node:fs/promises';
-import { extname, join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadFashionMnist } from '../data/fashionMnist.js';
-import { type FeatureTableOptions, readFeatureTable } from '../data/featureTable.js';
 import {
   decodeFailure,
   decodeImage,
   type ImageDecodeOptions,
   resolveDecodeOptions,
 } from '../data/imageDecode.js';
-import { readImageFolder } from '../data/imageFolder.js';
+import { openSourceRows, type SourceRows } from '../data/sourceRows.js';
+import type { DataSource } from '../data/sources.js';
 import { ContrastiveError } from '../errors.js';
 import type { EmbeddingSpace, IndexItemInput, ModelIdentity } from './embeddingIndex.js';
 import { openRunEncoder, type RunEncoder } from './runModel.js';
 
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff']);
-
-/** What to embed. */
+/**
+ * What to embed: a {@link DataSource} (`data/sources.ts`, resolved from `--data` by
+ * `resolveDataSource`), read exactly as training reads it. A Fashion-MNIST source may carry its
+ * own `limit` (the first N images), as {@link EmbedInputsOptions.limit} does for every kind.
+ */
 export type InputSource =
-  /** A split of Fashion-MNIST (Debian's full set, `dataDir`, or the embedded subset); ids are row numbers. */
-  | { kind: 'fashion-mnist'; split: 'train' | 'test'; dataDir?: string; limit?: number }
-  /** A folder whose sub-folder tree is the label path of each image (as for training); ids are relative paths. */
-  | { kind: 'image-folder'; path: string }
-  /** Image files without labels; ids are the paths as given. */
-  | { kind: 'images'; files: readonly string[] }
-  /** A CSV / JSONL / .npy feature table with a label path per row (see `readFeatureTable`); ids are row numbers. */
-  | ({ kind: 'table'; path: string } & FeatureTableOptions);
+  | DataSource
+  | { kind: 'fashion-mnist'; split: 'train' | 'test'; dataDir?: string; limit?: number };
 
 /** Options of {@link embedInputs}. */
 export interface EmbedInputsOptions {
@@ -37,6 +31,15 @@ export interface EmbedInputsOptions {
   onProgress?: (done: number, total: number) => void;
   /** Store a small PNG `data:` URL of every image as its thumbnail. Default false. */
   thumbnails?: boolean;
+  /** The first `limit` items only. */
+  limit?: number;
+  /**
+   * Where image files are decoded once (the uint8 image cache) and read from a batch at a time.
+   * Default: the run's `cache/` folder (where training streams its images too).
+   */
+  cacheDir?: string;
+  /** Called while the image cache is built (images decoded, total). */
+  onDecodeProgress?: (done: number, total: number) => void;
 }
 
 /** {@link embedInputs}'s result: rows ready for `EmbeddingIndex.add`. */
@@ -51,19 +54,11 @@ export interface EmbeddedInputs {
   model: ModelIdentity;
 }
 
-/** Inputs decoded to `[count, ...inputShape]` floats, with their items. */
-interface DecodedInputs {
-  inputs: Float32Array;
-  count: number;
-  items: IndexItemInput[];
-  /** Shape of one input when it is not the model's (images a frozen backbone resizes itself). */
-  shape?: number[];
-}
-
 /**
- * Embeds any data with a trained run: a Fashion-MNIST split, an image folder, image files or a
- * feature table, in batches (with progress), labels optional. Images are resized to the model's
- * input size and channels.
+ * Embeds any data with a trained run — a Fashion-MNIST split, an image folder, an image manifest,
+ * image files or a feature table — in batches streamed from the source (image files are decoded
+ * once into the image cache with the run's size, channels, background and fit, then read a batch
+ * at a time, so memory is a few batches plus the embeddings), labels optional.
  *
  * @example
  * ```ts
@@ -82,168 +77,82 @@ export async function embedInputs(
     throw new ContrastiveError(`${fn}: batchSize must be an integer >= 1, but got ${batchSize}.`);
   const encoder = typeof run === 'string' ? await openRunEncoder(run, options.space ?? 'backbone') : run;
   try {
-    const decoded = await decodeInputs(fn, source, encoder, options.thumbnails ?? false);
-    const shape = decoded.shape ?? encoder.inputShape;
-    const size = shape.reduce((a, b) => a * b, 1);
-    let embeddings = new Float32Array(0);
-    let dim = 0;
-    for (let start = 0; start < decoded.count; start += batchSize) {
-      const end = Math.min(decoded.count, start + batchSize);
-      const batch = tf.tensor(decoded.inputs.subarray(start * size, end * size), [end - start, ...shape]);
-      const out = await encoder.embedAsync(batch).finally(() => batch.dispose());
-      if (dim === 0) {
-        dim = out.shape[1];
-        embeddings = new Float32Array(decoded.count * dim);
-      }
-      const values = (await out.data()) as Float32Array;
-      out.dispose();
-      for (let k = 0; k < values.length; k++)
-        if (!Number.isFinite(values[k]))
-          throw new ContrastiveError(
-            `${fn}: the model gave a non-finite embedding for item ${decoded.items[start + Math.floor(k / dim)]?.id ?? start} (its weights or the input are broken); nothing was written.`,
-          );
-      embeddings.set(values, start * dim);
-      options.onProgress?.(end, decoded.count);
+    const sourceLimit = source.kind === 'fashion-mnist' && 'limit' in source ? source.limit : undefined;
+    const limits = [sourceLimit, options.limit].filter((n): n is number => n !== undefined);
+    const rows = await openSourceRows(source, {
+      fn,
+      image: imageShape(encoder.inputShape),
+      decode: encoder.imageDecode,
+      cacheDir: options.cacheDir ?? join(encoder.runDir, 'cache'),
+      limit: limits.length > 0 ? Math.min(...limits) : undefined,
+      onDecodeProgress: options.onDecodeProgress,
+    });
+    try {
+      return await embedRows(fn, encoder, rows, batchSize, options);
+    } finally {
+      await rows.close();
     }
-    return {
-      embeddings,
-      dim,
-      count: decoded.count,
-      items: decoded.items,
-      space: encoder.space,
-      model: encoder.identity,
-    };
   } finally {
     if (typeof run === 'string') encoder.dispose();
   }
 }
 
-/**
- * Reads a source given as text, as the CLI takes it: `fashion-mnist` or `fashion-mnist:train`,
- * a folder (an image folder), an image file, or a `.csv` / `.jsonl` / `.npy` table.
- */
-export async function parseInputSource(
-  text: string,
-  defaults: { split?: 'train' | 'test'; dataDir?: string } = {},
-): Promise<InputSource> {
-  const fmnist = /^fashion-mnist(?::(train|test))?$/.exec(text);
-  if (fmnist)
-    return {
-      kind: 'fashion-mnist',
-      split: (fmnist[1] as 'train' | 'test' | undefined) ?? defaults.split ?? 'test',
-      dataDir: defaults.dataDir,
-    };
-  const info = await stat(text).catch(() => null);
-  if (!info)
-    throw new ContrastiveError(
-      `--data ${text}: no such file or folder (or use fashion-mnist, fashion-mnist:train).`,
-    );
-  if (info.isDirectory()) {
-    // a folder with class sub-folders is labelled; a flat folder of images is not
-    const entries = await readdir(text, { withFileTypes: true });
-    if (entries.some((e) => e.isDirectory() && !e.name.startsWith('.')))
-      return { kind: 'image-folder', path: text };
-    return { kind: 'images', files: await listImages(text) };
-  }
-  if (IMAGE_EXTENSIONS.has(extname(text).toLowerCase())) return { kind: 'images', files: [text] };
-  const labelsPath = extname(text).toLowerCase() === '.npy' ? `${text}.labels.txt` : undefined;
-  return { kind: 'table', path: text, labelsPath };
-}
-
-async function decodeInputs(
+/** Embeds a source's rows batch by batch into one `[count, dim]` array. */
+async function embedRows(
   fn: string,
-  source: InputSource,
-  encoder: Pick<RunEncoder, 'inputShape' | 'imageDecode' | 'resizesImages'>,
-  thumbnails: boolean,
-): Promise<DecodedInputs> {
-  const { inputShape, imageDecode } = encoder;
+  encoder: RunEncoder,
+  rows: SourceRows,
+  batchSize: number,
+  options: EmbedInputsOptions,
+): Promise<EmbeddedInputs> {
+  const { inputShape } = encoder;
   const size = inputShape.reduce((a, b) => a * b, 1);
-  const image = imageShape(inputShape);
+  const rowSize = rows.shape.reduce((a, b) => a * b, 1);
   // a frozen pretrained backbone takes colour images of its own size and resizes grey ones itself
-  const pretrained = encoder.resizesImages === true;
-  switch (source.kind) {
-    case 'fashion-mnist': {
-      const split = await loadFashionMnist({
-        split: source.split,
-        dataDir: source.dataDir,
-        limit: source.limit,
-      });
-      if (!pretrained) checkSize(fn, `Fashion-MNIST (784 pixels)`, 784, size, inputShape);
-      const items = await Promise.all(
-        Array.from({ length: split.shape[0] }, async (_, i) => ({
-          id: String(i),
-          label: split.tree.path(2, split.classIds[i]),
-          source: `fashion-mnist:${source.split}#${i}`,
-          thumbnail: thumbnails
-            ? await thumbnail(split.images.subarray(i * 784, (i + 1) * 784), [28, 28, 1])
-            : undefined,
-        })),
-      );
-      return {
-        inputs: split.images,
-        count: split.shape[0],
-        items,
-        shape: pretrained ? [28, 28, 1] : undefined,
-      };
-    }
-    case 'image-folder': {
-      if (!image)
-        throw new ContrastiveError(
-          `${fn}: the run's model takes feature vectors [${inputShape}], not images; pass a feature table.`,
-        );
-      const folder = await readImageFolder(source.path, {
-        size: [image[0], image[1]],
-        channels: image[2] === 3 ? 3 : 1,
-        ...imageDecode,
-        pad: 'repeat-leaf',
-      });
-      const items = await Promise.all(
-        folder.files.map(async (file, i) => ({
-          id: relative(source.path, file).split(sep).join('/'),
-          label: folder.paths[i],
-          source: file,
-          thumbnail: thumbnails
-            ? await thumbnail(folder.images.subarray(i * size, (i + 1) * size), image)
-            : undefined,
-        })),
-      );
-      return { inputs: folder.images, count: folder.shape[0], items };
-    }
-    case 'images': {
-      if (!image)
-        throw new ContrastiveError(
-          `${fn}: the run's model takes feature vectors [${inputShape}], not images; pass a feature table.`,
-        );
-      if (source.files.length === 0)
-        throw new ContrastiveError(`${fn}: files must list at least one image, but got none.`);
-      const inputs = new Float32Array(source.files.length * size);
-      const items: IndexItemInput[] = [];
-      for (const [i, file] of source.files.entries()) {
-        const pixels = await decodeQueryImage(file, image, undefined, imageDecode);
-        inputs.set(pixels, i * size);
-        items.push({
-          id: file,
-          source: file,
-          thumbnail: thumbnails ? await thumbnail(pixels, image) : undefined,
-        });
-      }
-      return { inputs, count: source.files.length, items };
-    }
-    case 'table': {
-      const { kind: _kind, path, ...options } = source;
-      const table = await readFeatureTable(path, options);
-      checkSize(fn, `${path} (${table.dim} features per row)`, table.dim, size, inputShape);
-      return {
-        inputs: table.features,
-        count: table.numRows,
-        items: table.paths.map((label, i) => ({ id: String(i), label, source: `${path}#${i + 1}` })),
-      };
-    }
-    default:
+  const pretrained = encoder.resizesImages === true && rows.images;
+  if (!pretrained) {
+    const what = rows.images
+      ? `the images ([${rows.shape}])`
+      : `${rows.items[0]?.source.replace(/#\d+$/, '') ?? 'the table'} (${rowSize} features per row)`;
+    if (rowSize !== size)
       throw new ContrastiveError(
-        `${fn}: source.kind must be fashion-mnist, image-folder, images or table, but got ${JSON.stringify((source as { kind: unknown }).kind)}.`,
+        `${fn}: the run's model takes inputs of shape [${inputShape}] (${size} values), but ${what} has ${rowSize}.`,
       );
   }
+  const shape = pretrained ? rows.shape : inputShape;
+  const image = rows.images ? (rows.shape as [number, number, number]) : null;
+  const items: IndexItemInput[] = rows.items.map((it) => ({
+    id: it.id,
+    ...(it.label ? { label: it.label } : {}),
+    source: it.source,
+  }));
+  let embeddings = new Float32Array(0);
+  let dim = 0;
+  for await (const batch of rows.batches(batchSize)) {
+    const { start, rows: count } = batch;
+    const input = tf.tensor(batch.inputs, [count, ...shape]);
+    const out = await encoder.embedAsync(input).finally(() => input.dispose());
+    if (dim === 0) {
+      dim = out.shape[1];
+      embeddings = new Float32Array(rows.count * dim);
+    }
+    const values = (await out.data()) as Float32Array;
+    out.dispose();
+    for (let k = 0; k < values.length; k++)
+      if (!Number.isFinite(values[k]))
+        throw new ContrastiveError(
+          `${fn}: the model gave a non-finite embedding for item ${items[start + Math.floor(k / dim)]?.id ?? start} (its weights or the input are broken); nothing was written.`,
+        );
+    embeddings.set(values, start * dim);
+    if (options.thumbnails && image)
+      for (let r = 0; r < count; r++)
+        items[start + r].thumbnail = await thumbnail(
+          batch.inputs.subarray(r * rowSize, (r + 1) * rowSize),
+          image,
+        );
+    options.onProgress?.(start + count, rows.count);
+  }
+  return { embeddings, dim, count: rows.count, items, space: encoder.space, model: encoder.identity };
 }
 
 function imageShape(inputShape: number[]): [number, number, number] | null {
@@ -251,13 +160,6 @@ function imageShape(inputShape: number[]): [number, number, number] | null {
   // an MLP on flattened 28x28 grey images takes [784]
   if (inputShape.length === 1 && inputShape[0] === 784) return [28, 28, 1];
   return null;
-}
-
-function checkSize(fn: string, what: string, got: number, want: number, inputShape: number[]): void {
-  if (got !== want)
-    throw new ContrastiveError(
-      `${fn}: the run's model takes inputs of shape [${inputShape}] (${want} values), but ${what} has ${got}.`,
-    );
 }
 
 /**
@@ -293,19 +195,4 @@ async function thumbnail(pixels: Float32Array, [h, w, c]: [number, number, numbe
     .png()
     .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
-}
-
-async function listImages(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  const files = entries
-    .filter(
-      (e) => e.isFile() && !e.name.startsWith('.') && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase()),
-    )
-    .map((e) => join(dir, e.name))
-    .sort();
-  if (files.length === 0)
-    throw new ContrastiveError(
-      `--data ${dir}: no images (${[...IMAGE_EXTENSIONS].join(', ')}) in this folder.`,
-    );
-  return files;
 }

@@ -27,7 +27,6 @@ export {
   type EmbedInputsOptions,
   embedInputs,
   type InputSource,
-  parseInputSource,
 } from './embedInputs.js';
 export type { HnswOptions } from './hnsw.js';
 export { decodeIndexFile, encodeIndexFile, INDEX_FORMAT_VERSION, INDEX_MAGIC } from './indexFile.js';

@@ -1,23 +1,22 @@
 /** embedInputs with a real (tiny) trained run: same vectors as eval, every kind of source, model identity. */
 import assert from 'node:assert/strict';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
+import { listTrainingImages, loadTrainingData } from '../../src/data/dataset.js';
 import { EMBEDDED_FASHION_MNIST_DIR, loadFashionMnist } from '../../src/data/fashionMnist.js';
 import { writeNpy } from '../../src/data/npy.js';
+import { IN_MEMORY_IMAGES } from '../../src/data/sourceRows.js';
+import { resolveDataSource } from '../../src/data/sources.js';
 import { ContrastiveError } from '../../src/errors.js';
 import { embedDataSplit } from '../../src/eval/embed.js';
 import { train } from '../../src/run/train.js';
 import { loadTrainedRun } from '../../src/run/trainedRun.js';
-import {
-  EmbeddingIndex,
-  embedInputs,
-  openIndexEncoder,
-  openRunEncoder,
-  parseInputSource,
-} from '../../src/search/index.js';
+import { EmbeddingIndex, embedInputs, openIndexEncoder, openRunEncoder } from '../../src/search/index.js';
 import { expectClose } from '../helpers/backends.js';
+import { writeFashionPngs } from '../helpers/images.js';
 import { quietProgress, smallConfig, tempRuns } from '../helpers/train.js';
 
 describe('embedInputs', () => {
@@ -88,7 +87,7 @@ describe('embedInputs', () => {
       files.push(file);
     }
     const progress: number[] = [];
-    const fromFolder = await embedInputs(runDir, await parseInputSource(folder), {
+    const fromFolder = await embedInputs(runDir, await resolveDataSource(folder), {
       batchSize: 4,
       onProgress: (done) => progress.push(done),
       thumbnails: true,
@@ -118,11 +117,46 @@ describe('embedInputs', () => {
       `${npy}.labels.txt`,
       `${Array.from(test.classIds, (c) => test.tree.path(2, c).join('/')).join('\n')}\n`,
     );
-    const table = await embedInputs(runDir, await parseInputSource(npy));
+    const table = await embedInputs(runDir, await resolveDataSource(npy));
     assert.equal(table.count, 6);
     const index = EmbeddingIndex.create({ tree: test.tree, dim: 64, model: table.model });
     index.add(table.items, table.embeddings);
     assert.equal(index.size, 6);
+  });
+
+  it('a manifest streamed from the image cache embeds exactly as its pixels in memory, with the items and labels training reads', async () => {
+    const root = join(dir, 'manifest');
+    const count = IN_MEMORY_IMAGES + 20; // more than a query's worth: read through the image cache
+    const { files, labels } = await writeFashionPngs(root, 'img', count);
+    const lines = [
+      'image,label',
+      ...files.map((f, i) => `${f},${labels[i].map((p) => p.replace('/', '-')).join('/')}`),
+    ];
+    const manifest = join(root, 'items.csv');
+    await writeFile(manifest, `${lines.join('\n')}\n`);
+    const cacheDir = join(root, 'cache');
+    const streamed = await embedInputs(runDir, await resolveDataSource(manifest), { batchSize: 7, cacheDir });
+    // what training reads from the same manifest: the same files, labels and pixels
+    const listing = await listTrainingImages({ data: manifest, testData: manifest });
+    assert.deepEqual(
+      streamed.items.map((it) => it.source),
+      listing.test.files,
+    );
+    streamed.items.forEach((it, i) => {
+      assert.deepEqual(it.label, listing.tree.path(2, listing.test.labels[i * 3 + 2]));
+      assert.equal(it.id, `img/${i}.png`);
+    });
+    const memory = await loadTrainingData({ data: manifest, testData: manifest });
+    const encoder = await openRunEncoder(runDir);
+    const inputs = tf.tensor(memory.test.inputs, [count, ...encoder.inputShape]);
+    const inMemory = encoder.embed(inputs);
+    expectClose(streamed.embeddings, inMemory.dataSync(), { rtol: 1e-6, atol: 1e-6 }, 'embedding');
+    tf.dispose([inputs, inMemory]);
+    encoder.dispose();
+    assert.ok(
+      (await readdir(cacheDir)).some((f) => f.endsWith('.u8')),
+      'the images went through the cache',
+    );
   });
 
   it('an index built by another model is refused when its queries would be embedded', async () => {
@@ -164,6 +198,6 @@ describe('embedInputs', () => {
       embedInputs(runDir, { kind: 'table', path: csv }),
       /takes inputs of shape \[28,28,1\] \(784 values\), but .*narrow\.csv \(2 features per row\) has 2/,
     );
-    await assert.rejects(parseInputSource(join(dir, 'nothing-here')), /no such file or folder/);
+    await assert.rejects(resolveDataSource(join(dir, 'nothing-here')), /no such file or folder/);
   });
 });

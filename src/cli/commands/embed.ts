@@ -56,8 +56,11 @@ export const embedCommand: CommandSpec = {
     let ids: string[] | null = null;
     if (options.data !== undefined) {
       const { embedInputs } = await import('../../search/embedInputs.js');
-      const source = await dataSource('embed', options);
+      const { source, limit, cacheDir } = await dataSource('embed', options);
       const embedded = await embedInputs(positionals[0], source, {
+        limit,
+        cacheDir,
+        onDecodeProgress: progressLine('decoding'),
         space: options.space as 'backbone' | 'head',
         onProgress: progressLine('embedding'),
       });

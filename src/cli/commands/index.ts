@@ -1,43 +1,13 @@
-import { BACKEND_OPTION, type CommandSpec, type OptionSpec, type OptionValue } from '../args.js';
+import { DATA_SOURCE_OPTIONS } from '../../data/sources.js';
+import { BACKEND_OPTION, type CommandSpec, type OptionValue } from '../args.js';
 
-/** Options that say where data comes from, shared by `index`, `predict` and `embed --data`. */
-export const DATA_SOURCE_OPTIONS: readonly OptionSpec[] = [
-  {
-    name: 'data',
-    type: 'string',
-    doc: 'what to embed: fashion-mnist[:train|:test], an image folder (sub-folders = label paths), a folder of images, an image file, or a .csv/.jsonl/.npy table',
-  },
-  {
-    name: 'split',
-    type: 'string',
-    choices: ['train', 'test'],
-    default: 'test',
-    doc: 'Fashion-MNIST split when --data is fashion-mnist',
-  },
-  {
-    name: 'dataDir',
-    type: 'string',
-    doc: "Fashion-MNIST folder (default: Debian's, else the embedded subset)",
-  },
-  { name: 'limit', type: 'integer', doc: 'Fashion-MNIST: the first N images only' },
-  { name: 'labelColumn', type: 'string', doc: 'tables: the label-path column (default label)' },
-];
+/** The `--data` block (declared once in `data/sources.ts`), shared by `index`, `predict` and `embed --data`. */
+export { DATA_SOURCE_OPTIONS } from '../../data/sources.js';
 
-/** The library source of `--data` and its companions. */
+/** The data source of `--data` and its companions, resolved by the one parser (`data/sources.ts`). */
 export async function dataSource(command: string, options: Record<string, OptionValue>) {
-  const { ContrastiveError } = await import('../../errors.js');
-  const { parseInputSource } = await import('../../search/embedInputs.js');
-  const data = options.data as string | undefined;
-  if (!data)
-    throw new ContrastiveError(`contrastive ${command}: --data is required (${DATA_SOURCE_OPTIONS[0].doc}).`);
-  const source = await parseInputSource(data, {
-    split: options.split as 'train' | 'test',
-    dataDir: options.dataDir as string | undefined,
-  });
-  if (source.kind === 'fashion-mnist' && options.limit !== undefined) source.limit = options.limit as number;
-  if (source.kind === 'table' && options.labelColumn !== undefined)
-    source.labelColumn = options.labelColumn as string;
-  return source;
+  const { dataSourceOptions } = await import('../../data/sources.js');
+  return dataSourceOptions(`contrastive ${command}`, options);
 }
 
 /**
@@ -104,13 +74,17 @@ export const indexCommand: CommandSpec = {
     const { buildIndex } = await import('../../catalogue/build.js');
     const { newClassRetrieval } = await import('../../catalogue/newClasses.js');
     await useBackend(options.backend as 'auto');
-    const source = await dataSource('index', options);
+    const { source, limit, cacheDir } = await dataSource('index', options);
     const started = performance.now();
+    const quiet = options.json === true;
     const index = await buildIndex(positionals[0], source, {
       space: options.space as 'backbone' | 'head',
       approximate: options.approximate as boolean,
       thumbnails: options.thumbnails as boolean,
-      onProgress: progressLine('index: embedding', options.json === true),
+      limit,
+      cacheDir,
+      onDecodeProgress: progressLine('index: decoding', quiet),
+      onProgress: progressLine('index: embedding', quiet),
     });
     try {
       await index.save(out);

@@ -76,24 +76,23 @@ export const predictCommand: CommandSpec = {
       );
     const { useBackend } = await import('../../engine/backend.js');
     const { Catalogue } = await import('../../catalogue/catalogue.js');
-    const { parseInputSource } = await import('../../search/embedInputs.js');
+    const { dataSourceOptions } = await import('../../data/sources.js');
     const { writeFileAtomic } = await import('../../io/atomic.js');
     await useBackend(options.backend as 'auto');
     const catalogue = await Catalogue.open(positionals[0], { run: options.run as string | undefined });
     const tree = catalogue.index.tree;
     let prediction: import('../../catalogue/catalogue.js').DataPrediction;
     try {
-      const source = await dataSource('predict', options);
+      const { source, limit, cacheDir } = await dataSource('predict', options);
       const calibrateOn = options.calibrateOn as string | undefined;
       prediction = await catalogue.predictData(source, {
+        limit,
+        cacheDir,
         calibrateOn:
           calibrateOn === undefined
             ? undefined
             : {
-                source: await parseInputSource(calibrateOn, {
-                  split: options.split as 'train' | 'test',
-                  dataDir: options.dataDir as string | undefined,
-                }),
+                source: (await dataSourceOptions('contrastive predict', options, 'calibrateOn')).source,
                 name: calibrateOn,
                 sameAsData: calibrateOn === options.data,
               },
@@ -105,7 +104,8 @@ export const predictCommand: CommandSpec = {
         method: options.method as 'auto' | 'knn' | 'prototype',
         minConfidence: options.minConfidence as number | undefined,
         allowOverlap: options.allowOverlap as boolean,
-        onProgress: progressLine('embedding'),
+        onDecodeProgress: progressLine('predict: decoding'),
+        onProgress: progressLine('predict: embedding'),
         onWarning: (message) => process.stderr.write(`WARNING: ${message}\n`),
       });
     } finally {
