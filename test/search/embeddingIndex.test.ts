@@ -111,8 +111,10 @@ describe('EmbeddingIndex on Fashion-MNIST (random projection of the pixels)', ()
     const rows = queries.map((q) => q % data.count);
     const vectors = rows.map((q) => data.vectors.subarray(q * data.dim, (q + 1) * data.dim));
     const exact = index.searchBatch(vectors, { k: 10 });
-    // efConstruction 64 builds ~2x faster than the bench's 128 at recall@10 ~0.99
-    await index.buildApproximate({ connectivity: 16, expansionAdd: 64, expansionSearch: 128 });
+    // efConstruction 64 builds ~2x faster than the bench's 128; the graph is built on several
+    // threads (not reproducible), so the search's breadth (256) leaves a margin above 0.98: at 128
+    // one build in ~20 reached only 0.975
+    await index.buildApproximate({ connectivity: 16, expansionAdd: 64, expansionSearch: 256 });
     try {
       const approx = index.searchBatch(vectors, { k: 10 });
       let found = 0;
