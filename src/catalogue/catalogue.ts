@@ -1,4 +1,5 @@
 import { ContrastiveError } from '../errors.js';
+import { formatLabelPath, parseLabelPath } from '../hierarchy/labelPath.js';
 import { type DuplicateReport, type FindDuplicatesOptions, findDuplicates } from '../search/duplicates.js';
 import {
   EmbeddingIndex,
@@ -363,15 +364,15 @@ export class Catalogue {
     const truths = embedded.items.map((item) =>
       item.label
         ? typeof item.label === 'string'
-          ? item.label.split(tree.separator)
+          ? parseLabelPath(item.label, tree.separator)
           : [...item.label]
         : null,
     );
     const items: PredictedItem[] = predictions.map((p, i) => ({
       id: String(embedded.items[i].id),
       source: embedded.items[i].source ?? null,
-      label: truths[i]?.join(tree.separator) ?? null,
-      path: p.path.join(tree.separator),
+      label: truths[i] ? formatLabelPath(truths[i], tree.separator) : null,
+      path: formatLabelPath(p.path, tree.separator),
       depth: p.depth,
       levels: p.levels.map((l) => ({
         level: l.levelName,
@@ -406,7 +407,7 @@ export class Catalogue {
       notes.push(
         `${unseenNodes.length} nodes of the index were never seen by the model in training (${unseenNodes
           .slice(0, 5)
-          .map((p) => p.join(tree.separator))
+          .map((p) => formatLabelPath(p, tree.separator))
           .join(
             ', ',
           )}${unseenNodes.length > 5 ? ', ...' : ''}); ${placed} of ${items.length} items were placed at one: placement there rests on the catalogue's own examples, not on what training measured (contrastive index --report prints retrieval on them)`,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ContrastiveError } from '../errors.js';
 import { type LevelRetrieval, retrievalMetrics } from '../eval/retrieval.js';
+import { formatLabelPath, parseLabelPath } from '../hierarchy/labelPath.js';
 import { type LabelPath, LabelTree } from '../hierarchy/labelTree.js';
 import type { EmbeddingIndex } from '../search/embeddingIndex.js';
 import { isNodePath } from '../search/indexSchema.js';
@@ -28,14 +29,14 @@ export function catalogueTree(
   const fresh = new Map<string, string[]>();
   for (const label of labels) {
     if (label === null || label === undefined) continue;
-    const segments = (typeof label === 'string' ? label.split(runTree.separator) : [...label]).map((s) =>
-      String(s).trim(),
+    const segments = (typeof label === 'string' ? parseLabelPath(label, runTree.separator) : [...label]).map(
+      (s) => String(s).trim(),
     );
     if (segments.length === 0 || segments.some((s) => s === ''))
       throw new ContrastiveError(`${where}: label ${JSON.stringify(label)} has an empty segment.`);
     if (segments.length > depth)
       throw new ContrastiveError(
-        `${where}: label ${JSON.stringify(segments.join(runTree.separator))} has ${segments.length} levels, but the run's tree has ${depth} (${runTree.levelNames.join(', ')}); new classes may add nodes, not levels.`,
+        `${where}: label ${JSON.stringify(formatLabelPath(segments, runTree.separator))} has ${segments.length} levels, but the run's tree has ${depth} (${runTree.levelNames.join(', ')}); new classes may add nodes, not levels.`,
       );
     while (segments.length < depth) segments.push(segments[segments.length - 1]);
     if (isNodePath(runTree, segments)) continue;
@@ -91,7 +92,7 @@ export function newClassRetrieval(index: EmbeddingIndex): NewClassRetrieval | nu
     const path = tree.path(depth - 1, index.leafAt(row));
     if (index.isUnseen(path)) {
       queryIndices.push(i);
-      classes.add(path.join(tree.separator));
+      classes.add(formatLabelPath(path, tree.separator));
     }
   });
   if (queryIndices.length === 0) return null;

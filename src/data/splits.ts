@@ -1,5 +1,6 @@
 import { ContrastiveError, check } from '../errors.js';
 import { closestNames } from '../hierarchy/closest.js';
+import { formatLabelPath } from '../hierarchy/labelPath.js';
 import type { LabelTree } from '../hierarchy/labelTree.js';
 import { Rng } from '../random.js';
 
@@ -155,7 +156,7 @@ function resolveLeaf(fn: string, c: string | number, tree: LabelTree | undefined
   );
   const depth = tree.depth;
   const names = tree.classes(depth - 1);
-  const paths = names.map((_, id) => tree.path(depth - 1, id).join(tree.separator));
+  const paths = names.map((_, id) => formatLabelPath(tree.path(depth - 1, id), tree.separator));
   const byPath = paths.indexOf(c);
   if (byPath >= 0) return byPath;
   const matches = names.flatMap((name, id) => (name === c ? [id] : []));

@@ -44,7 +44,11 @@ export const dedupeCommand: CommandSpec = {
     } finally {
       index.dispose();
     }
-    const label = (id: string) => index.item(id).label?.join(index.tree.separator) ?? null;
+    const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
+    const label = (id: string) => {
+      const path = index.item(id).label;
+      return path ? formatLabelPath(path, index.tree.separator) : null;
+    };
     const pairs = report.pairs.map((p) => ({ ...p, labelA: label(p.a), labelB: label(p.b) }));
     const out = options.out as string | undefined;
     if (out) {

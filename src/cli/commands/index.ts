@@ -73,6 +73,7 @@ export const indexCommand: CommandSpec = {
     const { useBackend } = await import('../../engine/backend.js');
     const { buildIndex } = await import('../../catalogue/build.js');
     const { newClassRetrieval } = await import('../../catalogue/newClasses.js');
+    const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
     await useBackend(options.backend as 'auto');
     const { source, limit, cacheDir } = await dataSource('index', options);
     const started = performance.now();
@@ -87,12 +88,13 @@ export const indexCommand: CommandSpec = {
       onProgress: progressLine('index: embedding', quiet),
     });
     try {
+      if (!quiet) process.stderr.write(`index: writing ${out}\n`);
       await index.save(out);
       const sep = index.tree.separator;
       const leafLevel = index.tree.depth - 1;
       const newClasses = index.unseenNodes
         .filter((p) => p.length === index.tree.depth)
-        .map((p) => p.join(sep));
+        .map((p) => formatLabelPath(p, sep));
       const report = options.report ? newClassRetrieval(index) : null;
       let labelled = 0;
       for (let row = 0; row < index.size; row++) if (index.leafAt(row) >= 0) labelled++;
@@ -105,7 +107,7 @@ export const indexCommand: CommandSpec = {
         search: index.approximate ? 'approximate (HNSW) + exact' : 'exact',
         model: index.model,
         seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
-        newNodes: index.unseenNodes.map((p) => p.join(sep)),
+        newNodes: index.unseenNodes.map((p) => formatLabelPath(p, sep)),
         report,
       };
       if (options.json) {
