@@ -13,7 +13,7 @@ export const DATA_OPTIONS = [
     type: 'string',
     choices: ['auto', 'manifest', 'table'],
     default: 'auto',
-    doc: 'a .csv/.jsonl --data: an image manifest or a feature table (auto: an image column makes a manifest, none a table; a file that reads either way is an error); see docs/data-sources.md',
+    doc: 'a .csv/.jsonl --data: an image manifest or a feature table (auto: an image column makes a manifest, none a table; a file that reads either way is an error); see docs/data.md',
   },
   {
     name: 'imageSize',

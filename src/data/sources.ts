@@ -223,7 +223,7 @@ export const DATA_SOURCE_OPTIONS = [
   {
     name: 'data',
     type: 'string',
-    doc: 'what to read: fashion-mnist[:train|:test], an image folder (sub-folders = label paths), a folder of images, an image file, an image manifest (.csv/.jsonl with an image column) or a feature table (.csv/.jsonl/.npy); see docs/data-sources.md',
+    doc: 'what to read: fashion-mnist[:train|:test], an image folder (sub-folders = label paths), a folder of images, an image file, an image manifest (.csv/.jsonl with an image column) or a feature table (.csv/.jsonl/.npy); see docs/data.md',
   },
   {
     name: 'dataKind',

@@ -1,7 +1,7 @@
 /**
  * The one parser of `--data` (`resolveDataSource`) and the use side's streaming reader
  * (`openSourceRows`): a manifest, a folder, a table and Fashion-MNIST mean the same thing to
- * training and to every use command; a table and a manifest are told apart as docs/data-sources.md
+ * training and to every use command; a table and a manifest are told apart as docs/data.md
  * says; an ambiguous file is a one-line error saying how to choose.
  */
 import assert from 'node:assert/strict';
