@@ -138,7 +138,7 @@ function renderHits(
           el('span', { class: 'rank' }, `#${rank + 1}`),
           el('span', { class: 'score' }, hit.score.toFixed(4)),
           el('span', { class: 'label' }, hit.label ? hit.label.join(` ${separator} `) : '(unlabelled)'),
-          el('span', { class: 'id muted' }, `id ${hit.id}${group ? ` · ${group.node.join(separator)}` : ''}`),
+          el('span', { class: 'id muted' }, `id ${hit.id}${group ? ` · ${formatLabelPath(group.node, separator)}` : ''}`),
         ),
       ),
     );
@@ -327,7 +327,7 @@ async function start(): Promise<PageApi> {
       hits: answer.result.hits.map((h) => ({
         id: h.id,
         score: h.score,
-        label: h.label?.join(separator) ?? null,
+        label: h.label ? formatLabelPath(h.label, separator) : null,
       })),
       prediction: answer.prediction,
       milliseconds,

@@ -104,8 +104,8 @@ export const predictCommand: CommandSpec = {
         method: options.method as 'auto' | 'knn' | 'prototype',
         minConfidence: options.minConfidence as number | undefined,
         allowOverlap: options.allowOverlap as boolean,
-        onDecodeProgress: progressLine('predict: decoding'),
-        onProgress: progressLine('predict: embedding'),
+        onDecodeProgress: progressLine('predict: decoding', options.json === true),
+        onProgress: progressLine('predict: embedding', options.json === true),
         onWarning: (message) => process.stderr.write(`WARNING: ${message}\n`),
       });
     } finally {
