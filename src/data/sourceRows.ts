@@ -8,7 +8,7 @@ import { fashionMnistFiles, fashionMnistTree, locateFashionMnist } from './fashi
 import { readFeatureTable } from './featureTable.js';
 import { readIdx } from './idx.js';
 import { ImageCache } from './imageCache.js';
-import { decodeAll, type ImageFit, resolveDecodeOptions } from './imageDecode.js';
+import { decodeAll, type ImageFit, type ImageResampler, resolveDecodeOptions } from './imageDecode.js';
 import { listImageFolder } from './imageFolder.js';
 import { readManifest } from './manifest.js';
 import type { DataSource } from './sources.js';
@@ -50,8 +50,12 @@ export interface SourceRows {
 export interface SourceRowsOptions {
   /** `[h, w, c]` every image file is decoded to; null when the reader takes vectors (an image source is then an error). */
   image: readonly [number, number, number] | null;
-  /** Decoding as training did (the run's background and fit). */
-  decode?: { background?: readonly [number, number, number] | null; fit?: ImageFit };
+  /** Decoding as training did (the run's background, fit and, for a frozen backbone, its resampler). */
+  decode?: {
+    background?: readonly [number, number, number] | null;
+    fit?: ImageFit;
+    resampler?: ImageResampler;
+  };
   /** Folder of the image cache (image files are decoded once into it and read per batch). */
   cacheDir: string;
   /** The first `limit` rows only. */
@@ -161,6 +165,7 @@ async function cachedRows(fn: string, items: SourceItem[], options: SourceRowsOp
     channels: c === 3 ? (3 as const) : (1 as const),
     background: options.decode?.background ?? null,
     fit: options.decode?.fit,
+    resampler: options.decode?.resampler,
   };
   const rows = { count: items.length, shape: [h, w, c], images: true, items };
   if (items.length <= IN_MEMORY_IMAGES) {
