@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ContrastiveError } from '../../errors.js';
-import type { CommandSpec } from '../args.js';
+import { CommandSpec, defineCommand } from '../args.js';
 
 /** The package's build script, from dist/src/cli/commands/ (the path the compiled file runs at). */
 const BUILD_SCRIPT = fileURLToPath(new URL('../../../../scripts/build-native.mjs', import.meta.url));
@@ -14,7 +14,7 @@ const BUILD_SCRIPT = fileURLToPath(new URL('../../../../scripts/build-native.mjs
  * this is the one command that builds it (system compiler, Debian's `libopenblas-dev`, and
  * `libdnnl-dev` for oneDNN convolutions when installed).
  */
-export const buildNativeCommand: CommandSpec = {
+export const buildNativeCommand = defineCommand({
   name: 'build-native',
   summary: 'Build the native engine (OpenBLAS, oneDNN when installed) into the installed package.',
   options: [],
@@ -43,4 +43,4 @@ export const buildNativeCommand: CommandSpec = {
     console.log(`native engine: ${nativeStatus().detail}; convolutions: ${engine.convPath()}`);
     console.log('`contrastive doctor` lists the path each kernel family takes.');
   },
-};
+});

@@ -1,7 +1,7 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 
 /** `contrastive dedupe catalogue.index --threshold 0.98`. */
-export const dedupeCommand: CommandSpec = {
+export const dedupeCommand = defineCommand({
   name: 'dedupe',
   summary:
     'Find near-duplicate pairs and clusters in an index (threshold given, or calibrated from the labels).',
@@ -31,15 +31,15 @@ export const dedupeCommand: CommandSpec = {
       );
     const { useBackend } = await import('../../engine/backend.js');
     const { Catalogue } = await import('../../catalogue/catalogue.js');
-    await useBackend(options.backend as 'auto');
+    await useBackend(options.backend);
     const catalogue = await Catalogue.open(positionals[0]);
     const index = catalogue.index;
     let report: import('../../search/duplicates.js').DuplicateReport;
     try {
       report = catalogue.dedupe({
-        threshold: options.threshold as number | undefined,
-        targetPrecision: options.targetPrecision as number | undefined,
-        neighbors: options.neighbors as number,
+        threshold: options.threshold,
+        targetPrecision: options.targetPrecision,
+        neighbors: options.neighbors,
       });
     } finally {
       index.dispose();
@@ -50,7 +50,7 @@ export const dedupeCommand: CommandSpec = {
       return path ? formatLabelPath(path, index.tree.separator) : null;
     };
     const pairs = report.pairs.map((p) => ({ ...p, labelA: label(p.a), labelB: label(p.b) }));
-    const out = options.out as string | undefined;
+    const out = options.out;
     if (out) {
       const { writeFileAtomic } = await import('../../io/atomic.js');
       if (out.endsWith('.jsonl'))
@@ -79,7 +79,7 @@ export const dedupeCommand: CommandSpec = {
       return;
     }
     const { formatTable } = await import('../table.js');
-    const shown = pairs.slice(0, options.show as number);
+    const shown = pairs.slice(0, options.show);
     console.log(
       formatTable(
         ['a', 'b', 'score', 'label a', 'label b'],
@@ -93,4 +93,4 @@ export const dedupeCommand: CommandSpec = {
       `${pairs.length} pairs in ${report.clusters.length} clusters at similarity >= ${report.threshold.toFixed(4)}${calibration}${pairs.length > shown.length ? `; showing ${shown.length}` : ''}${out ? `; all pairs in ${out}` : ''}`,
     );
   },
-};
+});

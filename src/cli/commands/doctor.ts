@@ -1,7 +1,7 @@
-import type { CommandSpec } from '../args.js';
+import { CommandSpec, defineCommand } from '../args.js';
 
 /** `contrastive doctor`: which backends work here and which one a run would use. */
-export const doctorCommand: CommandSpec = {
+export const doctorCommand = defineCommand({
   name: 'doctor',
   summary: 'Explain the compute engine: which tfjs backends load on this machine and which one runs use.',
   options: [],
@@ -10,4 +10,4 @@ export const doctorCommand: CommandSpec = {
     const report = await describeEngine();
     for (const line of report.lines) console.log(line);
   },
-};
+});

@@ -1,11 +1,11 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 import { DATA_SOURCE_OPTIONS, dataSource, progressLine } from './index.js';
 
 /**
  * `contrastive embed runs/x --out emb.npy`: embeddings of the run's own split (`--split`), or of any
  * data (`--data`: Fashion-MNIST, an image folder, images, a feature table), with labels alongside.
  */
-export const embedCommand: CommandSpec = {
+export const embedCommand = defineCommand({
   name: 'embed',
   summary:
     "Write embeddings as .npy (or JSONL), with label paths alongside: the run's split, or any data with --data.",
@@ -37,7 +37,7 @@ export const embedCommand: CommandSpec = {
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
     const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
-    const out = options.out as string | undefined;
+    const out = options.out;
     if (!out) throw new ContrastiveError('contrastive embed: --out is required (a .npy or .jsonl file).');
     if (!/\.(npy|jsonl)$/i.test(out)) {
       throw new ContrastiveError(
@@ -49,7 +49,7 @@ export const embedCommand: CommandSpec = {
     const { useBackend } = await import('../../engine/backend.js');
     const { writeNpy } = await import('../../data/npy.js');
     const { writeFileAtomic } = await import('../../io/atomic.js');
-    await useBackend(options.backend as 'auto');
+    await useBackend(options.backend);
     let values: Float32Array;
     let dim: number;
     let paths: (string | null)[];
@@ -61,7 +61,7 @@ export const embedCommand: CommandSpec = {
         limit,
         cacheDir,
         onDecodeProgress: progressLine('decoding'),
-        space: options.space as 'backbone' | 'head',
+        space: options.space,
         onProgress: progressLine('embedding'),
       });
       values = embedded.embeddings;
@@ -76,7 +76,7 @@ export const embedCommand: CommandSpec = {
       const { checkFiniteEmbeddings } = await import('../../eval/evaluate.js');
       const { loadTrainedRun } = await import('../../run/trainedRun.js');
       const { model, data } = await loadTrainedRun(positionals[0], {
-        dataDir: options.dataDir as string | undefined,
+        dataDir: options.dataDir,
         command: 'embed',
       });
       const split = options.split === 'train' ? data.train : data.test;
@@ -117,4 +117,4 @@ export const embedCommand: CommandSpec = {
     }
     console.log(`wrote ${count} embeddings of dimension ${dim} to ${out}`);
   },
-};
+});

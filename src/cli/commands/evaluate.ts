@@ -1,7 +1,7 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 
 /** `contrastive eval runs/x`: every metric, a table on the terminal, `runs/x/eval.json`. */
-export const evalCommand: CommandSpec = {
+export const evalCommand = defineCommand({
   name: 'eval',
   summary:
     'Evaluate a trained run (kNN, linear probe, per-level retrieval, severity, consistency) into eval.json.',
@@ -54,19 +54,19 @@ export const evalCommand: CommandSpec = {
   async run({ positionals, options }) {
     const { evaluateRun } = await import('../../run/evaluateRun.js');
     const { formatTable } = await import('../table.js');
-    const o = options as Record<string, number | string | undefined>;
+    const o = options;
     const result = await evaluateRun(positionals[0], {
-      data: o.data as string | undefined,
-      dataDir: o.dataDir as string | undefined,
-      trainLimit: o.trainLimit as number | undefined,
-      knnK: o.knnK as number,
-      knnTemperature: o.knnTemperature as number,
-      linearProbe: o.probeEpochs === 0 ? false : { epochs: o.probeEpochs as number },
-      consistencyAnchors: o.consistencyAnchors as number,
-      strips: o.strips as number,
-      seed: o.seed as number,
-      baselines: options.baselines as boolean,
-      backend: o.backend as 'auto',
+      data: o.data,
+      dataDir: o.dataDir,
+      trainLimit: o.trainLimit,
+      knnK: o.knnK,
+      knnTemperature: o.knnTemperature,
+      linearProbe: o.probeEpochs === 0 ? false : { epochs: o.probeEpochs },
+      consistencyAnchors: o.consistencyAnchors,
+      strips: o.strips,
+      seed: o.seed,
+      baselines: options.baselines,
+      backend: o.backend,
       // progress on stderr, one line per stage (and per tenth of each embedding); none with --json
       onProgress: options.json ? undefined : (message) => process.stderr.write(`eval: ${message}\n`),
     });
@@ -165,4 +165,4 @@ export const evalCommand: CommandSpec = {
       ].join('\n'),
     );
   },
-};
+});

@@ -1,7 +1,7 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 
 /** `contrastive export-web catalogue.index --out site/`. */
-export const exportWebCommand: CommandSpec = {
+export const exportWebCommand = defineCommand({
   name: 'export-web',
   summary:
     'Write a static web page that searches an index in the browser with its model (works offline, from file:// or any static server).',
@@ -39,23 +39,23 @@ export const exportWebCommand: CommandSpec = {
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
-    const out = options.out as string | undefined;
+    const out = options.out;
     if (!out)
       throw new ContrastiveError(
         'contrastive export-web: --out is required (the folder to write the site into).',
       );
     const { useBackend } = await import('../../engine/backend.js');
     const { writeWebSite } = await import('../../web/site.js');
-    await useBackend(options.backend as 'auto');
+    await useBackend(options.backend);
     const summary = await writeWebSite(positionals[0], {
       out,
-      run: options.run as string | undefined,
-      title: options.title as string | undefined,
-      k: options.k as number,
-      calibrationLimit: options.calibrationLimit as number,
-      targetPrecision: options.targetPrecision as number,
-      sourcesRoot: options.sourcesRoot as string | undefined,
-      allowOutsideSources: options.allowOutsideSources as boolean,
+      run: options.run,
+      title: options.title,
+      k: options.k,
+      calibrationLimit: options.calibrationLimit,
+      targetPrecision: options.targetPrecision,
+      sourcesRoot: options.sourcesRoot,
+      allowOutsideSources: options.allowOutsideSources,
     });
     if (options.json) {
       console.log(JSON.stringify(summary));
@@ -75,4 +75,4 @@ export const exportWebCommand: CommandSpec = {
       );
     else console.log(`open ${summary.out}/index.html in a browser (no server or network needed)`);
   },
-};
+});

@@ -1,8 +1,8 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 import { DATA_SOURCE_OPTIONS, dataSource, progressLine } from './index.js';
 
 /** `contrastive predict catalogue.index --data new-items/ --out preds.csv`. */
-export const predictCommand: CommandSpec = {
+export const predictCommand = defineCommand({
   name: 'predict',
   summary:
     'Place new items in the tree: a class and a calibrated confidence per level, stopping at the deepest confident level.',
@@ -69,7 +69,7 @@ export const predictCommand: CommandSpec = {
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
-    const out = options.out as string | undefined;
+    const out = options.out;
     if (out !== undefined && !/\.(csv|jsonl)$/.test(out))
       throw new ContrastiveError(
         `contrastive predict: --out must name a .csv or .jsonl file, but got ${JSON.stringify(out ?? null)}.`,
@@ -78,13 +78,13 @@ export const predictCommand: CommandSpec = {
     const { Catalogue } = await import('../../catalogue/catalogue.js');
     const { dataSourceOptions } = await import('../../data/sources.js');
     const { writeFileAtomic } = await import('../../io/atomic.js');
-    await useBackend(options.backend as 'auto');
-    const catalogue = await Catalogue.open(positionals[0], { run: options.run as string | undefined });
+    await useBackend(options.backend);
+    const catalogue = await Catalogue.open(positionals[0], { run: options.run });
     const tree = catalogue.index.tree;
     let prediction: import('../../catalogue/catalogue.js').DataPrediction;
     try {
       const { source, limit, cacheDir } = await dataSource('predict', options);
-      const calibrateOn = options.calibrateOn as string | undefined;
+      const calibrateOn = options.calibrateOn;
       prediction = await catalogue.predictData(source, {
         limit,
         cacheDir,
@@ -96,16 +96,16 @@ export const predictCommand: CommandSpec = {
                 name: calibrateOn,
                 sameAsData: calibrateOn === options.data,
               },
-        calibrationLimit: options.calibrationLimit as number,
-        k: options.k as number,
-        targetPrecision: options.targetPrecision as number,
-        confidence: options.confidence as number,
-        unseen: options.unseen as 'classes' | 'none',
-        method: options.method as 'auto' | 'knn' | 'prototype',
-        minConfidence: options.minConfidence as number | undefined,
-        allowOverlap: options.allowOverlap as boolean,
-        onDecodeProgress: progressLine('predict: decoding', options.json === true),
-        onProgress: progressLine('predict: embedding', options.json === true),
+        calibrationLimit: options.calibrationLimit,
+        k: options.k,
+        targetPrecision: options.targetPrecision,
+        confidence: options.confidence,
+        unseen: options.unseen,
+        method: options.method,
+        minConfidence: options.minConfidence,
+        allowOverlap: options.allowOverlap,
+        onDecodeProgress: progressLine('predict: decoding', options.json),
+        onProgress: progressLine('predict: embedding', options.json),
         onWarning: (message) => process.stderr.write(`WARNING: ${message}\n`),
       });
     } finally {
@@ -208,4 +208,4 @@ export const predictCommand: CommandSpec = {
     console.log(`guarantee: ${summary.guarantee}`);
     for (const note of prediction.notes) console.log(`note: ${note}`);
   },
-};
+});

@@ -1,7 +1,7 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 
 /** `contrastive serve catalogue.index --port 8080`: the HTTP JSON API until Ctrl-C. */
-export const serveCommand: CommandSpec = {
+export const serveCommand = defineCommand({
   name: 'serve',
   summary:
     'Serve an index over HTTP: /search, /predict, /items/:id, /health (JSON; batches concurrent queries).',
@@ -77,8 +77,8 @@ export const serveCommand: CommandSpec = {
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
-    const port = options.port as number;
-    const host = options.host as string;
+    const port = options.port;
+    const host = options.host;
     // signals: installed first, so that none kills the process while the index loads
     const signals = stopSignals();
     try {
@@ -86,12 +86,12 @@ export const serveCommand: CommandSpec = {
       const { useBackend } = await import('../../engine/backend.js');
       const { Catalogue } = await import('../../catalogue/catalogue.js');
       const { createSearchServer } = await import('../../serve/server.js');
-      await useBackend(options.backend as 'auto');
+      await useBackend(options.backend);
       const catalogue = await Catalogue.open(positionals[0], {
-        run: options.run as string | undefined,
-        loadModel: options.images as boolean,
+        run: options.run,
+        loadModel: options.images,
       });
-      const calibration = catalogue.calibrate({ limit: options.calibrationLimit as number })?.calibration;
+      const calibration = catalogue.calibrate({ limit: options.calibrationLimit })?.calibration;
       const index = catalogue.index;
       if (signals.stopped) {
         console.log('stopped before serving (a signal arrived while the index loaded)');
@@ -99,10 +99,10 @@ export const serveCommand: CommandSpec = {
         return 0;
       }
       const server = createSearchServer(catalogue, {
-        maxBodyBytes: options.maxBodyBytes as number,
-        maxK: options.maxK as number,
-        maxQueue: options.maxQueue as number,
-        requestTimeoutMs: Math.round((options.requestTimeout as number) * 1000),
+        maxBodyBytes: options.maxBodyBytes,
+        maxK: options.maxK,
+        maxQueue: options.maxQueue,
+        requestTimeoutMs: Math.round(options.requestTimeout * 1000),
       });
       await listen(server, port, host);
       // an accept error later (too many open files, ...) is reported, never fatal
@@ -113,7 +113,7 @@ export const serveCommand: CommandSpec = {
         `listening on http://${host}:${bound} (${index.size} items, ${index.dim}-d ${index.space}; images ${catalogue.hasModel ? 'on' : 'off'}; /predict ${calibration ? `calibrated on ${calibration.validationSize} items (${calibration.method})` : 'uncalibrated'}); Ctrl-C or SIGTERM stops`,
       );
       await signals.stop;
-      const drainTimeout = options.drainTimeout as number;
+      const drainTimeout = options.drainTimeout;
       console.log(
         `${signals.stopped}: not accepting new connections; finishing open requests (at most ${drainTimeout} s; a second signal stops at once)`,
       );
@@ -129,7 +129,7 @@ export const serveCommand: CommandSpec = {
       signals.remove();
     }
   },
-};
+});
 
 /**
  * SIGINT/SIGTERM: the first resolves `stop` (the command then drains), a second exits at once.
