@@ -138,7 +138,11 @@ function renderHits(
           el('span', { class: 'rank' }, `#${rank + 1}`),
           el('span', { class: 'score' }, hit.score.toFixed(4)),
           el('span', { class: 'label' }, hit.label ? hit.label.join(` ${separator} `) : '(unlabelled)'),
-          el('span', { class: 'id muted' }, `id ${hit.id}${group ? ` · ${formatLabelPath(group.node, separator)}` : ''}`),
+          el(
+            'span',
+            { class: 'id muted' },
+            `id ${hit.id}${group ? ` · ${formatLabelPath(group.node, separator)}` : ''}`,
+          ),
         ),
       ),
     );

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ContrastiveError } from '../../errors.js';
-import { CommandSpec, defineCommand } from '../args.js';
+import { defineCommand } from '../args.js';
 
 /** The package's build script, from dist/src/cli/commands/ (the path the compiled file runs at). */
 const BUILD_SCRIPT = fileURLToPath(new URL('../../../../scripts/build-native.mjs', import.meta.url));
