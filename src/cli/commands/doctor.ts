@@ -1,4 +1,4 @@
-import { CommandSpec, defineCommand } from '../args.js';
+import { defineCommand } from '../args.js';
 
 /** `contrastive doctor`: which backends work here and which one a run would use. */
 export const doctorCommand = defineCommand({
