@@ -8,7 +8,7 @@
  * im2col + OpenBLAS, and oneDNN in conv_onednn.c when built with it), depthwise.c (depthwise 2-D
  * convolutions: oneDNN grouped convolutions, or direct loops), batchnorm.c, logsumexp.c
  * (the fused contrastive log-sum-exp), sums.c (column sums, segment sums), elementwise.c (add,
- * subtract, multiply, ReLU, step).
+ * subtract, multiply, ReLU, step), optimizer.c (the fused Adam / AdamW update).
  */
 #ifndef CONTRASTIVE_ENGINE_H
 #define CONTRASTIVE_ENGINE_H
@@ -134,6 +134,9 @@ napi_value ParallelThreads(napi_env env, napi_callback_info info);
 /* elementwise.c */
 napi_value Binary(napi_env env, napi_callback_info info);
 napi_value Unary(napi_env env, napi_callback_info info);
+
+/* optimizer.c */
+napi_value Adam(napi_env env, napi_callback_info info);
 
 /* sums.c */
 napi_value ColSum(napi_env env, napi_callback_info info);

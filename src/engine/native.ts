@@ -112,6 +112,22 @@ export interface NativeEngine {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** `out = relu(x)` (`step` false), or `out = x > 0 ? 1 : alpha` with NaN kept (`step` true). */
   unary(step: boolean, alpha: number, x: Float32Array, out: Float32Array): void;
+  /**
+   * The Adam / AdamW update of one variable (optimizer.c): `m' = m·β1 + g·(1-β1)`,
+   * `v' = v·β2 + g²·(1-β2)`, `w' = w·keep - lr·(m'/c1)/(sqrt(v'/c2) + ε)`, each operation in
+   * float32 as tfjs's ops do it; `scalars` is `[β1, 1-β1, β2, 1-β2, c1, c2, ε, lr, keep]`.
+   * Absent from addons built before it.
+   */
+  adam?(
+    w: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    g: Float32Array,
+    scalars: Float64Array,
+    wOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+  ): void;
   /** `out[g, :] = Σ_{i: ids[i] = g} x[i, :]`. */
   segmentSum(
     x: Float32Array,
