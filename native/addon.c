@@ -16,6 +16,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"convPath", NULL, ConvPath, NULL, NULL, NULL, napi_default, NULL},
       {"setConvPath", NULL, SetConvPath, NULL, NULL, NULL, napi_default, NULL},
       {"convCounts", NULL, ConvCounts, NULL, NULL, NULL, napi_default, NULL},
+      {"setPointwiseConv", NULL, SetPointwiseConv, NULL, NULL, NULL, napi_default, NULL},
       {"depthwise", NULL, Depthwise, NULL, NULL, NULL, napi_default, NULL},
       {"depthwiseCounts", NULL, DepthwiseCounts, NULL, NULL, NULL, napi_default, NULL},
       {"batchNorm", NULL, BatchNorm, NULL, NULL, NULL, napi_default, NULL},

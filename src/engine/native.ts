@@ -39,8 +39,13 @@ export interface NativeEngine {
   convPath(): string;
   /** Turns oneDNN off (false) or back on for later convolutions; a no-op when built without it. */
   setConvPath(useOneDnn: boolean): void;
-  /** Calls each form has taken since the addon loaded: `[oneDNN, im2col + OpenBLAS]`. */
-  convCounts(): [number, number];
+  /** Calls each form has taken since the addon loaded: `[oneDNN, im2col + OpenBLAS, pointwise]`. */
+  convCounts(): [number, number, number];
+  /**
+   * Whether 1×1 convolutions without padding take the pointwise form (one sgemm, strided pixels
+   * gathered; the default) or the path above. Absent from addons built before it.
+   */
+  setPointwiseConv?(on: boolean): void;
   /**
    * A depthwise 2-D convolution (depthwise.c): 15 shape numbers (n, h, w, c, channel multiplier
    * m, oh, ow, kh, kw, sh, sw, padTop, padLeft, dilation h, dilation w), a mode (0 forward, 1
