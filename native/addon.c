@@ -29,6 +29,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"segmentSum", NULL, SegmentSum, NULL, NULL, NULL, napi_default, NULL},
       {"binary", NULL, Binary, NULL, NULL, NULL, napi_default, NULL},
       {"unary", NULL, Unary, NULL, NULL, NULL, napi_default, NULL},
+      {"clip", NULL, Clip, NULL, NULL, NULL, napi_default, NULL},
+      {"pad", NULL, Pad, NULL, NULL, NULL, napi_default, NULL},
       {"adam", NULL, Adam, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

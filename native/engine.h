@@ -137,6 +137,8 @@ napi_value ParallelThreads(napi_env env, napi_callback_info info);
 /* elementwise.c */
 napi_value Binary(napi_env env, napi_callback_info info);
 napi_value Unary(napi_env env, napi_callback_info info);
+napi_value Clip(napi_env env, napi_callback_info info);
+napi_value Pad(napi_env env, napi_callback_info info);
 
 /* optimizer.c */
 napi_value Adam(napi_env env, napi_callback_info info);

@@ -117,6 +117,29 @@ export interface NativeEngine {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** `out = relu(x)` (`step` false), or `out = x > 0 ? 1 : alpha` with NaN kept (`step` true). */
   unary(step: boolean, alpha: number, x: Float32Array, out: Float32Array): void;
+  /** `out = x > hi ? hi : x < lo ? lo : x` (tfjs's ClipByValue, NaN kept); absent from older builds. */
+  clip?(lo: number, hi: number, x: Float32Array, out: Float32Array): void;
+  /**
+   * tfjs's PadV2 on a float32 tensor of rank ≤ 4 given as 4 dims (leading 1s), padding before
+   * and after each axis with `value`; absent from older builds.
+   */
+  pad?(
+    x: Float32Array,
+    d0: number,
+    d1: number,
+    d2: number,
+    d3: number,
+    before0: number,
+    before1: number,
+    before2: number,
+    before3: number,
+    after0: number,
+    after1: number,
+    after2: number,
+    after3: number,
+    value: number,
+    out: Float32Array,
+  ): void;
   /**
    * The Adam / AdamW update of one variable (optimizer.c): `m' = m·β1 + g·(1-β1)`,
    * `v' = v·β2 + g²·(1-β2)`, `w' = w·keep - lr·(m'/c1)/(sqrt(v'/c2) + ε)`, each operation in
