@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { setOneDnnConvolutions } from '../src/engine/kernels/conv.js';
 import { nativeDepthwiseCounts } from '../src/engine/kernels/depthwise.js';
-import { loadNative, ompWaitPolicyDefaulted } from '../src/engine/native.js';
+import { loadNative } from '../src/engine/native.js';
 import { type BackendName, useBackend } from '../src/index.js';
 import { mobileNetV2Encoder } from '../src/models/backbones.js';
 
@@ -162,8 +162,13 @@ times.sort(); print(times[len(times) // 2], times[0])
 function torchStep(which: 'ours' | 'torchvision', steps: number): string {
   const python = '/usr/bin/python3';
   if (!existsSync(python)) return 'no /usr/bin/python3';
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: '2' };
-  if (ompWaitPolicyDefaulted()) delete env.OMP_WAIT_POLICY;
+  // the OpenMP wait policy ours runs with (PASSIVE unless set): spinning threads slow PyTorch
+  // 10-20× on a busy machine (bench/engine.ts)
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    OMP_NUM_THREADS: '2',
+    OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE',
+  };
   const r = spawnSync(python, ['-c', TORCH_SCRIPT, which, String(steps)], { encoding: 'utf8', env });
   if (r.status !== 0) return `failed (${r.stderr.trim().split('\n').pop()})`;
   const [median, best] = r.stdout.trim().split(/\s+/).map(Number);

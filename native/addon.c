@@ -16,6 +16,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"convPath", NULL, ConvPath, NULL, NULL, NULL, napi_default, NULL},
       {"setConvPath", NULL, SetConvPath, NULL, NULL, NULL, napi_default, NULL},
       {"convCounts", NULL, ConvCounts, NULL, NULL, NULL, napi_default, NULL},
+      {"setPointwiseConv", NULL, SetPointwiseConv, NULL, NULL, NULL, napi_default, NULL},
       {"depthwise", NULL, Depthwise, NULL, NULL, NULL, napi_default, NULL},
       {"depthwiseCounts", NULL, DepthwiseCounts, NULL, NULL, NULL, napi_default, NULL},
       {"batchNorm", NULL, BatchNorm, NULL, NULL, NULL, napi_default, NULL},
@@ -28,6 +29,9 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"segmentSum", NULL, SegmentSum, NULL, NULL, NULL, napi_default, NULL},
       {"binary", NULL, Binary, NULL, NULL, NULL, napi_default, NULL},
       {"unary", NULL, Unary, NULL, NULL, NULL, napi_default, NULL},
+      {"clip", NULL, Clip, NULL, NULL, NULL, napi_default, NULL},
+      {"pad", NULL, Pad, NULL, NULL, NULL, napi_default, NULL},
+      {"adam", NULL, Adam, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

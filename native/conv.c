@@ -23,7 +23,7 @@ static float *scratch_buffer(size_t floats) {
 }
 
 /* Calls each form has taken, so tests can tell which one ran. */
-static int64_t onednn_calls = 0, im2col_calls = 0;
+static int64_t onednn_calls = 0, im2col_calls = 0, pointwise_calls = 0;
 
 #ifdef CONTRASTIVE_ONEDNN
 static bool use_onednn = true;
@@ -32,6 +32,9 @@ static bool use_onednn = false;
 #endif
 
 bool onednn_convolutions_on(void) { return use_onednn; }
+
+/* Whether 1×1 convolutions without padding take the pointwise form (setPointwiseConv). */
+static bool use_pointwise = true;
 
 static napi_value read_conv_shape(napi_env env, napi_value *argv, conv_shape *s) {
   int64_t *fields[] = {&s->n, &s->h, &s->w, &s->cin, &s->oh, &s->ow, &s->cout, &s->kh, &s->kw, &s->sh, &s->sw, &s->pt, &s->pl};
@@ -117,12 +120,59 @@ static bool im2col_conv(const conv_shape *s, int mode, const float *p, const flo
   return true;
 }
 
+/* A 1×1 convolution without padding is one matrix product over the pixels it reads: oneDNN's
+ * convolution took 8-25 GFLOP/s on W2's 1×1 stride-2 shortcuts against 40-130 for the same product
+ * through the engine's sgemm (bench/engine.ts). Strided: the pixels read are gathered into (and
+ * the input gradient scattered from) the reused scratch buffer. Returns false when the scratch
+ * buffer cannot be allocated or the sgemm fails. */
+static bool is_pointwise(const conv_shape *s) {
+  return s->kh == 1 && s->kw == 1 && s->pt == 0 && s->pl == 0 && (s->oh - 1) * s->sh < s->h &&
+         (s->ow - 1) * s->sw < s->w;
+}
+
+static bool pointwise_conv(const conv_shape *s, int mode, const float *p, const float *q, const float *bias, bool relu,
+                           float *out) {
+  const int64_t rows = s->n * s->oh * s->ow, cin = s->cin, cout = s->cout;
+  const bool dense = s->sh == 1 && s->sw == 1 && s->oh == s->h && s->ow == s->w;
+  float *sub = NULL;
+  if (!dense) {
+    sub = scratch_buffer(rows * cin);
+    if (!sub) return false;
+  }
+  /* the pixel (n, oy, ox) reads x[n, oy·sh, ox·sw, :] */
+#define PIXEL(r) (((r) / (s->oh * s->ow) * s->h + ((r) / s->ow % s->oh) * s->sh) * s->w + ((r) % s->ow) * s->sw)
+  if (mode == CONV_FORWARD || mode == CONV_FILTER_GRAD) {
+    const float *x = p;
+    if (!dense) {
+#pragma omp parallel for schedule(static) if (rows * cin >= (1 << 20))
+      for (int64_t r = 0; r < rows; r++) memcpy(sub + r * cin, p + PIXEL(r) * cin, cin * sizeof(float));
+      x = sub;
+    }
+    if (mode == CONV_FORWARD) {
+      if (!engine_sgemm(false, false, rows, cout, cin, 1.0f, x, cin, q, cout, 0.0f, out, cout)) return false;
+      if (bias || relu) bias_relu_rows(out, rows, cout, bias, relu);
+    } else if (!engine_sgemm(true, false, cin, cout, rows, 1.0f, x, cin, q, cout, 0.0f, out, cout)) {
+      return false;
+    }
+  } else {
+    if (!engine_sgemm(false, true, rows, cin, cout, 1.0f, p, cout, q, cout, 0.0f, dense ? out : sub, cin)) return false;
+    if (!dense) {
+      memset(out, 0, s->n * s->h * s->w * cin * sizeof(float));
+#pragma omp parallel for schedule(static) if (rows * cin >= (1 << 20))
+      for (int64_t r = 0; r < rows; r++) memcpy(out + PIXEL(r) * cin, sub + r * cin, cin * sizeof(float));
+    }
+  }
+#undef PIXEL
+  return true;
+}
+
 /*
  * conv(shape13..., mode, p, q, bias or null, relu, out, scratchFloats)
  * mode 0 forward:        out[N,OH,OW,Cout] = max?(x * W + bias, 0)        (p = x, q = W)
  * mode 1 filter grad:    out[KH,KW,Cin,Cout] = im2col(x)ᵀ · dy             (p = x, q = dy)
  * mode 2 input grad:     out[N,H,W,Cin] = col2im(dy · Wᵀ)                  (p = dy, q = W)
- * scratchFloats caps the im2col buffer of the OpenBLAS form.
+ * scratchFloats caps the im2col buffer of the OpenBLAS form. A 1×1 convolution without padding
+ * takes the pointwise form (one sgemm) whatever the path.
  */
 napi_value Conv(napi_env env, napi_callback_info info) {
   ARGS(env, info, 20, argv, "conv");
@@ -149,6 +199,12 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   else
     REQUIRE(env, 0, "conv: mode must be 0, 1 or 2");
   REQUIRE(env, mode == CONV_FORWARD || (!bias && !relu), "conv: bias and relu apply to the forward mode only");
+  if (use_pointwise && is_pointwise(&s)) {
+    pointwise_calls++;
+    REQUIRE(env, pointwise_conv(&s, (int)mode, p, q, bias, relu, out),
+            "conv: out of memory for the 1x1 convolution's buffer, or the sgemm failed");
+    return NULL;
+  }
 #ifdef CONTRASTIVE_ONEDNN
   if (use_onednn && onednn_conv(&s, (int)mode, p, q, bias, relu, out) == 0) {
     onednn_calls++;
@@ -189,14 +245,23 @@ napi_value SetConvPath(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* convCounts(): [calls oneDNN took, calls im2col + OpenBLAS took] since the addon loaded. */
+/* setPointwiseConv(on): whether 1×1 convolutions without padding take the pointwise form (one sgemm). */
+napi_value SetPointwiseConv(napi_env env, napi_callback_info info) {
+  ARGS(env, info, 1, argv, "setPointwiseConv");
+  CHECK(env, napi_get_value_bool(env, argv[0], &use_pointwise));
+  return NULL;
+}
+
+/* convCounts(): calls [oneDNN, im2col + OpenBLAS, the pointwise form] took since the addon loaded. */
 napi_value ConvCounts(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result, value;
-  CHECK(env, napi_create_array_with_length(env, 2, &result));
+  CHECK(env, napi_create_array_with_length(env, 3, &result));
   CHECK(env, napi_create_int64(env, onednn_calls, &value));
   CHECK(env, napi_set_element(env, result, 0, value));
   CHECK(env, napi_create_int64(env, im2col_calls, &value));
   CHECK(env, napi_set_element(env, result, 1, value));
+  CHECK(env, napi_create_int64(env, pointwise_calls, &value));
+  CHECK(env, napi_set_element(env, result, 2, value));
   return result;
 }

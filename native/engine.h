@@ -8,7 +8,7 @@
  * im2col + OpenBLAS, and oneDNN in conv_onednn.c when built with it), depthwise.c (depthwise 2-D
  * convolutions: oneDNN grouped convolutions, or direct loops), batchnorm.c, logsumexp.c
  * (the fused contrastive log-sum-exp), sums.c (column sums, segment sums), elementwise.c (add,
- * subtract, multiply, ReLU, step).
+ * subtract, multiply, ReLU, step), optimizer.c (the fused Adam / AdamW update).
  */
 #ifndef CONTRASTIVE_ENGINE_H
 #define CONTRASTIVE_ENGINE_H
@@ -96,6 +96,8 @@ napi_value GemmPath(napi_env env, napi_callback_info info);
 napi_value SetGemmPath(napi_env env, napi_callback_info info);
 /* In-place out[r, c] = max?(out[r, c] + bias[c], 0), shared by the GEMM and im2col paths. */
 void bias_relu_rows(float *out, int64_t rows, int64_t cols, const float *bias, bool relu);
+bool engine_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 /* conv.c: the shape of one 2-D convolution, NHWC input, [KH, KW, Cin, Cout] filter; with groups > 1
  * (depthwise.c: groups = Cin) a grouped one, [KH, KW, Cin / groups, groups, Cout / groups] */
@@ -106,6 +108,7 @@ enum conv_mode { CONV_FORWARD = 0, CONV_FILTER_GRAD = 1, CONV_INPUT_GRAD = 2 };
 napi_value Conv(napi_env env, napi_callback_info info);
 napi_value ConvPath(napi_env env, napi_callback_info info);
 napi_value SetConvPath(napi_env env, napi_callback_info info);
+napi_value SetPointwiseConv(napi_env env, napi_callback_info info);
 napi_value ConvCounts(napi_env env, napi_callback_info info);
 /* Whether convolutions (plain and depthwise) try oneDNN first: built with it and not turned off. */
 bool onednn_convolutions_on(void);
@@ -134,6 +137,11 @@ napi_value ParallelThreads(napi_env env, napi_callback_info info);
 /* elementwise.c */
 napi_value Binary(napi_env env, napi_callback_info info);
 napi_value Unary(napi_env env, napi_callback_info info);
+napi_value Clip(napi_env env, napi_callback_info info);
+napi_value Pad(napi_env env, napi_callback_info info);
+
+/* optimizer.c */
+napi_value Adam(napi_env env, napi_callback_info info);
 
 /* sums.c */
 napi_value ColSum(napi_env env, napi_callback_info info);

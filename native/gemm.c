@@ -52,6 +52,19 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Row-major c = alpha·op(a)·op(b) + beta·c through the library sgemm is set to (setGemmPath): for the
+ * addon's own callers (1×1 convolutions, conv.c). Returns false when oneDNN's sgemm fails. */
+bool engine_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+#ifdef CONTRASTIVE_ONEDNN
+  if (gemm_onednn)
+    return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success;
+#endif
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+  return true;
+}
+
 /* gemmPath(): "OpenBLAS" or "oneDNN sgemm" */
 napi_value GemmPath(napi_env env, napi_callback_info info) {
   (void)info;

@@ -39,8 +39,13 @@ export interface NativeEngine {
   convPath(): string;
   /** Turns oneDNN off (false) or back on for later convolutions; a no-op when built without it. */
   setConvPath(useOneDnn: boolean): void;
-  /** Calls each form has taken since the addon loaded: `[oneDNN, im2col + OpenBLAS]`. */
-  convCounts(): [number, number];
+  /** Calls each form has taken since the addon loaded: `[oneDNN, im2col + OpenBLAS, pointwise]`. */
+  convCounts(): [number, number, number];
+  /**
+   * Whether 1×1 convolutions without padding take the pointwise form (one sgemm, strided pixels
+   * gathered; the default) or the path above. Absent from addons built before it.
+   */
+  setPointwiseConv?(on: boolean): void;
   /**
    * A depthwise 2-D convolution (depthwise.c): 15 shape numbers (n, h, w, c, channel multiplier
    * m, oh, ow, kh, kw, sh, sw, padTop, padLeft, dilation h, dilation w), a mode (0 forward, 1
@@ -112,6 +117,45 @@ export interface NativeEngine {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** `out = relu(x)` (`step` false), or `out = x > 0 ? 1 : alpha` with NaN kept (`step` true). */
   unary(step: boolean, alpha: number, x: Float32Array, out: Float32Array): void;
+  /** `out = x > hi ? hi : x < lo ? lo : x` (tfjs's ClipByValue, NaN kept); absent from older builds. */
+  clip?(lo: number, hi: number, x: Float32Array, out: Float32Array): void;
+  /**
+   * tfjs's PadV2 on a float32 tensor of rank ≤ 4 given as 4 dims (leading 1s), padding before
+   * and after each axis with `value`; absent from older builds.
+   */
+  pad?(
+    x: Float32Array,
+    d0: number,
+    d1: number,
+    d2: number,
+    d3: number,
+    before0: number,
+    before1: number,
+    before2: number,
+    before3: number,
+    after0: number,
+    after1: number,
+    after2: number,
+    after3: number,
+    value: number,
+    out: Float32Array,
+  ): void;
+  /**
+   * The Adam / AdamW update of one variable (optimizer.c): `m' = m·β1 + g·(1-β1)`,
+   * `v' = v·β2 + g²·(1-β2)`, `w' = w·keep - lr·(m'/c1)/(sqrt(v'/c2) + ε)`, each operation in
+   * float32 as tfjs's ops do it; `scalars` is `[β1, 1-β1, β2, 1-β2, c1, c2, ε, lr, keep]`.
+   * Absent from addons built before it.
+   */
+  adam?(
+    w: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    g: Float32Array,
+    scalars: Float64Array,
+    wOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+  ): void;
   /** `out[g, :] = Σ_{i: ids[i] = g} x[i, :]`. */
   segmentSum(
     x: Float32Array,

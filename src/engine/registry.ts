@@ -23,6 +23,7 @@ import { elementwiseFamily } from './kernels/elementwise.js';
 import { gatherFamily } from './kernels/gather.js';
 import { fusedLseGradient, logSumExpFamily } from './kernels/logSumExp.js';
 import { matMulFamily } from './kernels/matMul.js';
+import { optimizerFamily } from './kernels/optimizer.js';
 import { leadingAxisSumFamily } from './kernels/reductions.js';
 import { segmentSumFamily, unsortedSegmentSumGradient } from './kernels/segmentSum.js';
 import { shareDataFamily } from './kernels/shareData.js';
@@ -39,6 +40,7 @@ export const WASM_KERNEL_FAMILIES: readonly KernelFamily[] = [
   segmentSumFamily,
   leadingAxisSumFamily,
   elementwiseFamily,
+  optimizerFamily,
   gatherFamily,
   shareDataFamily,
 ];

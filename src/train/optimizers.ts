@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { FUSED_ADAM, fusedAdamAvailable } from '../engine/kernels/optimizer.js';
 import { check, checkInRange } from '../errors.js';
 import type { TensorRecord } from './checkpoint.js';
 
@@ -140,14 +141,27 @@ export class Optimizer {
     const slots = this.ensureSlots(2);
     const c1 = 1 - b1 ** this.t;
     const c2 = 1 - b2 ** this.t;
+    const fused = fusedAdamAvailable();
     grads.forEach((g, i) => {
       const [m, v] = slots[i];
       const w = this.variables[i];
       const lr = rates[i];
+      const decays = decoupledDecay > 0 && w.rank >= 2;
+      if (fused && w.dtype === 'float32' && g.dtype === 'float32') {
+        // one native pass, bit-equal to the ops below (src/engine/kernels/optimizer.ts)
+        const scalars = [b1, 1 - b1, b2, 1 - b2, c1, c2, eps, lr, decays ? 1 - lr * decoupledDecay : 1];
+        const [wNext, mNext, vNext] = tf
+          .engine()
+          .runKernel(FUSED_ADAM, { w, m, v, g }, { scalars }) as tf.Tensor[];
+        m.assign(mNext);
+        v.assign(vNext);
+        w.assign(wNext);
+        return;
+      }
       m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
       v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
       let base: tf.Tensor = w;
-      if (decoupledDecay > 0 && w.rank >= 2) base = tf.mul(w, 1 - lr * decoupledDecay);
+      if (decays) base = tf.mul(w, 1 - lr * decoupledDecay);
       // w -= lr · (m / c1) / (sqrt(v / c2) + ε)
       const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps));
       w.assign(tf.sub(base, tf.mul(update, lr)));

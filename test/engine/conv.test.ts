@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/engine/backend.js';
-import { nativeConvCounts, nativeConvPath, setOneDnnConvolutions } from '../../src/engine/kernels/conv.js';
+import {
+  nativeConvCounts,
+  nativeConvPath,
+  setOneDnnConvolutions,
+  setPointwiseConvolutions,
+} from '../../src/engine/kernels/conv.js';
 import { nativeStatus } from '../../src/engine/native.js';
 import { Rng } from '../../src/random.js';
 import { compareCasesWithCpu, expectClose } from '../helpers/backends.js';
@@ -28,6 +33,15 @@ const CASES: ConvCase[] = [
   { x: [1, 13, 13, 1], filter: [5, 5, 1, 3], strides: 1, pad: 'same' },
   { x: [2, 7, 6, 2], filter: [2, 3, 2, 3], strides: [2, 1], pad: 'valid' },
   { x: [1, 6, 6, 16], filter: [3, 3, 16, 8], strides: 2, pad: 'same' },
+];
+
+/** 1×1 kernels without padding (the pointwise form): odd sizes, strides 1, 2 and [2, 3]. */
+const POINTWISE_CASES: ConvCase[] = [
+  { x: [1, 8, 8, 4], filter: [1, 1, 4, 6], strides: 1, pad: 'valid' },
+  { x: [2, 10, 10, 4], filter: [1, 1, 4, 6], strides: 2, pad: 'same' },
+  { x: [3, 7, 9, 5], filter: [1, 1, 5, 3], strides: 2, pad: 'same' },
+  { x: [2, 7, 8, 3], filter: [1, 1, 3, 7], strides: [2, 3], pad: 'valid' },
+  { x: [1, 5, 5, 1], filter: [1, 1, 1, 2], strides: 2, pad: 'valid' },
 ];
 
 const rng = new Rng(15);
@@ -102,14 +116,37 @@ const oneDnnOn = startPath?.startsWith('oneDNN') ?? false;
 describe('convolutions against cpu', () => {
   after(() => {
     if (oneDnnOn) setOneDnnConvolutions(true);
+    setPointwiseConvolutions(true);
+  });
+
+  it('the pointwise form (1×1, no padding: one sgemm) matches cpu, with oneDNN on and off', {
+    skip:
+      native.available && setPointwiseConvolutions(true) ? false : native.detail || 'addon built before it',
+  }, async () => {
+    for (const on of oneDnnOn ? [true, false] : [false]) {
+      setOneDnnConvolutions(on);
+      const before = nativeConvCounts()!;
+      await compareCasesWithCpu(POINTWISE_CASES, convData, convResults, LABELS, `pointwise, oneDNN ${on}`);
+      const calls = nativeConvCounts()!;
+      // forward twice (fused, plain), each gradient twice, per case
+      assert.ok(
+        calls.pointwise - before.pointwise >= 6 * POINTWISE_CASES.length,
+        `the pointwise form ran ${calls.pointwise - before.pointwise} times`,
+      );
+      assert.equal(calls.onednn, before.onednn, 'a 1×1 case reached oneDNN');
+      assert.equal(calls.im2col, before.im2col, 'a 1×1 case reached im2col');
+    }
+    if (oneDnnOn) setOneDnnConvolutions(true);
   });
 
   it('oneDNN (forward + bias + ReLU, both gradients) matches cpu', {
     skip: oneDnnOn ? false : `native convolutions: ${startPath ?? native.detail}`,
   }, async () => {
     setOneDnnConvolutions(true);
+    setPointwiseConvolutions(false);
     const before = nativeConvCounts()!;
     await compareWithCpu('oneDNN');
+    setPointwiseConvolutions(true);
     const calls = nativeConvCounts()!;
     // the [2, 1]-stride valid case skips its last input row: oneDNN declines it, im2col takes it
     assert.ok(
@@ -123,8 +160,10 @@ describe('convolutions against cpu', () => {
     skip: native.available ? false : native.detail,
   }, async () => {
     setOneDnnConvolutions(false);
+    setPointwiseConvolutions(false);
     const before = nativeConvCounts()!;
     await compareWithCpu('im2col');
+    setPointwiseConvolutions(true);
     const calls = nativeConvCounts()!;
     assert.equal(calls.onednn, before.onednn, 'oneDNN ran although turned off');
     assert.ok(calls.im2col - before.im2col >= 6 * CASES.length);

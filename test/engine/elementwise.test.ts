@@ -62,3 +62,92 @@ it('add, sub, mul, relu, step and the ReLU gradient match cpu exactly, small and
     });
   }
 });
+
+it('clipByValue and pad (ranks 1 to 4, every axis padded; rank 5 and int32 take the stock kernels) match cpu exactly', async () => {
+  const cases: { shape: number[]; paddings: [number, number][] }[] = [
+    { shape: [7], paddings: [[2, 3]] },
+    {
+      shape: [3, 5],
+      paddings: [
+        [0, 1],
+        [2, 0],
+      ],
+    },
+    {
+      shape: [2, 5, 3],
+      paddings: [
+        [1, 1],
+        [0, 0],
+        [1, 2],
+      ],
+    },
+    {
+      shape: [3, 7, 5, 3],
+      paddings: [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [0, 0],
+      ],
+    },
+    {
+      shape: [2, 9, 7, 5],
+      paddings: [
+        [1, 0],
+        [1, 1],
+        [0, 2],
+        [1, 1],
+      ],
+    },
+    // past the threading threshold: ZeroPadding2D's shape in MobileNetV2
+    {
+      shape: [4, 112, 112, 24],
+      paddings: [
+        [0, 0],
+        [0, 1],
+        [0, 1],
+        [0, 0],
+      ],
+    },
+    {
+      shape: [1, 2, 3, 2, 2],
+      paddings: [
+        [0, 1],
+        [1, 0],
+        [0, 0],
+        [1, 1],
+        [0, 1],
+      ],
+    },
+  ];
+  const data = cases.map((c) => values(c.shape.reduce((a, b) => a * b, 1)));
+  const run = () =>
+    cases.flatMap((c, k) =>
+      tf.tidy(() => {
+        const x = tf.tensor(data[k], c.shape);
+        // NaN left out of the clip: the stock wasm kernel (the no-addon path) clamps it, cpu keeps it
+        const finite = tf.tensor(
+          data[k].map((v) => (Number.isNaN(v) ? 0 : v)),
+          c.shape,
+        );
+        return [
+          tf.clipByValue(finite, -0.5, 6),
+          tf.pad(x, c.paddings),
+          tf.pad(x, c.paddings, -1.25),
+          tf.pad(tf.cast(tf.mul(x, 10), 'int32'), c.paddings, 3),
+        ].map((t) => t.dataSync() as Float32Array | Int32Array);
+      }),
+    );
+  await useBackend('cpu');
+  const expected = run();
+  await useBackend('wasm');
+  const actual = run();
+  expected.forEach((e, i) => {
+    const c = cases[Math.floor(i / 4)];
+    assertSame(
+      actual[i],
+      e,
+      `${['clip', 'pad 0', 'pad -1.25', 'pad int32'][i % 4]} ${JSON.stringify(c.shape)}`,
+    );
+  });
+});

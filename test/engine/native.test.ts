@@ -178,9 +178,16 @@ describe('native BLAS engine', () => {
     // the golden losses, and every kernel test, on the fallbacks
     const files = [
       'losses/goldens.test.js',
-      ...['conv', 'depthwise', 'batchNorm', 'elementwise', 'gather', 'segmentSum', 'wasmKernels'].map(
-        (f) => `engine/${f}.test.js`,
-      ),
+      ...[
+        'conv',
+        'depthwise',
+        'batchNorm',
+        'elementwise',
+        'gather',
+        'segmentSum',
+        'wasmKernels',
+        'optimizer',
+      ].map((f) => `engine/${f}.test.js`),
     ];
     const fallbacks = spawnSync(
       process.execPath,

@@ -51,19 +51,33 @@ export function nativeConvPath(): string | null {
   return loadNative()?.convPath() ?? null;
 }
 
+/**
+ * Turns the pointwise form of 1×1 convolutions without padding (one sgemm over the pixels read,
+ * strided ones gathered) off (`false`: they take oneDNN or im2col like any other) or back on;
+ * false where the addon lacks it. For comparisons (tests, the bench).
+ */
+export function setPointwiseConvolutions(on: boolean): boolean {
+  const engine = loadNative();
+  if (!engine?.setPointwiseConv) return false;
+  engine.setPointwiseConv(on);
+  return true;
+}
+
 /** Native convolution calls so far per form, or null without the addon. */
-export function nativeConvCounts(): { onednn: number; im2col: number } | null {
+export function nativeConvCounts(): { onednn: number; im2col: number; pointwise: number } | null {
   const engine = loadNative();
   if (!engine) return null;
-  const [onednn, im2col] = engine.convCounts();
-  return { onednn, im2col };
+  const [onednn, im2col, pointwise] = engine.convCounts();
+  return { onednn, im2col, pointwise: pointwise ?? 0 };
 }
 
 /**
  * 2-D convolutions on wasm: forward (fused with bias and linear/ReLU) and both gradients.
  *
  * Native (NHWC, no dilation): oneDNN when the addon was built with it, im2col + OpenBLAS
- * otherwise or for a shape oneDNN declines — the addon decides, per call, in place on the wasm heap.
+ * otherwise or for a shape oneDNN declines — the addon decides, per call, in place on the wasm heap;
+ * a 1×1 convolution without padding is one sgemm over the pixels it reads (the pointwise form:
+ * oneDNN's convolution ran W2's 1×1 stride-2 shortcuts at a third or less of that sgemm's rate).
  *
  * Fallback: the stock XNNPACK `Conv2D`/`FusedConv2D`, and both gradients composed of stock wasm
  * kernels (the stock wasm backend has no filter gradient, and its input gradient is a plain loop,
