@@ -25,6 +25,7 @@ const LAYERS: Record<string, number> = {
   report: 7,
   search: 7,
   serve: 8,
+  store: 8,
   web: 8,
   experiments: 8,
   cli: 9,
