@@ -21,7 +21,7 @@ export interface SqlClient extends SqlRunner {
 
 /** The URL with its password hidden. */
 export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
 }
 
 /** What a store URL names: `pglite:<dir>` (or `pglite:memory:`), or `postgres://…`. */
