@@ -123,18 +123,12 @@ try {
       );
     }
     report(label, build, times, `  worst node recall@10 ${worst.toFixed(3)}`);
-    // does the planner take the HNSW index for a large scope? (the approximate plan allows it, it does not force it)
-    const [{ e: probe }] = await store.query<{ e: string }>(
-      "SELECT embedding::text AS e FROM contrastive_items WHERE id = '0'",
-    );
-    const plan = await store.query<{ 'QUERY PLAN': string }>(
-      "EXPLAIN SELECT id FROM contrastive_items WHERE path <@ 'Clothes.Tops' ORDER BY embedding <=> $1::vector LIMIT 200",
-      [probe],
-    );
-    console.log(
-      `  planner for within Clothes/Tops: ${plan.some((r) => /contrastive_items_hnsw/.test(r['QUERY PLAN'])) ? 'HNSW index scan' : plan.map((r) => r['QUERY PLAN'].trim()).join(' | ')}`,
-    );
-    for (const line of lines) console.log(line);
+    // which index each plan's query uses, by PostgreSQL's EXPLAIN
+    for (const within of [undefined, ['Clothes', 'Tops'], ['Clothes', 'Tops', 'Shirt']]) {
+      const { plan, lines } = await store.explain({ id: queryIds[0] }, { k: 10, within });
+      const used = lines.join(' ').match(/Index Scan using (\w+)|Bitmap Index Scan on (\w+)|Seq Scan/g) ?? [];
+      console.log(`  EXPLAIN within ${name(within)}: ${plan} plan, ${[...new Set(used)].join(', ')}`);
+    }
   };
 
   // embedded PGlite

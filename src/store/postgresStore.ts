@@ -341,6 +341,7 @@ export class PostgresStore {
         `${fn}: the store ${this.url} holds ${n} items but the build expects ${expected}; run the import or the workers again (items already stored are kept) before searching it.`,
       );
     if (options.approximate ?? true) await this.buildApproximate();
+    await this.client.exec('ANALYZE contrastive_items');
     await this.refreshPrototypes();
     await this.client.query(
       "UPDATE contrastive_meta SET state = 'ready', expected_items = NULL, calibration_stale = true, updated_at = now()",
@@ -509,6 +510,26 @@ export class PostgresStore {
    * and the `efSearch` best candidates re-ranked exactly. `plan` says which ran.
    */
   async search(query: StoreQuery, options: StoreSearchOptions = {}): Promise<StoreSearchResult> {
+    return (await this.searchOrExplain(query, options, false)) as StoreSearchResult;
+  }
+
+  /** The plan {@link search} would choose, and PostgreSQL's `EXPLAIN` of its query (which indexes it uses). */
+  async explain(
+    query: StoreQuery,
+    options: StoreSearchOptions = {},
+  ): Promise<{ plan: 'exact' | 'approximate'; scopeSize: number; lines: string[] }> {
+    return (await this.searchOrExplain(query, options, true)) as {
+      plan: 'exact' | 'approximate';
+      scopeSize: number;
+      lines: string[];
+    };
+  }
+
+  private async searchOrExplain(
+    query: StoreQuery,
+    options: StoreSearchOptions,
+    explain: boolean,
+  ): Promise<StoreSearchResult | { plan: 'exact' | 'approximate'; scopeSize: number; lines: string[] }> {
     const fn = 'PostgresStore.search';
     const schema = await this.requireSchema(fn);
     const k = options.k ?? 10;
@@ -570,29 +591,32 @@ export class PostgresStore {
       path === null ? 'NOT (id = ANY($2::text[]))' : 'path <@ $3::ltree AND NOT (id = ANY($2::text[]))';
     const params: unknown[] = [vectorText, exclude];
     if (path !== null) params.push(path);
+    const candidates = Math.max(this.efSearch, k);
+    const { setup, sql } =
+      chosen === 'exact'
+        ? {
+            // no index scan: the HNSW index cannot be used, the ltree GiST index still can (bitmap scan)
+            setup: 'SET LOCAL enable_indexscan = off',
+            sql: `SELECT ${ITEM_COLUMNS}, embedding <=> $1::vector AS distance FROM contrastive_items
+                  WHERE ${where} ORDER BY distance, id LIMIT ${k}`,
+          }
+        : {
+            // the HNSW index with iterative scans; sorting a bitmap or sequential scan of a big
+            // scope is what this plan avoids, so those are priced out
+            setup: `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${Math.min(1000, candidates)};
+                    SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off`,
+            // relaxed order: the candidates come nearly sorted; re-rank them exactly
+            sql: `WITH candidates AS MATERIALIZED (
+                    SELECT ${ITEM_COLUMNS}, embedding <=> $1::vector AS distance FROM contrastive_items
+                    WHERE ${where} ORDER BY embedding <=> $1::vector LIMIT ${candidates})
+                  SELECT * FROM candidates ORDER BY distance, id LIMIT ${k}`,
+          };
     const rows = await this.client.transaction(async (tx) => {
-      if (chosen === 'exact') {
-        // no index scan: the HNSW index cannot be used, the ltree GiST index still can (bitmap scan)
-        await tx.exec('SET LOCAL enable_indexscan = off');
-        return tx.query<ItemRow>(
-          `SELECT ${ITEM_COLUMNS}, embedding <=> $1::vector AS distance FROM contrastive_items
-           WHERE ${where} ORDER BY distance, id LIMIT ${k}`,
-          params,
-        );
-      }
-      const candidates = Math.max(this.efSearch, k);
-      await tx.exec(
-        `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${Math.min(1000, candidates)}`,
-      );
-      // relaxed order: the candidates come nearly sorted; re-rank them exactly
-      return tx.query<ItemRow>(
-        `WITH candidates AS MATERIALIZED (
-           SELECT ${ITEM_COLUMNS}, embedding <=> $1::vector AS distance FROM contrastive_items
-           WHERE ${where} ORDER BY embedding <=> $1::vector LIMIT ${candidates})
-         SELECT * FROM candidates ORDER BY distance, id LIMIT ${k}`,
-        params,
-      );
+      await tx.exec(setup);
+      return tx.query<ItemRow & { 'QUERY PLAN'?: string }>(explain ? `EXPLAIN ${sql}` : sql, params);
     });
+    if (explain)
+      return { plan: chosen, scopeSize: Number(scopeSize), lines: rows.map((r) => r['QUERY PLAN'] ?? '') };
     const tree = schema.tree;
     const hits = rows.map((row) => {
       const hit: SearchHit = {

@@ -161,6 +161,12 @@ describe('PostgresStore on embedded PGlite', () => {
     const approx = await PostgresStore.open('pglite:memory:', { exactUpTo: 0 });
     try {
       await approx.write(index);
+      const explained = await approx.explain({ id: '0' }, { within: ['Clothes', 'Tops'] });
+      assert.equal(explained.plan, 'approximate');
+      assert.match(explained.lines.join('\n'), /Index Scan using contrastive_items_hnsw/);
+      const small = await store.explain({ id: '0' }, { within: ['Clothes', 'Tops'] });
+      assert.equal(small.plan, 'exact');
+      assert.doesNotMatch(small.lines.join('\n'), /contrastive_items_hnsw/);
       for (const within of scopes(index)) {
         let found = 0;
         let wanted = 0;
