@@ -218,6 +218,22 @@ describe('PostgresStore on embedded PGlite', () => {
     }
   });
 
+  it('a build that did not finish is never searched as if complete', async () => {
+    const half = await PostgresStore.open('pglite:memory:');
+    try {
+      await half.prepare({ dim: index.dim, space: 'backbone', model: index.model, tree: index.tree }, 10);
+      await half.add([{ id: 'a', label: null }], [index.embedding('0')]);
+      await assert.rejects(half.search({ id: 'a' }), /still being built \(1 of 10 items\)/);
+      await assert.rejects(
+        half.finish(),
+        /holds 1 items but the build expects 10; run the import or the workers again/,
+      );
+      assert.equal((await half.info())!.state, 'building');
+    } finally {
+      await half.close();
+    }
+  });
+
   it('keeps what it wrote in a folder across opens', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'store-'));
     try {
