@@ -115,6 +115,10 @@ describe('contrastive index --queue + contrastive worker (Redis, a pglite-socket
   let runDir: string;
 
   before(async () => {
+    runDir = join(dir, 'run');
+    await train(await smallConfig(runDir, { epochs: 1, trainLimit: 256, testLimit: 120 }), {
+      progress: quietProgress(),
+    });
     if (!redisPath) return;
     const port = await freePort();
     redis = spawn(
@@ -137,15 +141,26 @@ describe('contrastive index --queue + contrastive worker (Redis, a pglite-socket
     server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 32 });
     await server.start();
     storeUrl = `postgres://postgres:pw@${server.getServerConn()}/postgres`;
-    runDir = join(dir, 'run');
-    await train(await smallConfig(runDir, { epochs: 1, trainLimit: 256, testLimit: 120 }), {
-      progress: quietProgress(),
-    });
   });
   after(async () => {
     redis?.kill('SIGTERM');
     if (server) await server.stop();
     if (db) await db.close();
+  });
+
+  it('index --store embeds a catalogue straight into an embedded store', async () => {
+    const url = `pglite:${join(dir, 'direct.pg')}`;
+    const args = ['--data', 'fashion-mnist:test', '--data-dir', EMBEDDED_FASHION_MNIST_DIR, '--limit', '100'];
+    const r = await run(['index', runDir, ...args, '--store', url, '--backend', 'wasm', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).items, 100);
+    const store = await PostgresStore.open(url);
+    try {
+      const info = (await store.info())!;
+      assert.deepEqual([info.items, info.state, info.model?.source], [100, 'ready', runDir]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('two workers, one killed with SIGKILL mid-job: every item exactly once, the job retried', async (t) => {
