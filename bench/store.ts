@@ -8,6 +8,7 @@
  * - recall@10 per node of each store against the in-memory exact search (ties aside), and which plan ran.
  *
  *   node dist/bench/store.js [--items 100000] [--dim 64] [--queries 50] [--exact-up-to 20000]
+ *     [--ef-search 200[,400…]] [--stores pglite,socket]
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,8 @@ const numItems = Number(arg('items', '100000'));
 const dim = Number(arg('dim', '64'));
 const numQueries = Number(arg('queries', '50'));
 const exactUpTo = Number(arg('exact-up-to', '20000'));
+const efSearches = arg('ef-search', '200').split(',').map(Number);
+const stores = arg('stores', 'pglite,socket').split(',');
 
 await useBackend('wasm');
 const base = await projectedFashionMnist(dim);
@@ -95,6 +98,10 @@ try {
   );
 
   const measureStore = async (label: string, store: PostgresStore, build: number) => {
+    for (const efSearch of efSearches)
+      await measureStoreAt(`${label} ef ${efSearch}`, store, build, efSearch);
+  };
+  const measureStoreAt = async (label: string, store: PostgresStore, build: number, efSearch: number) => {
     const times: number[] = [];
     const lines: string[] = [];
     let worst = 1;
@@ -106,7 +113,7 @@ try {
       const truth = exact.get(name(scope))!;
       for (let q = 0; q < queryIds.length; q++) {
         const s = performance.now();
-        const got = await store.search({ id: queryIds[q] }, { k: 10, within: scope });
+        const got = await store.search({ id: queryIds[q] }, { k: 10, within: scope, efSearch });
         times.push(performance.now() - s);
         plans.add(got.plan);
         size = got.scopeSize;
@@ -129,30 +136,35 @@ try {
       const used = lines.join(' ').match(/Index Scan using (\w+)|Bitmap Index Scan on (\w+)|Seq Scan/g) ?? [];
       console.log(`  EXPLAIN within ${name(within)}: ${plan} plan, ${[...new Set(used)].join(', ')}`);
     }
+    for (const line of lines) console.log(line);
   };
 
   // embedded PGlite
-  t = performance.now();
-  const embedded = await PostgresStore.open(`pglite:${join(dir, 'catalogue.pg')}`, { exactUpTo });
-  await embedded.write(index, { batchSize: 2000 });
-  const pgliteBuild = (performance.now() - t) / 1000;
-  await measureStore('PGlite (embedded)', embedded, pgliteBuild);
-  await embedded.close();
+  if (stores.includes('pglite')) {
+    t = performance.now();
+    const embedded = await PostgresStore.open(`pglite:${join(dir, 'catalogue.pg')}`, { exactUpTo });
+    await embedded.write(index, { batchSize: 2000 });
+    const pgliteBuild = (performance.now() - t) / 1000;
+    await measureStore('PGlite (embedded)', embedded, pgliteBuild);
+    await embedded.close();
+  }
 
   // the same engine behind the wire protocol
-  const db = await PGlite.create('memory://', { extensions: { vector, ltree } });
-  const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 8 });
-  await server.start();
-  t = performance.now();
-  const remote = await PostgresStore.open(`postgres://postgres:x@${server.getServerConn()}/postgres`, {
-    exactUpTo,
-  });
-  await remote.write(index, { batchSize: 2000 });
-  const socketBuild = (performance.now() - t) / 1000;
-  await measureStore('pglite-socket via pg', remote, socketBuild);
-  await remote.close();
-  await server.stop();
-  await db.close();
+  if (stores.includes('socket')) {
+    const db = await PGlite.create('memory://', { extensions: { vector, ltree } });
+    const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 8 });
+    await server.start();
+    t = performance.now();
+    const remote = await PostgresStore.open(`postgres://postgres:x@${server.getServerConn()}/postgres`, {
+      exactUpTo,
+    });
+    await remote.write(index, { batchSize: 2000 });
+    const socketBuild = (performance.now() - t) / 1000;
+    await measureStore('pglite-socket via pg', remote, socketBuild);
+    await remote.close();
+    await server.stop();
+    await db.close();
+  }
   index.dispose();
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -69,6 +69,8 @@ export interface StoreSearchOptions {
   exclude?: Iterable<string | number>;
   /** `'auto'` (default: by the scope's size, see {@link PostgresStoreOptions.exactUpTo}), `'exact'` or `'approximate'`. */
   plan?: 'auto' | 'exact' | 'approximate';
+  /** `hnsw.ef_search` of this search (the store's {@link PostgresStoreOptions.efSearch} when absent). */
+  efSearch?: number;
 }
 
 /** {@link PostgresStore.search}'s result. */
@@ -79,6 +81,8 @@ export interface StoreSearchResult {
   plan: 'exact' | 'approximate';
   /** Items in the scope, counted up to `exactUpTo + 1` (so `exactUpTo + 1` means "more"). */
   scopeSize: number;
+  /** The HNSW index an approximate plan walks: the node's own partial index, or the global one (null when exact). */
+  index: string | null;
 }
 
 /** Options of {@link PostgresStore.write}. */
@@ -349,7 +353,12 @@ export class PostgresStore {
     return Number(n);
   }
 
-  /** Builds the HNSW index (cosine) if it is missing; later adds keep it up to date. */
+  /**
+   * Builds the HNSW indexes (cosine) that are missing: one over the whole catalogue and one partial
+   * index (`WHERE path <@ node`) per node holding more than `exactUpTo` items, so a search inside a
+   * large node walks a graph of that node's items only (a global graph filtered to a node loses
+   * recall when the query lies far from the node). Later adds and removes keep them up to date.
+   */
   async buildApproximate(options: { m?: number; efConstruction?: number } = {}): Promise<void> {
     const m = options.m ?? 16;
     const ef = options.efConstruction ?? 64;
@@ -357,9 +366,31 @@ export class PostgresStore {
       throw new ContrastiveError(
         `PostgresStore.buildApproximate: m must be an integer in [2, 100] and efConstruction in [4, 1000], but got ${m} and ${ef}.`,
       );
-    await this.client.exec(
-      `CREATE INDEX IF NOT EXISTS contrastive_items_hnsw ON contrastive_items USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${ef})`,
+    const using = `USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${ef})`;
+    await this.client.exec(`CREATE INDEX IF NOT EXISTS contrastive_items_hnsw ON contrastive_items ${using}`);
+    const large = await this.client.query<{ level: number; node: number; path: string }>(
+      `SELECT n.level, n.node, n.path::text AS path FROM contrastive_nodes n JOIN contrastive_items i ON i.path <@ n.path
+       GROUP BY n.level, n.node, n.path HAVING count(*) > $1`,
+      [this.exactUpTo],
     );
+    for (const node of large)
+      await this.client.exec(
+        `CREATE INDEX IF NOT EXISTS ${nodeIndexName(node.level, node.node)} ON contrastive_items ${using} WHERE path <@ ${ltreeLiteral(node.path)}`,
+      );
+    this.nodeIndexes = null;
+  }
+
+  /** Names of the partial HNSW indexes (read once, refreshed by {@link buildApproximate}). */
+  private nodeIndexes: Set<string> | null = null;
+
+  private async partialIndexes(): Promise<Set<string>> {
+    if (!this.nodeIndexes) {
+      const rows = await this.client.query<{ indexname: string }>(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'contrastive_items' AND indexname LIKE 'contrastive_items_hnsw_n%'",
+      );
+      this.nodeIndexes = new Set(rows.map((r) => r.indexname));
+    }
+    return this.nodeIndexes;
   }
 
   /**
@@ -587,11 +618,27 @@ export class PostgresStore {
     );
     const chosen: 'exact' | 'approximate' =
       plan === 'auto' ? (Number(scopeSize) <= this.exactUpTo ? 'exact' : 'approximate') : plan;
+    // a large node with its own partial HNSW index: the node's path inline, so the planner can
+    // prove the index's predicate (WHERE path <@ 'node') and walk that node's graph
+    const node = path === null ? null : resolveNode(schema.tree, options.within!, `${fn}: within`);
+    const partial =
+      chosen === 'approximate' &&
+      node &&
+      (await this.partialIndexes()).has(nodeIndexName(node.level, node.id))
+        ? nodeIndexName(node.level, node.id)
+        : null;
     const where =
-      path === null ? 'NOT (id = ANY($2::text[]))' : 'path <@ $3::ltree AND NOT (id = ANY($2::text[]))';
+      path === null
+        ? 'NOT (id = ANY($2::text[]))'
+        : partial
+          ? `path <@ ${ltreeLiteral(path)} AND NOT (id = ANY($2::text[]))`
+          : 'path <@ $3::ltree AND NOT (id = ANY($2::text[]))';
     const params: unknown[] = [vectorText, exclude];
-    if (path !== null) params.push(path);
-    const candidates = Math.max(this.efSearch, k);
+    if (path !== null && !partial) params.push(path);
+    const efSearch = options.efSearch ?? this.efSearch;
+    if (!(Number.isInteger(efSearch) && efSearch >= 1 && efSearch <= 1000))
+      throw new ContrastiveError(`${fn}: efSearch must be an integer in [1, 1000], but got ${efSearch}.`);
+    const candidates = Math.max(efSearch, k);
     const { setup, sql } =
       chosen === 'exact'
         ? {
@@ -628,7 +675,12 @@ export class PostgresStore {
       if (row.thumbnail !== null) hit.thumbnail = row.thumbnail;
       return hit;
     });
-    return { hits, plan: chosen, scopeSize: Number(scopeSize) };
+    return {
+      hits,
+      plan: chosen,
+      scopeSize: Number(scopeSize),
+      index: chosen === 'exact' ? null : (partial ?? 'contrastive_items_hnsw'),
+    };
   }
 
   /** Reads the whole store into an in-memory {@link EmbeddingIndex} (for predict, dedupe, serve, eval). */
@@ -779,6 +831,18 @@ function checkSameSchema(url: string, stored: StoreSchema, given: StoreSchema, f
 }
 
 /** A row as pgvector's text form; float32 values print (and parse back) exactly. */
+/** The partial HNSW index of a node. */
+function nodeIndexName(level: number, node: number): string {
+  return `contrastive_items_hnsw_n${level}_${node}`;
+}
+
+/** An ltree path as an SQL literal; escaped labels hold only letters, digits and `_`, so this is safe to inline. */
+function ltreeLiteral(path: string): string {
+  if (!/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/.test(path))
+    throw new ContrastiveError(`PostgresStore: ${JSON.stringify(path)} is not an escaped ltree path.`);
+  return `'${path}'::ltree`;
+}
+
 function vectorLiteral(row: ArrayLike<number>): string {
   let out = '[';
   for (let j = 0; j < row.length; j++) out += (j ? ',' : '') + row[j];

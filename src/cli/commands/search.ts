@@ -221,6 +221,7 @@ async function searchStore(options: Record<string, import('../args.js').OptionVa
           within: options.within ?? null,
           plan: result.plan,
           scopeSize: result.scopeSize,
+          index: result.index,
           approximate: result.plan === 'approximate',
           results: rows,
         }),
