@@ -69,6 +69,7 @@ export * from './report/index.js';
 export * from './run/index.js';
 export * from './search/index.js';
 export * from './serve/index.js';
+export * from './store/index.js';
 export { buildModel } from './train/buildModel.js';
 export { type Checkpoint, readCheckpoint, writeCheckpoint } from './train/checkpoint.js';
 export { METHODS, type Method, resolveTrainConfig, TRAIN_OPTIONS, type TrainConfig } from './train/config.js';

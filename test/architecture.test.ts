@@ -25,6 +25,7 @@ const LAYERS: Record<string, number> = {
   report: 7,
   search: 7,
   catalogue: 8,
+  store: 8,
   serve: 9,
   web: 9,
   experiments: 9,

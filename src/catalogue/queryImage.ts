@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ContrastiveError } from '../errors.js';
 import { decodeQueryImage } from '../search/embedInputs.js';
-import type { RunEncoder } from '../search/runModel.js';
+import { openIndexEncoder, type RunEncoder } from '../search/runModel.js';
 
 /** The model's input as an image `[height, width, channels]`, or null for a model of feature vectors. */
 export function encoderImageShape(inputShape: readonly number[]): [number, number, number] | null {
@@ -34,5 +34,23 @@ export async function embedQueryImage(
     return (await embedding.data()) as Float32Array;
   } finally {
     embedding.dispose();
+  }
+}
+
+/**
+ * Embeds one query image with the model an index or a store records (opened from `run`, or the
+ * run folder it names), then closes the model: for one-off queries against a store, where no
+ * `Catalogue` holds an encoder open.
+ */
+export async function embedImageWithRecordedModel(
+  owner: Parameters<typeof openIndexEncoder>[0],
+  image: string | Uint8Array,
+  run?: string,
+): Promise<Float32Array> {
+  const encoder = await openIndexEncoder(owner, run);
+  try {
+    return await embedQueryImage(encoder, image);
+  } finally {
+    encoder.dispose();
   }
 }

@@ -13,8 +13,10 @@ import { predictCommand } from './commands/predict.js';
 import { reportCommand } from './commands/report.js';
 import { searchCommand } from './commands/search.js';
 import { serveCommand } from './commands/serve.js';
+import { storeCommand } from './commands/store.js';
 import { studyCommand } from './commands/study.js';
 import { trainCommand } from './commands/train.js';
+import { workerCommand } from './commands/worker.js';
 
 const COMMANDS: readonly CommandSpec[] = [
   trainCommand,
@@ -22,6 +24,8 @@ const COMMANDS: readonly CommandSpec[] = [
   embedCommand,
   indexCommand,
   searchCommand,
+  storeCommand,
+  workerCommand,
   predictCommand,
   dedupeCommand,
   serveCommand,

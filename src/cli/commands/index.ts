@@ -1,5 +1,6 @@
 import { DATA_SOURCE_OPTIONS } from '../../data/sources.js';
 import { BACKEND_OPTION, type CommandSpec, type OptionValue } from '../args.js';
+import { QUEUE_OPTIONS, STORE_OPTION } from './store.js';
 
 /** The `--data` block (declared once in `data/sources.ts`), shared by `index`, `predict` and `embed --data`. */
 export { DATA_SOURCE_OPTIONS } from '../../data/sources.js';
@@ -37,7 +38,8 @@ export const indexCommand: CommandSpec = {
   positionals: [{ name: 'run', doc: 'run folder (its model embeds the items, and later the queries)' }],
   options: [
     ...DATA_SOURCE_OPTIONS,
-    { name: 'out', type: 'string', doc: 'index file to write, e.g. catalogue.index (required)' },
+    { name: 'out', type: 'string', doc: 'index file to write, e.g. catalogue.index (this, --store or both)' },
+    { ...STORE_OPTION, doc: `also (or instead) write the items into this store: ${STORE_OPTION.doc}` },
     {
       name: 'space',
       type: 'string',
@@ -63,33 +65,64 @@ export const indexCommand: CommandSpec = {
       default: false,
       doc: 'print retrieval (P@1, mAP@R per level) on the classes the run never saw in training',
     },
+    ...QUEUE_OPTIONS,
+    { name: 'jobSize', type: 'integer', default: 1000, doc: 'with --queue: items per job' },
+    {
+      name: 'wait',
+      type: 'boolean',
+      default: true,
+      doc: 'with --queue: follow the jobs, check the count and finish the store (--no-wait: queue and return)',
+    },
     { name: 'json', type: 'boolean', default: false, doc: 'print one JSON document instead of text' },
     BACKEND_OPTION,
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
+    if (options.queue !== undefined) return queueIndex(positionals[0], options);
     const out = options.out as string | undefined;
-    if (!out) throw new ContrastiveError('contrastive index: --out is required (the index file to write).');
+    const storeUrl = options.store as string | undefined;
+    if (!out && !storeUrl)
+      throw new ContrastiveError(
+        'contrastive index: --out (the index file to write) or --store (a store to write into) is required.',
+      );
+    // a store that cannot be reached fails now, not after the embedding
+    const { PostgresStore } = await import('../../store/postgresStore.js');
+    const store = storeUrl ? await PostgresStore.open(storeUrl) : null;
     const { useBackend } = await import('../../engine/backend.js');
     const { buildIndex } = await import('../../catalogue/build.js');
     const { newClassRetrieval } = await import('../../catalogue/newClasses.js');
     const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
     await useBackend(options.backend as 'auto');
-    const { source, limit, cacheDir } = await dataSource('index', options);
+    let source: Awaited<ReturnType<typeof dataSource>>;
+    try {
+      source = await dataSource('index', options);
+    } catch (error) {
+      await store?.close();
+      throw error;
+    }
     const started = performance.now();
     const quiet = options.json === true;
-    const index = await buildIndex(positionals[0], source, {
-      space: options.space as 'backbone' | 'head',
-      approximate: options.approximate as boolean,
-      thumbnails: options.thumbnails as boolean,
-      limit,
-      cacheDir,
-      onDecodeProgress: progressLine('index: decoding', quiet),
-      onProgress: progressLine('index: embedding', quiet),
-    });
+    let index: Awaited<ReturnType<typeof buildIndex>>;
     try {
-      if (!quiet) process.stderr.write(`index: writing ${out}\n`);
-      await index.save(out);
+      index = await buildIndex(positionals[0], source.source, {
+        space: options.space as 'backbone' | 'head',
+        approximate: options.approximate as boolean,
+        thumbnails: options.thumbnails as boolean,
+        limit: source.limit,
+        cacheDir: source.cacheDir,
+        onDecodeProgress: progressLine('index: decoding', quiet),
+        onProgress: progressLine('index: embedding', quiet),
+      });
+    } catch (error) {
+      await store?.close();
+      throw error;
+    }
+    try {
+      if (out) {
+        if (!quiet) process.stderr.write(`index: writing ${out}\n`);
+        await index.save(out);
+      }
+      if (store) await store.write(index, { onProgress: progressLine('index: writing to the store', quiet) });
       const sep = index.tree.separator;
       const leafLevel = index.tree.depth - 1;
       const newClasses = index.unseenNodes
@@ -99,7 +132,8 @@ export const indexCommand: CommandSpec = {
       let labelled = 0;
       for (let row = 0; row < index.size; row++) if (index.leafAt(row) >= 0) labelled++;
       const summary = {
-        out,
+        out: out ?? null,
+        store: store?.url ?? null,
         items: index.size,
         labelled,
         dim: index.dim,
@@ -115,7 +149,7 @@ export const indexCommand: CommandSpec = {
         return;
       }
       console.log(
-        `indexed ${summary.items} items (${labelled} labelled) as ${summary.dim}-d ${summary.space} embeddings, ${summary.search} search, into ${out} in ${summary.seconds} s`,
+        `indexed ${summary.items} items (${labelled} labelled) as ${summary.dim}-d ${summary.space} embeddings, ${summary.search} search, into ${[out, store?.url].filter(Boolean).join(' and ')} in ${summary.seconds} s`,
       );
       if (newClasses.length > 0)
         console.log(
@@ -143,6 +177,57 @@ export const indexCommand: CommandSpec = {
       }
     } finally {
       index.dispose();
+      await store?.close();
     }
   },
 };
+
+/** `contrastive index <run> --data … --store … --queue redis://…`: jobs for `contrastive worker`s. */
+async function queueIndex(run: string, options: Record<string, OptionValue>): Promise<number> {
+  const { ContrastiveError } = await import('../../errors.js');
+  if (!options.store || options.out)
+    throw new ContrastiveError(
+      'contrastive index: --queue needs --store (where the workers write) and no --out (the workers write no index file).',
+    );
+  const { useBackend } = await import('../../engine/backend.js');
+  const { openRunEncoder } = await import('../../search/runModel.js');
+  const { PostgresStore } = await import('../../store/postgresStore.js');
+  const { enqueueCatalogue, waitForCatalogue } = await import('../../store/queue.js');
+  await useBackend(options.backend as 'auto');
+  const { source } = await dataSource('index', options);
+  const store = await PostgresStore.open(options.store as string);
+  try {
+    const encoder = await openRunEncoder(run, options.space as 'backbone' | 'head');
+    const started = performance.now();
+    const queueOptions = { queue: options.queue as string, queueName: options.queueName as string };
+    let queued: { jobs: number; items: number };
+    try {
+      queued = await enqueueCatalogue(encoder, source, store, {
+        ...queueOptions,
+        jobSize: options.jobSize as number,
+      });
+    } finally {
+      encoder.dispose();
+    }
+    const items = options.wait
+      ? await waitForCatalogue(store, { ...queueOptions, onProgress: progressLine('jobs') })
+      : null;
+    const summary = {
+      store: store.url,
+      jobs: queued.jobs,
+      items: items ?? queued.items,
+      state: items === null ? 'building' : 'ready',
+      seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
+    };
+    if (options.json) console.log(JSON.stringify(summary));
+    else
+      console.log(
+        items === null
+          ? `queued ${queued.items} items as ${queued.jobs} jobs for ${store.url}; run contrastive worker ${run} --queue … --store … (anywhere), then contrastive index again with --queue to finish`
+          : `indexed ${items} items through ${queued.jobs} jobs into ${store.url} in ${summary.seconds} s`,
+      );
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
