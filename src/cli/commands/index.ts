@@ -194,7 +194,17 @@ async function queueIndex(run: string, options: Record<string, OptionValue>): Pr
   const { PostgresStore } = await import('../../store/postgresStore.js');
   const { enqueueCatalogue, waitForCatalogue } = await import('../../store/queue.js');
   await useBackend(options.backend as 'auto');
-  const { source } = await dataSource('index', options);
+  const resolved = await dataSource('index', options);
+  // the jobs carry their source: --limit goes into it (the kinds a queue splits)
+  const { limit } = resolved;
+  const source =
+    limit === undefined
+      ? resolved.source
+      : resolved.source.kind === 'fashion-mnist'
+        ? { ...resolved.source, limit }
+        : resolved.source.kind === 'images'
+          ? { ...resolved.source, files: resolved.source.files.slice(0, limit) }
+          : resolved.source;
   const store = await PostgresStore.open(options.store as string);
   try {
     const encoder = await openRunEncoder(run, options.space as 'backbone' | 'head');
