@@ -353,9 +353,13 @@ export async function runWorker(
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   } finally {
-    await Promise.race([worker.close(failure !== null), new Promise((resolve) => setTimeout(resolve, 5000))]);
-    await running.catch(() => {});
-    await queue.close().catch(() => {});
+    // with Redis gone these may never settle, and a promise with nothing left to wake it lets
+    // node exit with status 13 (an unsettled top-level await) before the error is reported
+    const atMost = (promise: Promise<unknown>) =>
+      Promise.race([promise.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await atMost(worker.close(failure !== null));
+    await atMost(running);
+    await atMost(queue.close());
   }
   return done;
 }

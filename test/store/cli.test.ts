@@ -289,7 +289,7 @@ describe('contrastive index --queue + contrastive worker (Redis, a pglite-socket
     const lines = stderr.trim().split('\n');
     assert.match(
       lines.at(-1)!,
-      /^error: runWorker: the queue redis:\/\/127.0.0.1:\d+ does not answer \(ECONNREFUSED\); start Redis or fix --queue/,
+      /^error: runWorker: the queue redis:\/\/127.0.0.1:\d+ does not answer \((ECONNREFUSED|ECONNRESET)\); start Redis or fix --queue/,
     );
     assert.ok(hasNoStack(stderr), stderr);
   });

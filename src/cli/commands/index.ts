@@ -1,12 +1,15 @@
 import { DATA_SOURCE_OPTIONS } from '../../data/sources.js';
-import { BACKEND_OPTION, type CommandSpec, type OptionValue } from '../args.js';
+import { BACKEND_OPTION, defineCommand, type OptionValue } from '../args.js';
 import { QUEUE_OPTIONS, STORE_OPTION } from './store.js';
 
 /** The `--data` block (declared once in `data/sources.ts`), shared by `index`, `predict` and `embed --data`. */
 export { DATA_SOURCE_OPTIONS } from '../../data/sources.js';
 
 /** The data source of `--data` and its companions, resolved by the one parser (`data/sources.ts`). */
-export async function dataSource(command: string, options: Record<string, OptionValue>) {
+export async function dataSource(
+  command: string,
+  options: Readonly<Record<string, OptionValue | undefined>>,
+) {
   const { dataSourceOptions } = await import('../../data/sources.js');
   return dataSourceOptions(`contrastive ${command}`, options);
 }
@@ -32,14 +35,17 @@ export function progressLine(what: string, quiet = false): (done: number, total:
 }
 
 /** `contrastive index runs/x --data catalogue/ --out catalogue.index`. */
-export const indexCommand: CommandSpec = {
+export const indexCommand = defineCommand({
   name: 'index',
   summary: 'Embed a catalogue with a trained run and write a searchable index (one file).',
   positionals: [{ name: 'run', doc: 'run folder (its model embeds the items, and later the queries)' }],
   options: [
     ...DATA_SOURCE_OPTIONS,
     { name: 'out', type: 'string', doc: 'index file to write, e.g. catalogue.index (this, --store or both)' },
-    { ...STORE_OPTION, doc: `also (or instead) write the items into this store: ${STORE_OPTION.doc}` },
+    {
+      ...STORE_OPTION,
+      doc: `also (or instead) write the items into this store: ${STORE_OPTION.doc}` as string,
+    },
     {
       name: 'space',
       type: 'string',
@@ -79,8 +85,8 @@ export const indexCommand: CommandSpec = {
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
     if (options.queue !== undefined) return queueIndex(positionals[0], options);
-    const out = options.out as string | undefined;
-    const storeUrl = options.store as string | undefined;
+    const out = options.out;
+    const storeUrl = options.store;
     if (!out && !storeUrl)
       throw new ContrastiveError(
         'contrastive index: --out (the index file to write) or --store (a store to write into) is required.',
@@ -92,7 +98,7 @@ export const indexCommand: CommandSpec = {
     const { buildIndex } = await import('../../catalogue/build.js');
     const { newClassRetrieval } = await import('../../catalogue/newClasses.js');
     const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
-    await useBackend(options.backend as 'auto');
+    await useBackend(options.backend);
     let source: Awaited<ReturnType<typeof dataSource>>;
     try {
       source = await dataSource('index', options);
@@ -105,9 +111,9 @@ export const indexCommand: CommandSpec = {
     let index: Awaited<ReturnType<typeof buildIndex>>;
     try {
       index = await buildIndex(positionals[0], source.source, {
-        space: options.space as 'backbone' | 'head',
-        approximate: options.approximate as boolean,
-        thumbnails: options.thumbnails as boolean,
+        space: options.space,
+        approximate: options.approximate,
+        thumbnails: options.thumbnails,
         limit: source.limit,
         cacheDir: source.cacheDir,
         onDecodeProgress: progressLine('index: decoding', quiet),
@@ -180,10 +186,13 @@ export const indexCommand: CommandSpec = {
       await store?.close();
     }
   },
-};
+});
 
 /** `contrastive index <run> --data … --store … --queue redis://…`: jobs for `contrastive worker`s. */
-async function queueIndex(run: string, options: Record<string, OptionValue>): Promise<number> {
+async function queueIndex(
+  run: string,
+  options: Readonly<Record<string, OptionValue | undefined>>,
+): Promise<number> {
   const { ContrastiveError } = await import('../../errors.js');
   if (!options.store || options.out)
     throw new ContrastiveError(

@@ -1,8 +1,8 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 import { STORE_OPTION } from './store.js';
 
 /** `contrastive search catalogue.index --id 123 --within Clothes/Tops`. */
-export const searchCommand: CommandSpec = {
+export const searchCommand = defineCommand({
   name: 'search',
   summary:
     'Search an index by image, item id or vector; optionally inside a node of the tree, grouped by a level.',
@@ -38,7 +38,7 @@ export const searchCommand: CommandSpec = {
   ],
   async run({ positionals, options }) {
     const { ContrastiveError } = await import('../../errors.js');
-    const given = ['image', 'id', 'vector'].filter((name) => options[name] !== undefined);
+    const given = (['image', 'id', 'vector'] as const).filter((name) => options[name] !== undefined);
     if (given.length !== 1)
       throw new ContrastiveError(
         `contrastive search: give exactly one of --image, --id and --vector, but got ${given.length ? given.map((g) => `--${g}`).join(' and ') : 'none'}.`,
@@ -50,15 +50,15 @@ export const searchCommand: CommandSpec = {
       );
     if (options.store !== undefined) return searchStore(options);
     const { Catalogue } = await import('../../catalogue/catalogue.js');
-    await useBackend(options.backend as 'auto');
-    const catalogue = await Catalogue.open(positionals[0], { run: options.run as string | undefined });
+    await useBackend(options.backend);
+    const catalogue = await Catalogue.open(positionals[0], { run: options.run });
     const index = catalogue.index;
     const query =
       options.id !== undefined
-        ? { id: options.id as string }
+        ? { id: options.id }
         : options.vector !== undefined
           ? {
-              vector: (options.vector as string[]).map((text, i) => {
+              vector: options.vector.map((text, i) => {
                 const value = Number(text);
                 if (text.trim() === '' || !Number.isFinite(value))
                   throw new ContrastiveError(
@@ -70,10 +70,10 @@ export const searchCommand: CommandSpec = {
           : { image: options.image as string };
     const result = await catalogue
       .search(query, {
-        k: options.k as number,
-        within: options.within as string | undefined,
-        groupBy: options.groupBy as string | undefined,
-        groupSize: options.groupSize as number,
+        k: options.k,
+        within: options.within,
+        groupBy: options.groupBy,
+        groupSize: options.groupSize,
         approximate: options.exact ? false : undefined,
       })
       .finally(() => catalogue.dispose());
@@ -143,7 +143,7 @@ export const searchCommand: CommandSpec = {
     ];
     console.log(notes.join('; '));
   },
-};
+});
 
 /** `contrastive search --store …`: the same query flags, answered by the store (which says which plan ran). */
 async function searchStore(options: Record<string, import('../args.js').OptionValue>): Promise<number> {

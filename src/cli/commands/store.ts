@@ -1,24 +1,24 @@
-import type { CommandSpec, OptionSpec } from '../args.js';
+import { defineCommand, type OptionSpec } from '../args.js';
 
 /** `--store`, shared by the commands that read or write a store. */
-export const STORE_OPTION: OptionSpec = {
+export const STORE_OPTION = {
   name: 'store',
   type: 'string',
   doc: 'catalogue store: pglite:./catalogue.pg (embedded, one process) or postgres://user:password@host:5432/db (a server with pgvector and ltree)',
-};
+} as const satisfies OptionSpec;
 
 /** `--queue` and `--queue-name`, shared by `index --queue` and `worker`. */
-export const QUEUE_OPTIONS: readonly OptionSpec[] = [
+export const QUEUE_OPTIONS = [
   {
     name: 'queue',
     type: 'string',
     doc: 'BullMQ queue in Redis, e.g. redis://127.0.0.1:6379: index splits the catalogue into jobs there, workers take them',
   },
   { name: 'queueName', type: 'string', default: 'contrastive-index', doc: 'name of the queue in Redis' },
-];
+] as const satisfies readonly OptionSpec[];
 
 /** `contrastive store import catalogue.index --store pglite:./catalogue.pg`, `contrastive store info --store …`. */
-export const storeCommand: CommandSpec = {
+export const storeCommand = defineCommand({
   name: 'store',
   summary: 'Write an index file into a Postgres store (import), or describe a store (info).',
   positionals: [
@@ -26,7 +26,7 @@ export const storeCommand: CommandSpec = {
     { name: 'index', doc: 'index file written by contrastive index (for import)', optional: true },
   ],
   options: [
-    { ...STORE_OPTION, doc: `${STORE_OPTION.doc} (required)` },
+    { ...STORE_OPTION, doc: `${STORE_OPTION.doc} (required)` as string },
     {
       name: 'approximate',
       type: 'boolean',
@@ -42,7 +42,7 @@ export const storeCommand: CommandSpec = {
       throw new ContrastiveError(
         `contrastive store: the action must be import or info, but got ${JSON.stringify(action ?? '')}.`,
       );
-    const url = options.store as string | undefined;
+    const url = options.store;
     if (!url)
       throw new ContrastiveError(`contrastive store ${action}: --store is required (${STORE_OPTION.doc}).`);
     const { PostgresStore } = await import('../../store/postgresStore.js');
@@ -58,7 +58,7 @@ export const storeCommand: CommandSpec = {
       const started = performance.now();
       const written = index
         ? await store.write(index, {
-            approximate: options.approximate as boolean,
+            approximate: options.approximate,
             onProgress: progressLine('writing'),
           })
         : null;
@@ -87,4 +87,4 @@ export const storeCommand: CommandSpec = {
       await store.close();
     }
   },
-};
+});

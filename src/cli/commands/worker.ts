@@ -1,8 +1,8 @@
-import { BACKEND_OPTION, type CommandSpec } from '../args.js';
+import { BACKEND_OPTION, defineCommand } from '../args.js';
 import { QUEUE_OPTIONS, STORE_OPTION } from './store.js';
 
 /** `contrastive worker runs/x --queue redis://host:6379 --store postgres://…`. */
-export const workerCommand: CommandSpec = {
+export const workerCommand = defineCommand({
   name: 'worker',
   summary: 'Take embedding jobs from a queue (contrastive index --queue) and write the items into a store.',
   positionals: [{ name: 'run', doc: 'run folder of the model the jobs were queued for' }],
@@ -35,8 +35,8 @@ export const workerCommand: CommandSpec = {
     const { PostgresStore } = await import('../../store/postgresStore.js');
     const { runWorker } = await import('../../store/queue.js');
     const { redactUrl } = await import('../../store/sqlClient.js');
-    await useBackend(options.backend as 'auto');
-    const store = await PostgresStore.open(options.store as string);
+    await useBackend(options.backend);
+    const store = await PostgresStore.open(options.store);
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal);
@@ -47,14 +47,14 @@ export const workerCommand: CommandSpec = {
       try {
         if (schema) store.checkModel(encoder.identity, 'contrastive worker');
         const jobs = await runWorker(encoder, store, {
-          queue: options.queue as string,
-          queueName: options.queueName as string,
-          lockSeconds: options.lockSeconds as number,
-          exitWhenEmpty: options.exitWhenEmpty as boolean,
+          queue: options.queue,
+          queueName: options.queueName,
+          lockSeconds: options.lockSeconds,
+          exitWhenEmpty: options.exitWhenEmpty,
           signal: stop.signal,
           onReady: () =>
             console.error(
-              `worker: waiting for jobs on ${options.queueName} at ${redactUrl(options.queue as string)}`,
+              `worker: waiting for jobs on ${options.queueName} at ${redactUrl(options.queue ?? '')}`,
             ),
           onJob: (job) =>
             console.log(
@@ -74,4 +74,4 @@ export const workerCommand: CommandSpec = {
     }
     return 0;
   },
-};
+});
