@@ -23,6 +23,7 @@ import {
 } from '../search/predictPath.js';
 import { openIndexEncoder, type RunEncoder } from '../search/runModel.js';
 import type { EmbeddingsLike } from '../search/vectors.js';
+import { isStoreUrl } from '../store/sqlClient.js';
 import {
   type CatalogueCalibration,
   calibrateLeaveOneOut,
@@ -152,9 +153,13 @@ export class Catalogue {
     this.currentCalibration = calibration;
   }
 
-  /** Loads an index file (checksum verified) and, with `loadModel`, the model that made it. */
+  /**
+   * Loads an index file (checksum verified), or a whole store given by its URL (`pglite:<dir>`,
+   * `postgres://…`; it must be ready, not still being built), and, with `loadModel`, the model
+   * that made it (the one the file or store records, unless `run` is given).
+   */
   static async open(indexFile: string, options: CatalogueOptions = {}): Promise<Catalogue> {
-    const index = await EmbeddingIndex.load(indexFile);
+    const index = isStoreUrl(indexFile) ? await loadStore(indexFile) : await EmbeddingIndex.load(indexFile);
     try {
       const catalogue = Catalogue.fromIndex(index, options);
       if (options.loadModel) await catalogue.encoder();
@@ -433,5 +438,21 @@ export class Catalogue {
     this.encoderOpen?.then((encoder) => encoder.dispose()).catch(() => {});
     this.encoderOpen = null;
     this.index.dispose();
+  }
+}
+
+/** A ready store read whole into an index (the store is closed again before this resolves). */
+async function loadStore(url: string): Promise<EmbeddingIndex> {
+  const { PostgresStore } = await import('../store/postgresStore.js');
+  const store = await PostgresStore.open(url);
+  try {
+    const info = await store.info();
+    if (info && info.state !== 'ready')
+      throw new ContrastiveError(
+        `Catalogue.open: the store ${store.url} is still being built (${info.items} of ${info.expectedItems ?? '?'} items): finish the import or the workers (contrastive store import / contrastive worker) before using it.`,
+      );
+    return await store.loadIndex();
+  } finally {
+    await store.close();
   }
 }

@@ -13,4 +13,4 @@ export {
   type StoreSearchResult,
   type StoreWriteOptions,
 } from './postgresStore.js';
-export { parseStoreUrl, redactUrl } from './sqlClient.js';
+export { isStoreUrl, parseStoreUrl, redactUrl } from './sqlClient.js';

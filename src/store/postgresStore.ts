@@ -683,11 +683,17 @@ export class PostgresStore {
     };
   }
 
-  /** Reads the whole store into an in-memory {@link EmbeddingIndex} (for predict, dedupe, serve, eval). */
+  /**
+   * Reads the whole store into an in-memory {@link EmbeddingIndex} (for predict, dedupe, serve,
+   * eval), its items in id order: integer ids numerically first (the order `contrastive index`
+   * numbers a dataset's rows in, so the index equals the file `index --out` writes of the same
+   * data), then the others by code unit (as JavaScript sorts).
+   */
   async loadIndex(): Promise<EmbeddingIndex> {
     const schema = await this.requireSchema('PostgresStore.loadIndex');
     const rows = await this.client.query<ItemRow & { e: string }>(
-      `SELECT ${ITEM_COLUMNS}, embedding::text AS e FROM contrastive_items ORDER BY id`,
+      `SELECT ${ITEM_COLUMNS}, embedding::text AS e FROM contrastive_items
+       ORDER BY CASE WHEN id ~ '^[0-9]{1,15}$' THEN id::bigint END NULLS LAST, id COLLATE "C"`,
     );
     const vectors = new Float32Array(rows.length * schema.dim);
     rows.forEach((row, i) => {

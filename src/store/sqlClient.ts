@@ -24,6 +24,11 @@ export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
 }
 
+/** Whether `source` is a store URL (`pglite:…`, `postgres://…` or `postgresql://…`) rather than a file path. */
+export function isStoreUrl(source: string): boolean {
+  return typeof source === 'string' && /^(pglite:|postgres(ql)?:\/\/)/.test(source);
+}
+
 /** What a store URL names: `pglite:<dir>` (or `pglite:memory:`), or `postgres://…`. */
 export function parseStoreUrl(
   url: string,

@@ -5,7 +5,12 @@ export const dedupeCommand = defineCommand({
   name: 'dedupe',
   summary:
     'Find near-duplicate pairs and clusters in an index (threshold given, or calibrated from the labels).',
-  positionals: [{ name: 'index', doc: 'index file written by contrastive index' }],
+  positionals: [
+    {
+      name: 'index',
+      doc: 'index file written by contrastive index, or a store URL (pglite:./catalogue.pg, postgres://…)',
+    },
+  ],
   options: [
     {
       name: 'threshold',

@@ -6,7 +6,12 @@ export const predictCommand = defineCommand({
   name: 'predict',
   summary:
     'Place new items in the tree: a class and a calibrated confidence per level, stopping at the deepest confident level.',
-  positionals: [{ name: 'index', doc: 'index file written by contrastive index' }],
+  positionals: [
+    {
+      name: 'index',
+      doc: 'index file written by contrastive index, or a store URL (pglite:./catalogue.pg, postgres://…)',
+    },
+  ],
   options: [
     ...DATA_SOURCE_OPTIONS,
     {
@@ -63,7 +68,11 @@ export const predictCommand = defineCommand({
       default: false,
       doc: 'predict items that are also calibration items (same id or vector) with a warning instead of refusing',
     },
-    { name: 'run', type: 'string', doc: 'run folder of the model (default: the one recorded in the index)' },
+    {
+      name: 'run',
+      type: 'string',
+      doc: 'run folder of the model (default: the one recorded in the index or store)',
+    },
     { name: 'json', type: 'boolean', default: false, doc: 'print one JSON document instead of a table' },
     BACKEND_OPTION,
   ],

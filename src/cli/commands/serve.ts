@@ -5,7 +5,12 @@ export const serveCommand = defineCommand({
   name: 'serve',
   summary:
     'Serve an index over HTTP: /search, /predict, /items/:id, /health (JSON; batches concurrent queries).',
-  positionals: [{ name: 'index', doc: 'index file written by contrastive index' }],
+  positionals: [
+    {
+      name: 'index',
+      doc: 'index file written by contrastive index, or a store URL (pglite:./catalogue.pg, postgres://…)',
+    },
+  ],
   options: [
     {
       name: 'port',
@@ -24,7 +29,7 @@ export const serveCommand = defineCommand({
     {
       name: 'run',
       type: 'string',
-      doc: 'run folder of the model, for image queries (default: the one recorded in the index)',
+      doc: 'run folder of the model, for image queries (default: the one recorded in the index or store)',
     },
     {
       name: 'images',
