@@ -93,24 +93,17 @@ export const indexCommand = defineCommand({
       );
     // a store that cannot be reached fails now, not after the embedding
     const { PostgresStore } = await import('../../store/postgresStore.js');
-    const store = storeUrl ? await PostgresStore.open(storeUrl) : null;
     const { useBackend } = await import('../../engine/backend.js');
     const { buildIndex } = await import('../../catalogue/build.js');
     const { newClassRetrieval } = await import('../../catalogue/newClasses.js');
     const { formatLabelPath } = await import('../../hierarchy/labelPath.js');
-    await useBackend(options.backend);
-    let source: Awaited<ReturnType<typeof dataSource>>;
+    const store = storeUrl ? await PostgresStore.open(storeUrl) : null;
     try {
-      source = await dataSource('index', options);
-    } catch (error) {
-      await store?.close();
-      throw error;
-    }
-    const started = performance.now();
-    const quiet = options.json === true;
-    let index: Awaited<ReturnType<typeof buildIndex>>;
-    try {
-      index = await buildIndex(positionals[0], source.source, {
+      await useBackend(options.backend);
+      const source = await dataSource('index', options);
+      const started = performance.now();
+      const quiet = options.json === true;
+      const index = await buildIndex(positionals[0], source.source, {
         space: options.space,
         approximate: options.approximate,
         thumbnails: options.thumbnails,
@@ -119,70 +112,69 @@ export const indexCommand = defineCommand({
         onDecodeProgress: progressLine('index: decoding', quiet),
         onProgress: progressLine('index: embedding', quiet),
       });
-    } catch (error) {
-      await store?.close();
-      throw error;
-    }
-    try {
-      if (out) {
-        if (!quiet) process.stderr.write(`index: writing ${out}\n`);
-        await index.save(out);
-      }
-      if (store) await store.write(index, { onProgress: progressLine('index: writing to the store', quiet) });
-      const sep = index.tree.separator;
-      const leafLevel = index.tree.depth - 1;
-      const newClasses = index.unseenNodes
-        .filter((p) => p.length === index.tree.depth)
-        .map((p) => formatLabelPath(p, sep));
-      const report = options.report ? newClassRetrieval(index) : null;
-      let labelled = 0;
-      for (let row = 0; row < index.size; row++) if (index.leafAt(row) >= 0) labelled++;
-      const summary = {
-        out: out ?? null,
-        store: store?.url ?? null,
-        items: index.size,
-        labelled,
-        dim: index.dim,
-        space: index.space,
-        search: index.approximate ? 'approximate (HNSW) + exact' : 'exact',
-        model: index.model,
-        seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
-        newNodes: index.unseenNodes.map((p) => formatLabelPath(p, sep)),
-        report,
-      };
-      if (options.json) {
-        console.log(JSON.stringify(summary));
-        return;
-      }
-      console.log(
-        `indexed ${summary.items} items (${labelled} labelled) as ${summary.dim}-d ${summary.space} embeddings, ${summary.search} search, into ${[out, store?.url].filter(Boolean).join(' and ')} in ${summary.seconds} s`,
-      );
-      if (newClasses.length > 0)
-        console.log(
-          `${newClasses.length} ${index.tree.levelNames[leafLevel]} classes the run never saw in training (marked unseen in the index; search --within and --group-by cover them): ${newClasses.join(', ')}`,
-        );
-      if (options.report) {
-        if (!report) console.log('report: no items of classes unseen in training, nothing to report');
-        else {
-          const { formatTable } = await import('../table.js');
-          console.log(
-            `retrieval of the ${report.queries} items of the new classes against every other labelled item (leave-one-out):`,
-          );
-          console.log(
-            formatTable(
-              ['level', 'queries', 'P@1', 'mAP@R'],
-              report.levels.map((r) => [
-                r.levelName,
-                String(r.numQueries),
-                `${(100 * r.precisionAt1).toFixed(1)}%`,
-                `${(100 * r.mapAtR).toFixed(1)}%`,
-              ]),
-            ),
-          );
+      try {
+        if (out) {
+          if (!quiet) process.stderr.write(`index: writing ${out}\n`);
+          await index.save(out);
         }
+        if (store)
+          await store.write(index, { onProgress: progressLine('index: writing to the store', quiet) });
+        const sep = index.tree.separator;
+        const leafLevel = index.tree.depth - 1;
+        const newClasses = index.unseenNodes
+          .filter((p) => p.length === index.tree.depth)
+          .map((p) => formatLabelPath(p, sep));
+        const report = options.report ? newClassRetrieval(index) : null;
+        let labelled = 0;
+        for (let row = 0; row < index.size; row++) if (index.leafAt(row) >= 0) labelled++;
+        const summary = {
+          out: out ?? null,
+          store: store?.url ?? null,
+          items: index.size,
+          labelled,
+          dim: index.dim,
+          space: index.space,
+          search: index.approximate ? 'approximate (HNSW) + exact' : 'exact',
+          model: index.model,
+          seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
+          newNodes: index.unseenNodes.map((p) => formatLabelPath(p, sep)),
+          report,
+        };
+        if (options.json) {
+          console.log(JSON.stringify(summary));
+          return;
+        }
+        console.log(
+          `indexed ${summary.items} items (${labelled} labelled) as ${summary.dim}-d ${summary.space} embeddings, ${summary.search} search, into ${[out, store?.url].filter(Boolean).join(' and ')} in ${summary.seconds} s`,
+        );
+        if (newClasses.length > 0)
+          console.log(
+            `${newClasses.length} ${index.tree.levelNames[leafLevel]} classes the run never saw in training (marked unseen in the index; search --within and --group-by cover them): ${newClasses.join(', ')}`,
+          );
+        if (options.report) {
+          if (!report) console.log('report: no items of classes unseen in training, nothing to report');
+          else {
+            const { formatTable } = await import('../table.js');
+            console.log(
+              `retrieval of the ${report.queries} items of the new classes against every other labelled item (leave-one-out):`,
+            );
+            console.log(
+              formatTable(
+                ['level', 'queries', 'P@1', 'mAP@R'],
+                report.levels.map((r) => [
+                  r.levelName,
+                  String(r.numQueries),
+                  `${(100 * r.precisionAt1).toFixed(1)}%`,
+                  `${(100 * r.mapAtR).toFixed(1)}%`,
+                ]),
+              ),
+            );
+          }
+        }
+      } finally {
+        index.dispose();
       }
     } finally {
-      index.dispose();
       await store?.close();
     }
   },
