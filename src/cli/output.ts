@@ -47,3 +47,23 @@ async function makeFolder(path: string): Promise<void> {
     throw error;
   }
 }
+
+/**
+ * Progress on stderr: one line redrawn on a terminal; when stderr is a file or a pipe (a log, a
+ * CI job), a plain line at every tenth so a long run is never silent. `quiet` (--json) prints
+ * nothing.
+ */
+export function progressLine(what: string, quiet = false): (done: number, total: number) => void {
+  let shown = -1;
+  return (done, total) => {
+    if (quiet) return;
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
+      return;
+    }
+    const tenth = Math.floor((10 * done) / Math.max(1, total));
+    if (tenth === shown) return;
+    shown = tenth;
+    process.stderr.write(`${what} ${done}/${total}\n`);
+  };
+}

@@ -1,5 +1,6 @@
 import { BACKEND_OPTION, defineCommand } from '../args.js';
-import { DATA_SOURCE_OPTIONS, dataSource, progressLine } from './index.js';
+import { progressLine } from '../output.js';
+import { DATA_SOURCE_OPTIONS, dataSource } from './index.js';
 
 /**
  * `contrastive embed runs/x --out emb.npy`: embeddings of the run's own split (`--split`), or of any

@@ -1,5 +1,6 @@
 import { DATA_SOURCE_OPTIONS } from '../../data/sources.js';
 import { BACKEND_OPTION, defineCommand, type OptionValue } from '../args.js';
+import { progressLine } from '../output.js';
 import { QUEUE_OPTIONS, STORE_OPTION } from './store.js';
 
 /** The `--data` block (declared once in `data/sources.ts`), shared by `index`, `predict` and `embed --data`. */
@@ -12,26 +13,6 @@ export async function dataSource(
 ) {
   const { dataSourceOptions } = await import('../../data/sources.js');
   return dataSourceOptions(`contrastive ${command}`, options);
-}
-
-/**
- * Progress on stderr: one line redrawn on a terminal; when stderr is a file or a pipe (a log, a
- * CI job), a plain line at every tenth so a long run is never silent. `quiet` (--json) prints
- * nothing.
- */
-export function progressLine(what: string, quiet = false): (done: number, total: number) => void {
-  let shown = -1;
-  return (done, total) => {
-    if (quiet) return;
-    if (process.stderr.isTTY) {
-      process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
-      return;
-    }
-    const tenth = Math.floor((10 * done) / Math.max(1, total));
-    if (tenth === shown) return;
-    shown = tenth;
-    process.stderr.write(`${what} ${done}/${total}\n`);
-  };
 }
 
 /** `contrastive index runs/x --data catalogue/ --out catalogue.index`. */

@@ -1,5 +1,6 @@
 import { BACKEND_OPTION, defineCommand } from '../args.js';
-import { DATA_SOURCE_OPTIONS, dataSource, progressLine } from './index.js';
+import { progressLine } from '../output.js';
+import { DATA_SOURCE_OPTIONS, dataSource } from './index.js';
 
 /** `contrastive predict catalogue.index --data new-items/ --out preds.csv`. */
 export const predictCommand = defineCommand({

@@ -46,7 +46,7 @@ export const storeCommand = defineCommand({
     if (!url)
       throw new ContrastiveError(`contrastive store ${action}: --store is required (${STORE_OPTION.doc}).`);
     const { PostgresStore } = await import('../../store/postgresStore.js');
-    const { progressLine } = await import('./index.js');
+    const { progressLine } = await import('../output.js');
     if (action === 'import' && !indexPath)
       throw new ContrastiveError(
         'contrastive store import: give the index file to import (contrastive store import catalogue.index --store …).',
